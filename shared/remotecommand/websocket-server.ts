@@ -1,0 +1,199 @@
+/**
+ * The server end of a remotecommand session over WebSocket: what the CRI streaming server speaks
+ * (and, later, the apiserver's StreamTranslator).
+ *
+ * Mirrors apimachinery `pkg/util/wsstream/conn.go` (handshake, channel routing, the empty "ready"
+ * message) and kubelet `pkg/kubelet/cri/streaming/remotecommand/websocket.go` (which channels
+ * exist for which options). The WebSocket itself is the `ws` package's; we add the channels.
+ *
+ * Deliberately stricter than wsstream: a malformed message (unknown channel, bad base64, a CLOSE of
+ * the wrong length, an unparseable resize) ends the session with close code 1002 and the reason,
+ * where upstream logs and drops it; a session that cannot be trusted is not kept.
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import { Readable, Writable, type Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { failureStatus, writeStatusToSocket, type Status } from '../status.js';
+import {
+  decodeMessage,
+  decodeResize,
+  encodeMessage,
+  RemoteCommandError,
+  type TerminalSize,
+} from './codec.js';
+import { encodeStatus } from './exit-status.js';
+import { Channel, negotiateProtocol, protocolByName, type ChannelProtocol } from './protocol.js';
+
+export interface StreamOptions {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  tty: boolean;
+}
+
+/** Largest message a client may send (stdin chunks, resize); ws closes with 1009 beyond it. */
+export const MAX_CLIENT_MESSAGE_BYTES = 4 * 1024 * 1024;
+const WRITE_HIGH_WATER = 64 * 1024;
+
+// One server object for every handshake: noServer, so the HTTP server routes upgrades itself.
+const wss = new WebSocketServer({
+  noServer: true,
+  maxPayload: MAX_CLIENT_MESSAGE_BYTES,
+  perMessageDeflate: false,
+  clientTracking: false,
+  handleProtocols: (offered) => negotiateProtocol(offered) ?? false,
+});
+
+/**
+ * Completes the WebSocket handshake for a remotecommand session. On a request that is not a
+ * WebSocket handshake, or offers no channel protocol we speak, it answers with a Status and
+ * closes the connection, and returns undefined.
+ */
+export function acceptChannelSession(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  streams: StreamOptions,
+): ChannelServerSession | undefined {
+  const refuse = (message: string): undefined => {
+    writeStatusToSocket(socket, failureStatus(400, message));
+    return undefined;
+  };
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+    return refuse(
+      `unable to upgrade: expected a websocket upgrade, got ${JSON.stringify(req.headers.upgrade)}`,
+    );
+  }
+  const offered = (req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  if (offered.length > 0 && negotiateProtocol(offered) === undefined) {
+    return refuse(`unable to upgrade: unable to match client requested protocol ${JSON.stringify(offered)}`);
+  }
+  let session: ChannelServerSession | undefined;
+  // With no verifyClient, ws completes the handshake synchronously.
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    session = new ChannelServerSession(ws, protocolByName(ws.protocol)!, streams);
+  });
+  return session;
+}
+
+interface SessionEvents {
+  resize: [size: TerminalSize];
+  /** The connection is gone (client left, finish() done, protocol error, shutdown). */
+  close: [];
+  /** A malformed message from the client; the session is closing. */
+  protocolError: [err: RemoteCommandError];
+}
+
+export class ChannelServerSession extends EventEmitter<SessionEvents> {
+  readonly stdin: Readable | null;
+  readonly stdout: Writable | null;
+  readonly stderr: Writable | null;
+  private closed = false;
+  private finishing: Promise<void> | undefined;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly protocol: ChannelProtocol,
+    readonly streams: StreamOptions,
+  ) {
+    super();
+    this.stdin = streams.stdin
+      ? new Readable({ highWaterMark: WRITE_HIGH_WATER, read: () => this.ws.resume() })
+      : null;
+    this.stdout = streams.stdout ? this.channelWriter(Channel.Stdout) : null;
+    // A terminal merges stderr into stdout (upstream drops stderr when tty is set).
+    this.stderr = streams.stderr && !streams.tty ? this.channelWriter(Channel.Stderr) : null;
+
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => {
+      this.closed = true;
+      this.stdin?.push(null);
+      this.stdout?.destroy();
+      this.stderr?.destroy();
+      this.emit('close');
+    });
+    // The "ready" signal: an empty message on the first channel the server writes to.
+    const first = this.stdout ? Channel.Stdout : this.stderr ? Channel.Stderr : Channel.Error;
+    this.send(first, Buffer.alloc(0));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Ends the session: lets stdout and stderr drain, writes the Status on the error channel, and
+   * closes the WebSocket normally. Resolves once the connection is closed.
+   */
+  finish(status: Status): Promise<void> {
+    this.finishing ??= (async () => {
+      await Promise.all([endWritable(this.stdout), endWritable(this.stderr)]);
+      const bytes = encodeStatus(this.protocol, status);
+      if (bytes) await this.send(Channel.Error, bytes);
+      await this.close(1000, '');
+    })();
+    return this.finishing;
+  }
+
+  /** Closes at once (client gone, protocol error, shutdown); resolves when closed. */
+  close(code = 1000, reason = ''): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.once('close', resolve));
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(code, reason.slice(0, 120));
+    else this.ws.terminate();
+    return done;
+  }
+
+  private send(channel: number, payload: Buffer): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.closed || this.ws.readyState !== this.ws.OPEN) return resolve();
+      this.ws.send(encodeMessage(this.protocol, channel, payload), () => resolve());
+    });
+  }
+
+  private channelWriter(channel: number): Writable {
+    return new Writable({
+      highWaterMark: WRITE_HIGH_WATER,
+      // The callback fires once ws has written the frame to the socket: that is the backpressure.
+      write: (chunk: Buffer, _enc, cb) => void this.send(channel, chunk).then(() => cb()),
+    });
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    try {
+      const msg = decodeMessage(this.protocol, data, isBinary);
+      if (msg.kind === 'close') {
+        if (msg.channel === Channel.Stdin) this.stdin?.push(null);
+        return;
+      }
+      if (msg.channel === Channel.Stdin) {
+        if (this.stdin && !this.stdin.readableEnded && !this.stdin.push(msg.payload)) this.ws.pause();
+      } else if (msg.channel === Channel.Resize) {
+        if (this.protocol.version >= 3 && this.streams.tty) this.emit('resize', decodeResize(msg.payload));
+      } else {
+        throw new RemoteCommandError(
+          'UNKNOWN_CHANNEL',
+          `channel ${msg.channel} cannot be written by a client`,
+        );
+      }
+    } catch (err) {
+      if (!(err instanceof RemoteCommandError)) throw err;
+      this.emit('protocolError', err);
+      void this.close(1002, err.message);
+    }
+  }
+}
+
+function endWritable(w: Writable | null): Promise<void> {
+  if (!w || w.destroyed || w.writableFinished) return Promise.resolve();
+  return new Promise((resolve) => {
+    w.once('finish', resolve);
+    w.once('close', resolve);
+    w.end();
+  });
+}

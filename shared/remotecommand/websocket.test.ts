@@ -1,0 +1,187 @@
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { once } from 'node:events';
+import { PassThrough, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import WebSocket from 'ws';
+import { closeServer, listen } from '../test-support/loopback.js';
+import { exitStatus } from './exit-status.js';
+import { SERVER_PROTOCOLS } from './protocol.js';
+import { acceptChannelSession, type ChannelServerSession } from './websocket-server.js';
+import { ChannelClientError, runChannelClient } from './websocket-client.js';
+
+type Program = (s: ChannelServerSession, query: URLSearchParams) => Promise<void> | void;
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+/** An HTTP server whose every upgrade becomes a channel session running `program`. */
+async function server(program: Program): Promise<{ url: string; sessions: ChannelServerSession[] }> {
+  const sessions: ChannelServerSession[] = [];
+  const srv = http.createServer();
+  srv.on('upgrade', (req, socket, head) => {
+    const q = new URL(req.url!, 'http://x').searchParams;
+    const s = acceptChannelSession(req, socket, head, {
+      stdin: q.get('input') === '1',
+      stdout: true,
+      stderr: true,
+      tty: q.get('tty') === '1',
+    });
+    if (!s) return;
+    sessions.push(s);
+    void program(s, q);
+  });
+  const port = await listen(srv);
+  cleanups.push(() => closeServer(srv));
+  return { url: `ws://127.0.0.1:${port}/exec`, sessions };
+}
+
+/** Echoes stdin to stdout, then exits with ?code=. */
+const cat: Program = async (s, q) => {
+  await pipeline(s.stdin!, s.stdout!, { end: false });
+  await s.finish(exitStatus(Number(q.get('code') ?? 0)));
+};
+
+function sink(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  return { stream, text: () => Buffer.concat(chunks).toString() };
+}
+
+describe('remotecommand over WebSocket', () => {
+  it('runs a v5 session: stdin closed with CLOSE, output, exit code from the Status', async () => {
+    const { url } = await server(cat);
+    const out = sink();
+    const res = await runChannelClient({
+      url: `${url}?input=1&code=3`,
+      stdin: Readable.from([Buffer.from('hello '), Buffer.from('world')]),
+      stdout: out.stream,
+    });
+    expect(res.protocol).toBe('v5.channel.k8s.io');
+    expect(out.text()).toBe('hello world');
+    expect(res.exitCode).toBe(3);
+    expect(res.status).toMatchObject({ reason: 'NonZeroExitCode' });
+  });
+
+  it('carries 16 MiB of stdin and back intact', async () => {
+    const { url } = await server(cat);
+    const data = randomBytes(16 * 1024 * 1024);
+    const hash = createHash('sha256');
+    const stdout = new PassThrough();
+    stdout.on('data', (c: Buffer) => hash.update(c));
+    const chunks = Array.from({ length: 256 }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
+    const res = await runChannelClient({ url: `${url}?input=1`, stdin: Readable.from(chunks), stdout });
+    expect(res.exitCode).toBe(0);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+
+  it.each(SERVER_PROTOCOLS.filter((p) => p !== 'v5.channel.k8s.io'))(
+    'speaks %s: stdout, stderr and the exit status',
+    async (protocol) => {
+      const { url } = await server(async (s) => {
+        s.stdout!.write('to stdout');
+        s.stderr!.write('to stderr');
+        await s.finish(exitStatus(protocol.startsWith('v4') ? 4 : 0));
+      });
+      const out = sink();
+      const err = sink();
+      const res = await runChannelClient({
+        url,
+        protocols: [protocol],
+        stdout: out.stream,
+        stderr: err.stream,
+      });
+      expect(res.protocol).toBe(protocol);
+      expect(out.text()).toBe('to stdout');
+      expect(err.text()).toBe('to stderr');
+      expect(res.exitCode).toBe(protocol.startsWith('v4') ? 4 : 0);
+    },
+  );
+
+  it('sends the empty ready message first, on stdout', async () => {
+    const { url } = await server((s) => void s.finish(exitStatus(0)));
+    const ws = new WebSocket(url, ['v4.channel.k8s.io']);
+    const [first] = (await once(ws, 'message')) as [Buffer];
+    expect(first).toEqual(Buffer.from([1]));
+    await once(ws, 'close');
+  });
+
+  it('delivers resize messages only for a terminal', async () => {
+    const sizes: unknown[] = [];
+    const { url } = await server(async (s) => {
+      s.on('resize', (size) => {
+        sizes.push(size);
+        if (sizes.length === 2) void s.finish(exitStatus(0));
+      });
+    });
+    const res = await runChannelClient({
+      url: `${url}?tty=1`,
+      tty: true,
+      resize: (send) => {
+        send({ width: 80, height: 24 });
+        send({ width: 132, height: 50 });
+        return () => {};
+      },
+    });
+    expect(res.exitCode).toBe(0);
+    expect(sizes).toEqual([
+      { width: 80, height: 24 },
+      { width: 132, height: 50 },
+    ]);
+  });
+
+  it.each([
+    ['an unknown channel', Buffer.from([9, 1, 2])],
+    ['a CLOSE of the wrong length', Buffer.from([255, 0, 0])],
+    ['an empty message', Buffer.alloc(0)],
+  ])('closes the session with 1002 on %s', async (_name, bad) => {
+    const errors: string[] = [];
+    let serverClosed: Promise<unknown> = Promise.resolve();
+    const { url } = await server((s) => {
+      s.on('protocolError', (e) => errors.push(e.code));
+      serverClosed = once(s, 'close');
+    });
+    const ws = new WebSocket(url, ['v5.channel.k8s.io']);
+    await once(ws, 'open');
+    ws.send(bad);
+    const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
+    expect(code).toBe(1002);
+    expect(reason.toString()).not.toBe('');
+    expect(errors).toHaveLength(1);
+    await serverClosed; // the program hears of it, so it can kill its process
+  });
+
+  it('refuses a handshake with no protocol in common with a 400 Status', async () => {
+    const { url, sessions } = await server(cat);
+    const err = await runChannelClient({ url, protocols: ['v9.channel.k8s.io'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChannelClientError);
+    expect((err as ChannelClientError).httpCode).toBe(400);
+    expect((err as ChannelClientError).status.message).toMatch(/unable to match client requested protocol/);
+    expect(sessions).toHaveLength(0);
+  });
+
+  it('reports a connection lost mid-command as an error, not as success', async () => {
+    const { url } = await server((s) => {
+      s.stdout!.write('partial', () => (s as unknown as { ws: WebSocket }).ws.terminate());
+    });
+    const out = sink();
+    await expect(runChannelClient({ url, stdout: out.stream })).rejects.toThrow(
+      /connection closed before the command finished/,
+    );
+    expect(out.text()).toBe('partial');
+  });
+
+  it('tells the program when the client goes away', async () => {
+    let session: ChannelServerSession | undefined;
+    const { url } = await server((s) => void (session = s));
+    const ws = new WebSocket(url, ['v5.channel.k8s.io']);
+    await once(ws, 'message');
+    const closed = once(session!, 'close');
+    ws.terminate();
+    await closed;
+    expect(session!.isClosed).toBe(true);
+  });
+});
