@@ -1,0 +1,83 @@
+/**
+ * `cri-shim`: the lab's container runtime process (see docs/wiring.md).
+ *
+ *   node dist/cri-shim/main.js --listen unix:///tmp/lab/cri.sock --root /tmp/lab/cri
+ *
+ * Prints `READY {"service":"cri-shim","endpoint":…,"streamingUrl":…}` on stdout once the CRI and
+ * streaming servers both listen; logs go to stderr. SIGTERM/SIGINT kill every container process
+ * group, remove the socket and exit 0.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { startCriShim } from './server.js';
+import type { IsolationRequest } from './isolation.js';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('expected a port number 0-65535');
+  return n;
+}
+
+const program = new Command('cri-shim')
+  .description('kexec-lab CRI runtime: pod sandboxes and containers as isolated process trees, CRI over gRPC')
+  .option(
+    '--listen <endpoint>',
+    'CRI gRPC endpoint: unix:///path or tcp://host:port',
+    'unix:///tmp/kexec-lab/cri-shim.sock',
+  )
+  .option('--streaming-address <address>', 'bind address of the streaming server', '127.0.0.1')
+  .option('--streaming-port <port>', 'streaming server port (0 = any free port)', port, 0)
+  .option(
+    '--root <dir>',
+    'state directory: sandboxes, container filesystems, logs',
+    '/tmp/kexec-lab/cri-shim',
+  )
+  .option('--images <dir>', 'image templates directory (default: cri-shim/images in the package)')
+  .addOption(
+    new Option('--isolation <mode>', 'process isolation: bubblewrap, none, or bwrap when it works')
+      .choices(['auto', 'bwrap', 'none'])
+      .default('auto'),
+  );
+
+async function main(): Promise<void> {
+  program.parse();
+  const o = program.opts<{
+    listen: string;
+    streamingAddress: string;
+    streamingPort: number;
+    root: string;
+    images?: string;
+    isolation: IsolationRequest;
+  }>();
+  const shim = await startCriShim({
+    listen: o.listen,
+    streamingAddress: o.streamingAddress,
+    streamingPort: o.streamingPort,
+    root: o.root,
+    images: o.images,
+    isolation: o.isolation,
+  });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`cri-shim: ${signal}: stopping all containers\n`);
+    shim.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`cri-shim: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.stdout.write(
+    `READY ${JSON.stringify({ service: 'cri-shim', endpoint: shim.endpoint, streamingUrl: shim.streamingUrl })}\n`,
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`cri-shim: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

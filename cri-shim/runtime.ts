@@ -1,0 +1,340 @@
+/**
+ * The container runtime proper: pod sandboxes and containers as process environments with their
+ * own filesystem directories, and the process lifecycle behind the CRI calls.
+ *
+ * Plays containerd's CRI plugin `sbserver`/`server` (container_create.go, container_start.go,
+ * container_stop.go, sandbox_remove.go …) with isolation from `isolation.ts` in place of runc.
+ * Differences, on purpose: a sandbox has no pause process or network namespace (its hostname is
+ * applied to every container process); state lives in memory (a restarted shim starts empty);
+ * the main process's output is appended raw to `<root>/containers/<id>/container.log`.
+ *
+ * Layout under `--root`: `sandboxes/<id>/`, `containers/<id>/{root,tmp,var,container.log}`.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
+import type * as T from '../shared/cri/types.js';
+import { CriError } from './errors.js';
+import type { ImageConfig, ImageStore } from './images.js';
+import { processSpec, resolveExecutable, type ContainerView, type IsolationMode } from './isolation.js';
+import { exitCodeOf, exited, killGroup, spawnGroup } from './process-group.js';
+
+const nowNs = (): number => Date.now() * 1e6;
+const newId = (): string => randomBytes(32).toString('hex');
+
+export interface Sandbox {
+  id: string;
+  metadata: T.PodSandboxMetadata;
+  hostname: string;
+  labels: T.Labels;
+  annotations: T.Labels;
+  logDirectory: string;
+  runtimeHandler: string;
+  state: T.PodSandboxState;
+  createdAt: number;
+  dir: string;
+  containers: Set<string>;
+}
+
+export interface Container {
+  id: string;
+  sandboxId: string;
+  metadata: T.ContainerMetadata;
+  imageRef: string;
+  image: ImageConfig;
+  labels: T.Labels;
+  annotations: T.Labels;
+  logPath: string;
+  argv: string[];
+  stdin: boolean;
+  tty: boolean;
+  view: ContainerView;
+  dir: string;
+  state: T.ContainerState;
+  createdAt: number;
+  startedAt: number;
+  finishedAt: number;
+  exitCode: number;
+  reason: string;
+  message: string;
+  main?: ChildProcess;
+  /** Resolves once the main process has exited and its state is recorded. */
+  mainDone?: Promise<void>;
+  /** Exec processes still running in this container. */
+  execs: Set<ChildProcess>;
+  /** Emits 'output' (stream: 'stdout' | 'stderr', chunk) from the main process, and 'exit'. */
+  events: EventEmitter;
+}
+
+export interface RuntimeOptions {
+  root: string;
+  images: ImageStore;
+  isolation: IsolationMode;
+  log: (line: string) => void;
+}
+
+export class ContainerRuntime {
+  readonly sandboxes = new Map<string, Sandbox>();
+  readonly containers = new Map<string, Container>();
+
+  constructor(readonly opts: RuntimeOptions) {
+    fs.mkdirSync(path.join(opts.root, 'sandboxes'), { recursive: true });
+    fs.mkdirSync(path.join(opts.root, 'containers'), { recursive: true });
+  }
+
+  // ---- sandboxes ----
+
+  runPodSandbox(config: T.PodSandboxConfig | null, runtimeHandler = ''): Sandbox {
+    const md = config?.metadata;
+    if (!config || !md?.name) throw CriError.invalid('sandbox config must have metadata.name');
+    const id = newId();
+    const dir = path.join(this.opts.root, 'sandboxes', id);
+    fs.mkdirSync(dir, { recursive: true });
+    const sb: Sandbox = {
+      id,
+      metadata: { name: md.name, uid: md.uid ?? '', namespace: md.namespace ?? '', attempt: md.attempt ?? 0 },
+      hostname: config.hostname || md.name,
+      labels: { ...(config.labels ?? {}) },
+      annotations: { ...(config.annotations ?? {}) },
+      logDirectory: config.log_directory ?? '',
+      runtimeHandler,
+      state: 'SANDBOX_READY',
+      createdAt: nowNs(),
+      dir,
+      containers: new Set(),
+    };
+    fs.writeFileSync(
+      path.join(dir, 'sandbox.json'),
+      JSON.stringify({ id, metadata: sb.metadata, hostname: sb.hostname }),
+    );
+    this.sandboxes.set(id, sb);
+    this.opts.log(`sandbox ${short(id)} ${sb.metadata.namespace}/${sb.metadata.name} ready`);
+    return sb;
+  }
+
+  sandbox(id: string): Sandbox {
+    const sb = this.sandboxes.get(id);
+    if (!sb)
+      throw CriError.notFound(
+        `an error occurred when try to find sandbox: not found: sandbox ${JSON.stringify(id)}`,
+      );
+    return sb;
+  }
+
+  /** Stops every container of the sandbox (idempotent); the sandbox becomes NOTREADY. */
+  async stopPodSandbox(id: string): Promise<void> {
+    const sb = this.sandbox(id);
+    await Promise.all([...sb.containers].map((cid) => this.stopContainer(cid, 0)));
+    sb.state = 'SANDBOX_NOTREADY';
+  }
+
+  /** Kills and removes everything of the sandbox; removing an unknown sandbox is not an error (CRI). */
+  async removePodSandbox(id: string): Promise<void> {
+    const sb = this.sandboxes.get(id);
+    if (!sb) return;
+    await Promise.all([...sb.containers].map((cid) => this.removeContainer(cid)));
+    sb.state = 'SANDBOX_NOTREADY';
+    this.sandboxes.delete(id);
+    fs.rmSync(sb.dir, { recursive: true, force: true });
+    this.opts.log(`sandbox ${short(id)} removed`);
+  }
+
+  // ---- containers ----
+
+  createContainer(sandboxId: string, config: T.ContainerConfig | null): Container {
+    const sb = this.sandbox(sandboxId);
+    if (sb.state !== 'SANDBOX_READY') throw CriError.precondition(`sandbox ${short(sandboxId)} is not ready`);
+    if (!config?.metadata?.name) throw CriError.invalid('container config must have metadata.name');
+    const imageRef = config.image?.user_specified_image || config.image?.image || '';
+    if (!imageRef) throw CriError.invalid('container config must name an image');
+    const image = this.opts.images.resolve(imageRef);
+    const id = newId();
+    const dir = path.join(this.opts.root, 'containers', id);
+    const dirs = { root: path.join(dir, 'root'), tmp: path.join(dir, 'tmp'), var: path.join(dir, 'var') };
+    const command = config.command ?? [];
+    const args = config.args ?? [];
+    const argv = command.length ? [...command, ...args] : args.length ? args : image.command;
+    const env = { ...image.env };
+    for (const kv of config.envs ?? []) if (kv.key) env[kv.key] = kv.value ?? '';
+    try {
+      this.opts.images.seed(image, dirs);
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw CriError.internal(`failed to create container filesystem: ${(err as Error).message}`);
+    }
+    const c: Container = {
+      id,
+      sandboxId,
+      metadata: { name: config.metadata.name, attempt: config.metadata.attempt ?? 0 },
+      imageRef,
+      image,
+      labels: { ...(config.labels ?? {}) },
+      annotations: { ...(config.annotations ?? {}) },
+      logPath: path.join(dir, 'container.log'),
+      argv,
+      stdin: !!config.stdin,
+      tty: !!config.tty,
+      view: { hostname: sb.hostname, dirs, env, workingDir: config.working_dir || image.workingDir },
+      dir,
+      state: 'CONTAINER_CREATED',
+      createdAt: nowNs(),
+      startedAt: 0,
+      finishedAt: 0,
+      exitCode: 0,
+      reason: '',
+      message: '',
+      execs: new Set(),
+      events: new EventEmitter(),
+    };
+    this.containers.set(id, c);
+    sb.containers.add(id);
+    this.opts.log(
+      `container ${short(id)} ${c.metadata.name} created in sandbox ${short(sandboxId)} (image ${image.name})`,
+    );
+    return c;
+  }
+
+  container(id: string): Container {
+    const c = this.containers.get(id);
+    if (!c)
+      throw CriError.notFound(
+        `an error occurred when try to find container ${JSON.stringify(id)}: not found`,
+      );
+    return c;
+  }
+
+  startContainer(id: string): void {
+    const c = this.container(id);
+    if (c.state !== 'CONTAINER_CREATED') {
+      throw CriError.precondition(`container ${short(id)} is in ${c.state} state, not CONTAINER_CREATED`);
+    }
+    const fail = (message: string): never => {
+      Object.assign(c, { state: 'CONTAINER_EXITED', exitCode: 128, reason: 'StartError', message });
+      c.finishedAt = nowNs();
+      throw CriError.internal(`failed to start container ${short(id)}: ${message}`);
+    };
+    if (!resolveExecutable(this.opts.isolation, c.view, c.argv[0]!)) {
+      fail(`exec: ${JSON.stringify(c.argv[0])}: executable file not found in $PATH`);
+    }
+    const log = fs.openSync(c.logPath, 'a');
+    const child = spawnGroup(processSpec(this.opts.isolation, c.view, c.argv), [
+      c.stdin ? 'pipe' : 'ignore',
+      'pipe',
+      'pipe',
+    ]);
+    c.main = child;
+    c.mainDone = new Promise((resolve) => c.events.once('exit', () => resolve()));
+    c.state = 'CONTAINER_RUNNING';
+    c.startedAt = nowNs();
+    for (const name of ['stdout', 'stderr'] as const) {
+      child[name]?.on('data', (chunk: Buffer) => {
+        fs.writeSync(log, chunk);
+        c.events.emit('output', name, chunk);
+      });
+    }
+    child.stdin?.on('error', () => {});
+    let done = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null, err?: Error): void => {
+      if (done) return;
+      done = true;
+      fs.closeSync(log);
+      c.exitCode = err ? 128 : exitCodeOf(code, signal);
+      c.reason = err ? 'StartError' : c.exitCode === 0 ? 'Completed' : 'Error';
+      c.message = err?.message ?? '';
+      c.state = 'CONTAINER_EXITED';
+      c.finishedAt = nowNs();
+      c.main = undefined;
+      this.opts.log(`container ${short(id)} exited with ${c.exitCode}${err ? `: ${err.message}` : ''}`);
+      c.events.emit('exit', c.exitCode);
+    };
+    // The container is its process tree: when the main process ends, whatever it left behind in
+    // its group goes too (bwrap's PID namespace does this by itself; `none` needs the kill).
+    child.once('exit', () => killGroup(child.pid));
+    child.once('close', (code, signal) => finish(code, signal));
+    child.once('error', (err) => {
+      if (child.pid === undefined) finish(null, null, err);
+    });
+    this.opts.log(`container ${short(id)} started: pid ${child.pid} ${JSON.stringify(c.argv)}`);
+  }
+
+  /**
+   * SIGTERM, then SIGKILL after `timeoutSec` (at once for 0), to the main process group and every
+   * exec of the container. Idempotent; resolves when they are gone.
+   */
+  async stopContainer(id: string, timeoutSec: number): Promise<void> {
+    const c = this.container(id);
+    const procs = [...(c.main ? [c.main] : []), ...c.execs];
+    if (procs.length === 0) {
+      if (c.state === 'CONTAINER_CREATED') {
+        Object.assign(c, { state: 'CONTAINER_EXITED', finishedAt: nowNs(), exitCode: 0, reason: 'Stopped' });
+      }
+      return;
+    }
+    const gone = Promise.all([...(c.mainDone ? [c.mainDone] : []), ...[...c.execs].map((p) => exited(p))]);
+    if (timeoutSec > 0) {
+      for (const p of procs) killGroup(p.pid, 'SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutSec * 1000)));
+      const late = await Promise.race([gone.then(() => false), timedOut]);
+      clearTimeout(timer);
+      if (!late) return;
+    }
+    for (const p of procs) killGroup(p.pid, 'SIGKILL');
+    await gone;
+  }
+
+  /** Kills what still runs and deletes the container and its directories (idempotent). */
+  async removeContainer(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c) return;
+    await this.stopContainer(id, 0);
+    this.containers.delete(id);
+    this.sandboxes.get(c.sandboxId)?.containers.delete(id);
+    fs.rmSync(c.dir, { recursive: true, force: true });
+    this.opts.log(`container ${short(id)} removed`);
+  }
+
+  /** The running container for an exec or attach; FAILED_PRECONDITION when it is not running. */
+  runningContainer(id: string): Container {
+    const c = this.container(id);
+    if (c.state !== 'CONTAINER_RUNNING') {
+      const state = c.state.replace('CONTAINER_', '').toLowerCase();
+      throw CriError.precondition(
+        `container ${short(id)} (${c.metadata.name}) is not running (state: ${state})`,
+      );
+    }
+    return c;
+  }
+
+  /**
+   * Starts `argv` inside a running container as an exec process: same filesystem, hostname and
+   * environment as the main process. The process is killed with the container.
+   * Throws a CriError when the executable does not exist in the container.
+   */
+  spawnExec(id: string, argv: readonly string[], stdio: StdioOptions): ChildProcess {
+    const c = this.runningContainer(id);
+    if (argv.length === 0) throw CriError.invalid('exec command must not be empty');
+    if (!resolveExecutable(this.opts.isolation, c.view, argv[0]!)) {
+      throw CriError.internal(`exec: ${JSON.stringify(argv[0])}: executable file not found in $PATH`);
+    }
+    const child = spawnGroup(processSpec(this.opts.isolation, c.view, argv), stdio);
+    c.execs.add(child);
+    // An exec is its process tree too: background children die with it, so no output pipe is held
+    // open after the command ends (which would keep the session from finishing).
+    child.once('exit', () => killGroup(child.pid));
+    child.once('close', () => c.execs.delete(child));
+    child.once('error', () => c.execs.delete(child));
+    return child;
+  }
+
+  /** Kills every process of every container and waits for them (shim shutdown). */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.containers.keys()].map((id) => this.stopContainer(id, 0).catch(() => {})));
+  }
+}
+
+export function short(id: string): string {
+  return id.slice(0, 12);
+}

@@ -1,0 +1,130 @@
+/**
+ * Wires the cri-shim together: image store, runtime, request cache, the CRI gRPC server and the
+ * streaming server. `startCriShim` is what `main.ts` runs and what tests start in-process.
+ *
+ * The gRPC server listens on a unix socket (`unix:///abs/path`; a stale socket file from a
+ * previous run is replaced) or TCP (`tcp://host:port`, port 0 picks one). `close()` kills every
+ * container process, closes both servers and removes the socket file; container directories
+ * under `--root` stay for inspection.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import grpc from '@grpc/grpc-js';
+import { runtimeServiceDefinition } from '../shared/cri/proto.js';
+import { fromPackageRoot } from '../shared/cri/package-root.js';
+import { criServiceImplementation } from './cri-service.js';
+import { ImageStore } from './images.js';
+import { chooseIsolation, type IsolationMode, type IsolationRequest } from './isolation.js';
+import { RequestCache } from './request-cache.js';
+import { ContainerRuntime } from './runtime.js';
+import { StreamingServer } from './streaming-server.js';
+
+export interface CriShimOptions {
+  /** `unix:///abs/path` or `tcp://host:port`. */
+  listen: string;
+  streamingAddress?: string;
+  streamingPort?: number;
+  /** State directory: sandboxes, container filesystems, logs. */
+  root: string;
+  /** Image templates; default `cri-shim/images` in the source tree. */
+  images?: string;
+  isolation?: IsolationRequest;
+  /** Where log lines go; default stderr. */
+  log?: (line: string) => void;
+  /** For tests: a smaller request cache. */
+  requestCache?: RequestCache;
+}
+
+export interface CriShim {
+  endpoint: string;
+  streamingUrl: string;
+  isolation: IsolationMode;
+  runtime: ContainerRuntime;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_IMAGES_DIR = (): string => fromPackageRoot('cri-shim', 'images');
+
+function defaultLog(line: string): void {
+  process.stderr.write(`cri-shim: ${line}\n`);
+}
+
+async function bindGrpc(
+  server: grpc.Server,
+  listen: string,
+): Promise<{ endpoint: string; socketPath?: string }> {
+  const bind = (target: string): Promise<number> =>
+    new Promise((resolve, reject) =>
+      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
+    );
+  if (listen.startsWith('unix://')) {
+    const socketPath = listen.slice('unix://'.length);
+    if (!path.isAbsolute(socketPath))
+      throw new Error(`--listen ${listen}: the unix socket path must be absolute`);
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true });
+    try {
+      if (fs.lstatSync(socketPath).isSocket()) fs.unlinkSync(socketPath);
+    } catch {
+      // nothing there
+    }
+    await bind(`unix://${socketPath}`);
+    return { endpoint: `unix://${socketPath}`, socketPath };
+  }
+  if (listen.startsWith('tcp://')) {
+    const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(listen);
+    if (!m) throw new Error(`--listen ${listen}: expected tcp://host:port`);
+    const port = await bind(`${m[1]}:${m[2]}`);
+    return { endpoint: `tcp://${m[1]}:${port}` };
+  }
+  throw new Error(`--listen ${listen}: expected unix:///path or tcp://host:port`);
+}
+
+export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
+  const log = opts.log ?? defaultLog;
+  const isolation = chooseIsolation(opts.isolation ?? 'auto', log);
+  const root = path.resolve(opts.root);
+  const images = new ImageStore(path.resolve(opts.images ?? DEFAULT_IMAGES_DIR()));
+  const runtime = new ContainerRuntime({ root, images, isolation, log });
+  const cache = opts.requestCache ?? new RequestCache();
+
+  const streaming = new StreamingServer({ runtime, cache, log });
+  const streamingUrl = await streaming.listen(opts.streamingAddress ?? '127.0.0.1', opts.streamingPort ?? 0);
+
+  const server = new grpc.Server();
+  server.addService(
+    runtimeServiceDefinition(),
+    criServiceImplementation({ runtime, cache, streamingUrl: () => streaming.url }),
+  );
+  let bound: { endpoint: string; socketPath?: string };
+  try {
+    bound = await bindGrpc(server, opts.listen);
+  } catch (err) {
+    await streaming.close();
+    throw err;
+  }
+  log(
+    `CRI on ${bound.endpoint}, streaming on ${streamingUrl}, isolation ${isolation}, images ${images.root} (${images.list().join(', ') || 'none'})`,
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      await runtime.shutdown();
+      await streaming.close();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (bound.socketPath) fs.rmSync(bound.socketPath, { force: true });
+    })());
+
+  return { endpoint: bound.endpoint, streamingUrl, isolation, runtime, close };
+}
