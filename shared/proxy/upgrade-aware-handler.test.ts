@@ -248,6 +248,16 @@ describe('UpgradeAwareHandler: upgrades', () => {
     expect(raw.endsWith('partial')).toBe(true);
   });
 
+  it('keeps the defaults for options passed as undefined', async () => {
+    const b = await backend((socket) => setImmediate(() => socket.write(SWITCH + 'ok')));
+    const { port } = await proxy(b.port, { backendTimeoutMs: undefined, flushIntervalMs: undefined });
+    const { socket, all } = await rawExchange(port, upgradeRequest('/'));
+    const raw = all.then((r) => r.toString());
+    while (!socket.destroyed && !(socket.bytesRead > 0)) await once(socket, 'data');
+    socket.end();
+    expect(await raw).toMatch(/^HTTP\/1\.1 101 [^]*ok$/);
+  });
+
   it('refuses a plain request with 400 when an upgrade is required', async () => {
     const b = await backend((s) => s.destroy());
     const { port } = await proxy(b.port, { upgradeRequired: true });

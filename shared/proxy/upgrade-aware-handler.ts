@@ -75,7 +75,9 @@ export class UpgradeAwareHandler {
   private readonly strip: Set<string>;
 
   constructor(opts: UpgradeAwareHandlerOptions) {
-    this.opts = { ...DEFAULTS, ...opts };
+    // An option passed as undefined keeps its default.
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+    this.opts = { ...DEFAULTS, ...(given as UpgradeAwareHandlerOptions) };
     this.strip = new Set((opts.stripHeaders ?? []).map((h) => h.toLowerCase()));
   }
 

@@ -1,0 +1,94 @@
+/**
+ * kubelet-sim: the lab's node agent. Registers its Node, runs the pods bound to it in the CRI
+ * runtime, and serves `/exec` and `/attach` for the apiserver (see docs/wiring.md).
+ *
+ *   node dist/kubelet-sim/main.js --apiserver http://127.0.0.1:6443 --token-file node.token \
+ *     --token-signing-key-file token-signing.key --node-name node-1 --address 127.0.0.1 --port 0 \
+ *     --container-runtime-endpoint unix:///tmp/lab/cri.sock
+ *
+ * Prints `READY {"service":"kubelet-sim","url":…,"node":…}` on stdout once it listens and its Node
+ * is registered; logs to stderr. SIGTERM / SIGINT stop it; the pods keep running in the runtime.
+ */
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { readSigningKey } from '../shared/auth/tokens.js';
+import { startKubelet } from './kubelet.js';
+
+export { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
+
+interface Flags {
+  apiserver: string;
+  tokenFile: string;
+  tokenSigningKeyFile: string;
+  nodeName: string;
+  address: string;
+  port: number;
+  containerRuntimeEndpoint: string;
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port 0-65535');
+  return n;
+}
+
+export function buildCommand(): Command {
+  return new Command('kubelet-sim')
+    .description('kexec-lab node agent: registers a Node, syncs its pods over CRI, serves /exec and /attach')
+    .requiredOption('--apiserver <url>', 'apiserver URL, e.g. http://127.0.0.1:6443')
+    .requiredOption('--token-file <path>', "file holding this node's bearer token for the apiserver")
+    .requiredOption('--token-signing-key-file <path>', "HS256 key that signs the apiserver's kubelet token")
+    .requiredOption('--node-name <name>', 'name of the Node to register')
+    .option('--address <ip>', 'bind address, also the Node InternalIP', '127.0.0.1')
+    .option('--port <port>', 'kubelet server port (0 picks a free one)', parsePort, 10250)
+    .requiredOption(
+      '--container-runtime-endpoint <endpoint>',
+      'CRI endpoint: unix:///path/to/cri.sock or tcp://host:port',
+    )
+    .showHelpAfterError();
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const flags = buildCommand().parse(argv).opts<Flags>();
+  const log = (line: string): void => void process.stderr.write(`kubelet-sim: ${line}\n`);
+  const token = readFileSync(flags.tokenFile, 'utf8').trim();
+  if (!token) throw new Error(`token file ${flags.tokenFile} is empty`);
+  const kubelet = await startKubelet({
+    apiserver: flags.apiserver,
+    token,
+    signingKey: readSigningKey(flags.tokenSigningKeyFile),
+    nodeName: flags.nodeName,
+    address: flags.address,
+    port: flags.port,
+    runtime: flags.containerRuntimeEndpoint,
+    log,
+  });
+  process.stdout.write(
+    `READY ${JSON.stringify({ service: 'kubelet-sim', url: kubelet.url, node: kubelet.nodeName })}\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping (pods keep running in the runtime)`);
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    kubelet.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log(`error while stopping: ${String(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv).catch((err: unknown) => {
+    process.stderr.write(`kubelet-sim: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,174 @@
+/**
+ * Builds a Pod's API status from what the runtime reports: phase, conditions, IPs, start time and
+ * one containerStatus per spec container.
+ *
+ * Mirrors kubelet `pkg/kubelet/kubelet_pods.go` (generateAPIPodStatus, getPhase,
+ * convertToAPIContainerStatuses) and `pkg/kubelet/status/generate.go` (GeneratePodReadyCondition
+ * …). Without probes a running container is ready; transition times move only when a condition's
+ * status does, so an unchanged pod yields an identical status (and no write).
+ */
+import type { Container, ContainerStatus as CriContainerStatus, PodSandbox } from '../shared/cri/types.js';
+import { KubernetesContainerNameLabel } from '../shared/cri/types.js';
+import type { ContainerStatus, Pod, PodCondition, PodPhase, PodStatus } from './api-types.js';
+import type { ContainerSyncError } from './kuberuntime-manager.js';
+import { rfc3339 } from './node-status.js';
+
+/** The scheme of containerIDs in pod status (`docker://…`, `containerd://…` upstream). */
+export const CONTAINER_ID_SCHEME = 'kexec';
+
+export interface PodStatusInput {
+  pod: Pod;
+  hostIP: string;
+  sandbox?: PodSandbox;
+  containers: Container[];
+  criStatuses: Map<string, CriContainerStatus>;
+  errors: Map<string, ContainerSyncError>;
+  now: Date;
+}
+
+export function generatePodStatus(input: PodStatusInput): PodStatus {
+  const { pod, hostIP, now } = input;
+  const previous = pod.status ?? {};
+  const statuses = (pod.spec.containers ?? []).map((spec) =>
+    containerStatus(spec.name, spec.image ?? '', input),
+  );
+  const phase = getPhase(pod, statuses);
+  const allReady = statuses.length > 0 && statuses.every((s) => s.ready);
+  const notReady = statuses.filter((s) => !s.ready).map((s) => s.name);
+  const readyMessage = notReady.length
+    ? `containers with unready status: [${notReady.join(' ')}]`
+    : undefined;
+  const cond = (type: string, ok: boolean, reason?: string, message?: string): PodCondition =>
+    condition(previous.conditions, type, ok, now, reason, message);
+  const podIP = hostIP;
+  return {
+    phase,
+    conditions: [
+      cond('PodReadyToStartContainers', !!input.sandbox),
+      cond('Initialized', true),
+      cond('Ready', allReady, allReady ? undefined : 'ContainersNotReady', readyMessage),
+      cond('ContainersReady', allReady, allReady ? undefined : 'ContainersNotReady', readyMessage),
+      cond('PodScheduled', true),
+    ],
+    hostIP,
+    hostIPs: [{ ip: hostIP }],
+    podIP,
+    podIPs: [{ ip: podIP }],
+    startTime: previous.startTime ?? rfc3339(now),
+    containerStatuses: statuses,
+  };
+}
+
+function containerStatus(name: string, image: string, input: PodStatusInput): ContainerStatus {
+  const inSandbox = input.containers.filter(
+    (c) =>
+      c.labels[KubernetesContainerNameLabel] === name &&
+      (!input.sandbox || c.pod_sandbox_id === input.sandbox.id),
+  );
+  const c = inSandbox.reduce<Container | undefined>(
+    (a, b) => (!a || b.created_at > a.created_at ? b : a),
+    undefined,
+  );
+  const base = { name, image, imageID: '', restartCount: 0 };
+  if (!c) {
+    const err = input.errors.get(name);
+    return {
+      ...base,
+      ready: false,
+      started: false,
+      state: {
+        waiting: err ? { reason: err.reason, message: err.message } : { reason: 'ContainerCreating' },
+      },
+    };
+  }
+  const st = input.criStatuses.get(c.id);
+  const containerID = `${CONTAINER_ID_SCHEME}://${c.id}`;
+  const imageID = st?.image_ref || c.image_ref || c.image_id || image;
+  const common = { ...base, imageID, containerID };
+  switch (st?.state ?? c.state) {
+    case 'CONTAINER_RUNNING':
+      return {
+        ...common,
+        ready: true,
+        started: true,
+        state: { running: { startedAt: nanosToTime(st?.started_at || c.created_at) } },
+      };
+    case 'CONTAINER_EXITED': {
+      const exitCode = st?.exit_code ?? 0;
+      return {
+        ...common,
+        ready: false,
+        started: false,
+        state: {
+          terminated: {
+            exitCode,
+            reason: st?.reason || (exitCode === 0 ? 'Completed' : 'Error'),
+            ...(st?.message ? { message: st.message } : {}),
+            startedAt: nanosToTime(st?.started_at || c.created_at),
+            finishedAt: nanosToTime(st?.finished_at || c.created_at),
+            containerID,
+          },
+        },
+      };
+    }
+    case 'CONTAINER_CREATED':
+      return { ...common, ready: false, started: false, state: { waiting: { reason: 'ContainerCreating' } } };
+    default:
+      return {
+        ...common,
+        ready: false,
+        started: false,
+        state: { waiting: { reason: 'ContainerStatusUnknown' } },
+      };
+  }
+}
+
+/** The pod phase from its containers' states (kubelet getPhase, without init containers). */
+export function getPhase(pod: Pod, statuses: ContainerStatus[]): PodPhase {
+  let waiting = 0;
+  let running = 0;
+  let failed = 0;
+  for (const s of statuses) {
+    if (s.state.running) running++;
+    else if (s.state.terminated) {
+      if (s.state.terminated.exitCode !== 0) failed++;
+    } else waiting++;
+  }
+  if (statuses.length === 0 || waiting > 0) return 'Pending';
+  if (running > 0) return 'Running';
+  // Every container has terminated.
+  switch (pod.spec.restartPolicy ?? 'Always') {
+    case 'Always':
+      return 'Running';
+    case 'OnFailure':
+      return failed > 0 ? 'Running' : 'Succeeded';
+    case 'Never':
+      return failed > 0 ? 'Failed' : 'Succeeded';
+  }
+}
+
+function condition(
+  previous: PodCondition[] | undefined,
+  type: string,
+  ok: boolean,
+  now: Date,
+  reason?: string,
+  message?: string,
+): PodCondition {
+  const status = ok ? 'True' : 'False';
+  const prev = previous?.find((c) => c.type === type);
+  const c: PodCondition = {
+    type,
+    status,
+    lastProbeTime: null,
+    lastTransitionTime:
+      prev?.status === status && prev.lastTransitionTime ? prev.lastTransitionTime : rfc3339(now),
+  };
+  if (reason) c.reason = reason;
+  if (message) c.message = message;
+  return c;
+}
+
+function nanosToTime(ns: number): string {
+  return rfc3339(new Date(Math.floor(ns / 1e6)));
+}
