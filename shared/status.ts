@@ -16,6 +16,7 @@ export type StatusReason =
   | 'AlreadyExists'
   | 'Conflict'
   | 'Gone'
+  | 'Expired'
   | 'Invalid'
   | 'MethodNotAllowed'
   | 'NotAcceptable'
@@ -36,6 +37,7 @@ export interface StatusCause {
 
 export interface StatusDetails {
   name?: string;
+  uid?: string;
   group?: string;
   kind?: string;
   causes?: StatusCause[];

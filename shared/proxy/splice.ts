@@ -3,11 +3,11 @@
  * and an optional throttle, and closes both when either direction ends or fails.
  *
  * Mirrors the copy loop at the end of apimachinery `UpgradeAwareHandler.tryUpgrade`: two copies,
- * and as soon as one finishes both connections are closed. Node's `pipeline` gives backpressure
+ * and as soon as one finishes both connections are closed. Node's `pipe` gives backpressure
  * (the source is paused while the destination's buffer is full), so memory per direction stays at
  * a few socket/stream buffers whatever the speed difference between the two peers.
  */
-import { pipeline, type Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { Throttle } from './throttle.js';
 
 export interface SpliceStats {
@@ -57,12 +57,21 @@ export function splice(client: Duplex, backend: Duplex, opts: SpliceOptions = {}
     }
   };
 
+  // pipe() rather than pipeline(): it gives the same backpressure, and pipeline's end-of-stream
+  // watchers (two per stream and pipeline) would push each socket past Node's listener warning.
   const direction = (src: Duplex, dst: Duplex, count: (n: number) => void): void => {
     src.on('data', (chunk: Buffer) => count(chunk.length));
     const rate = opts.maxBytesPerSec ?? 0;
-    const done = (err: NodeJS.ErrnoException | null): void => closeBoth(err);
-    if (rate > 0) pipeline(src, new Throttle({ bytesPerSec: rate }), dst, done);
-    else pipeline(src, dst, done);
+    const last = rate > 0 ? src.pipe(new Throttle({ bytesPerSec: rate })) : src;
+    last.pipe(dst, { end: false });
+    last.once('end', () => closeBoth());
+    last.once('error', closeBoth);
+    src.once('error', closeBoth);
+    // A source destroyed without an end (a reset) closes both; an orderly end waits for `last`
+    // to drain, which matters when a throttle still holds bytes.
+    src.once('close', () => {
+      if (!src.readableEnded) closeBoth();
+    });
   };
   direction(client, backend, (n) => (stats.up += n));
   direction(backend, client, (n) => (stats.down += n));

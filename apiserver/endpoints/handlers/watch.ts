@@ -1,0 +1,92 @@
+/**
+ * A watch over HTTP: newline-delimited JSON events `{"type":"ADDED","object":{…}}` on a chunked
+ * 200 response, until `timeoutSeconds`, the client leaving, or the client falling too far behind.
+ *
+ * Mirrors k8s.io/apiserver `pkg/endpoints/handlers/watch.go` (serveWatch / WatchServer: one
+ * encoded event per frame, flushed at once; the request timeout chosen from timeoutSeconds or the
+ * server's minimum request timeout) and the cacher's treatment of slow watchers, which are
+ * terminated rather than buffered without bound. A watch from a resourceVersion that is too old
+ * answers 200 and one ERROR event carrying a 410 Status, as the watch cache does.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { StatusError, toStatus } from '../../../shared/status.js';
+import type { WatchEvent } from '../../api/types.js';
+import type { Context, ListOptions, Watcher, WatchHandle } from '../../registry/rest.js';
+
+export interface WatchLimits {
+  /** Used when the client gives no timeoutSeconds (upstream: --min-request-timeout, 1800 s). */
+  defaultTimeoutSeconds: number;
+  /** Upper bound on any watch's duration. */
+  maxTimeoutSeconds: number;
+  /** A watcher whose unsent output exceeds this is closed (it can re-list and resume). */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_WATCH_LIMITS: WatchLimits = {
+  defaultTimeoutSeconds: 1800,
+  maxTimeoutSeconds: 3600,
+  maxBufferedBytes: 4 * 1024 * 1024,
+};
+
+export async function serveWatch(
+  storage: Watcher,
+  ctx: Context,
+  opts: ListOptions,
+  timeoutParam: string | null,
+  limits: WatchLimits,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  let timeout = limits.defaultTimeoutSeconds;
+  if (timeoutParam !== null) {
+    timeout = Number(timeoutParam);
+    if (!Number.isFinite(timeout) || timeout < 0)
+      throw StatusError.of(400, `invalid timeoutSeconds: ${timeoutParam}`);
+  }
+  // 0 means "the server's default", as upstream.
+  if (timeout === 0) timeout = limits.defaultTimeoutSeconds;
+  timeout = Math.min(timeout, limits.maxTimeoutSeconds);
+
+  let handle: WatchHandle | undefined;
+  let done = false;
+  const queued: WatchEvent[] = [];
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    handle?.stop();
+    if (!res.writableEnded) res.end();
+  };
+  const send = (ev: WatchEvent): void => {
+    if (done) return;
+    if (!res.headersSent) {
+      queued.push(ev);
+      return;
+    }
+    res.write(JSON.stringify(ev) + '\n');
+    if (res.writableLength > limits.maxBufferedBytes) finish();
+  };
+  const timer = setTimeout(finish, timeout * 1000);
+  res.once('close', finish);
+
+  try {
+    // Events delivered while the watch starts (the initial ADDED set) are queued until the head is out.
+    handle = await storage.watch(ctx, opts, send);
+  } catch (err) {
+    if (!(err instanceof StatusError) || err.code !== 410) {
+      clearTimeout(timer);
+      done = true;
+      throw err;
+    }
+    queued.push({ type: 'ERROR', object: toStatus(err) });
+  }
+  if (done) {
+    handle?.stop();
+    return;
+  }
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
+  req.socket.setNoDelay(true);
+  res.flushHeaders();
+  for (const ev of queued.splice(0)) send(ev);
+  if (!handle) finish();
+}

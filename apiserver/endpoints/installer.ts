@@ -1,0 +1,119 @@
+/**
+ * The router, generated from the storage registry: a request's path and method select one action
+ * on one storage, or fail with 404 (no such resource or subresource) or 405 (the storage does not
+ * implement that verb).
+ *
+ * Mirrors k8s.io/apiserver `pkg/endpoints/installer.go` (registerResourceHandlers: which routes a
+ * storage gets from the interfaces it implements; namespaced resources also listed across all
+ * namespaces at `/api/v1/{resource}`). Only the legacy core group `/api/v1` is served.
+ */
+import { methodNotSupported, resourceNotFound } from '../api/errors.js';
+import {
+  isConnecter,
+  isCreater,
+  isDeleter,
+  isGetter,
+  isLister,
+  isUpdater,
+  isWatcher,
+  type Connecter,
+  type Creater,
+  type GracefulDeleter,
+  type Getter,
+  type Lister,
+  type Storage,
+  type Updater,
+  type Watcher,
+} from '../registry/rest.js';
+import type { StorageRegistry } from '../storage-registry.js';
+import type { RequestInfo } from './request-info.js';
+
+export type Action =
+  | { kind: 'get'; storage: Getter; name: string }
+  | { kind: 'list'; storage: Lister }
+  | { kind: 'watch'; storage: Watcher; name?: string }
+  | { kind: 'create'; storage: Creater }
+  | { kind: 'update'; storage: Updater; name: string }
+  | { kind: 'patch'; storage: Updater; name: string }
+  | { kind: 'delete'; storage: GracefulDeleter; name: string }
+  | { kind: 'connect'; storage: Connecter; name: string };
+
+export interface Route {
+  action: Action;
+  /** The registry key: `pods`, `pods/exec` … */
+  path: string;
+  resource: string;
+}
+
+export function route(registry: StorageRegistry, info: RequestInfo, method: string): Route {
+  if (info.apiPrefix !== 'api' || info.apiVersion !== 'v1' || info.apiGroup !== '') throw resourceNotFound();
+  const [resource = '', name = '', subresource = '', ...rest] = info.parts;
+  if (rest.length) throw resourceNotFound();
+  const path = subresource ? `${resource}/${subresource}` : resource;
+  const storage = registry.get(path);
+  if (!storage) throw resourceNotFound();
+  // Namespaced storage lives under /namespaces/{ns}/ (lists may also span all namespaces);
+  // cluster-scoped storage never does.
+  if (storage.namespaced ? !info.namespace && (name || method !== 'GET') : info.namespace) {
+    throw resourceNotFound();
+  }
+  const action = subresource
+    ? subresourceAction(storage, name, method)
+    : resourceAction(storage, info, name, method);
+  if (!action) throw methodNotSupported(path, verbFor(method));
+  return { action, path, resource };
+}
+
+function resourceAction(s: Storage, info: RequestInfo, name: string, method: string): Action | undefined {
+  const watch = info.watchPath || isTrue(info.query.get('watch'));
+  if (name) {
+    if (method === 'GET' && info.watchPath)
+      return isWatcher(s) ? { kind: 'watch', storage: s, name } : undefined;
+    if (method === 'GET') return isGetter(s) ? { kind: 'get', storage: s, name } : undefined;
+    if (method === 'PUT') return isUpdater(s) ? { kind: 'update', storage: s, name } : undefined;
+    if (method === 'PATCH') return isUpdater(s) ? { kind: 'patch', storage: s, name } : undefined;
+    if (method === 'DELETE') return isDeleter(s) ? { kind: 'delete', storage: s, name } : undefined;
+    return undefined;
+  }
+  if (method === 'GET' && watch) return isWatcher(s) ? { kind: 'watch', storage: s } : undefined;
+  if (method === 'GET') return isLister(s) ? { kind: 'list', storage: s } : undefined;
+  if (method === 'POST') return isCreater(s) ? { kind: 'create', storage: s } : undefined;
+  return undefined;
+}
+
+function subresourceAction(s: Storage, name: string, method: string): Action | undefined {
+  if (isConnecter(s))
+    return s.connectMethods.includes(method) ? { kind: 'connect', storage: s, name } : undefined;
+  if (method === 'GET') return isGetter(s) ? { kind: 'get', storage: s, name } : undefined;
+  if (method === 'PUT') return isUpdater(s) ? { kind: 'update', storage: s, name } : undefined;
+  if (method === 'PATCH') return isUpdater(s) ? { kind: 'patch', storage: s, name } : undefined;
+  return undefined;
+}
+
+/** The verbs discovery lists for a storage (upstream derives them from the same interfaces). */
+export function verbsOf(s: Storage): string[] {
+  const verbs = new Set<string>();
+  if (isCreater(s)) verbs.add('create');
+  if (isDeleter(s)) verbs.add('delete');
+  if (isGetter(s)) verbs.add('get');
+  if (isLister(s)) verbs.add('list');
+  if (isUpdater(s)) verbs.add('patch').add('update');
+  if (isWatcher(s)) verbs.add('watch');
+  if (isConnecter(s)) for (const m of s.connectMethods) verbs.add(verbFor(m));
+  return [...verbs].sort();
+}
+
+function verbFor(method: string): string {
+  const verbs: Record<string, string> = {
+    GET: 'get',
+    POST: 'create',
+    PUT: 'update',
+    PATCH: 'patch',
+    DELETE: 'delete',
+  };
+  return verbs[method] ?? method.toLowerCase();
+}
+
+function isTrue(v: string | null): boolean {
+  return v !== null && v !== '0' && v.toLowerCase() !== 'false';
+}

@@ -1,0 +1,133 @@
+/**
+ * The request path through the apiserver, for plain requests and for upgrades: request info →
+ * authentication → authorisation → route → handler; every failure is one Status.
+ *
+ * Mirrors k8s.io/apiserver `pkg/server/config.go` DefaultBuildHandlerChain (WithRequestInfo,
+ * WithAuthentication, WithAuthorization, in that order) and `pkg/endpoints/handlers/rest.go`
+ * ConnectResource (the storage's Connect returns the handler that serves the request). Node
+ * hands upgrades to the server's 'upgrade' event with the raw socket, so the same chain runs twice:
+ * once writing to a ServerResponse, once writing a raw Status to the socket, which is then closed.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { UserInfo } from '../shared/auth/tokens.js';
+import { badRequest, resourceNotFound, unauthorized } from './api/errors.js';
+import { StatusError, toStatus, writeStatus, writeStatusToSocket } from '../shared/status.js';
+import { attributesFrom, authorize, forbidden, type Attributes } from './authz.js';
+import { isPublicPath, type Authenticator } from './authn.js';
+import { apiGroupList, apiResourceList, apiVersions, versionInfo } from './endpoints/discovery.js';
+import { serveResource, writeJSON } from './endpoints/handlers/rest.js';
+import type { WatchLimits } from './endpoints/handlers/watch.js';
+import { route, type Route } from './endpoints/installer.js';
+import { newRequestInfo, type RequestInfo } from './endpoints/request-info.js';
+import type { ConnectHandler, Context } from './registry/rest.js';
+import type { StorageRegistry } from './storage-registry.js';
+
+export interface HandlerChainDeps {
+  registry: StorageRegistry;
+  authenticator: Authenticator;
+  watchLimits: WatchLimits;
+  /** host:port clients use to reach this server (for /api). */
+  serverAddress: () => string;
+  log: (line: string) => void;
+}
+
+interface Authorized {
+  info: RequestInfo;
+  user: UserInfo;
+  attrs: Attributes;
+}
+
+export class HandlerChain {
+  constructor(private readonly deps: HandlerChainDeps) {}
+
+  /** For the server's 'request' event. */
+  async serveHTTP(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    let who = '';
+    try {
+      const info = newRequestInfo(req);
+      if (req.method === 'GET' && isPublicPath(info.path)) return this.servePublic(info, res);
+      const auth = this.authorize(req, info);
+      who = auth.user.name;
+      if (!info.isResourceRequest) return this.serveNonResource(info, res);
+      const r = route(this.deps.registry, info, req.method ?? 'GET');
+      const ctx: Context = { namespace: info.namespace, user: auth.user };
+      if (r.action.kind === 'connect') {
+        const handler = await this.connect(r, ctx, info);
+        this.deps.log(`connect ${req.method} ${req.url} user=${who}`);
+        return handler.handle(req, res);
+      }
+      await serveResource(r, { ctx, attrs: auth.attrs, info, watchLimits: this.deps.watchLimits }, req, res);
+    } catch (err) {
+      const status = toStatus(err);
+      if ((status.code ?? 500) >= 500) this.deps.log(`error ${req.method} ${req.url}: ${String(err)}`);
+      if (!res.headersSent) writeStatus(res, status);
+      else res.destroy();
+    } finally {
+      if (!isPublicPath(req.url?.split('?')[0] ?? '')) {
+        this.deps.log(
+          `${req.method} ${req.url} user=${who || '-'} code=${res.statusCode} ${Date.now() - started}ms`,
+        );
+      }
+    }
+  }
+
+  /** For the server's 'upgrade' event: only connect subresources can be upgraded. */
+  async serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // Nothing may be read from the client until the backend has accepted the upgrade.
+    socket.pause();
+    socket.on('error', () => socket.destroy());
+    try {
+      const info = newRequestInfo(req);
+      const auth = this.authorize(req, info);
+      if (!info.isResourceRequest) throw resourceNotFound();
+      const r = route(this.deps.registry, info, req.method ?? 'GET');
+      if (r.action.kind !== 'connect')
+        throw badRequest(`the resource ${r.path} does not support upgraded connections`);
+      const handler = await this.connect(r, { namespace: info.namespace, user: auth.user }, info);
+      this.deps.log(
+        `upgrade ${req.method} ${req.url} user=${auth.user.name} protocol=${req.headers.upgrade ?? ''}`,
+      );
+      handler.handleUpgrade(req, socket, head);
+    } catch (err) {
+      const status = toStatus(err);
+      if ((status.code ?? 500) >= 500)
+        this.deps.log(`error upgrade ${req.method} ${req.url}: ${String(err)}`);
+      this.deps.log(`upgrade ${req.method} ${req.url} refused code=${status.code}`);
+      writeStatusToSocket(socket, status);
+    }
+  }
+
+  /** WithAuthentication, then WithAuthorization. */
+  private authorize(req: IncomingMessage, info: RequestInfo): Authorized {
+    const user = this.deps.authenticator.authenticate(req);
+    if (!user) throw unauthorized();
+    // The credential has done its job; nothing after this point may forward it.
+    delete req.headers.authorization;
+    const attrs = attributesFrom(user, info);
+    const decision = authorize(attrs);
+    if (!decision.allowed) throw forbidden(attrs, decision.reason);
+    return { info, user, attrs };
+  }
+
+  private async connect(r: Route, ctx: Context, info: RequestInfo): Promise<ConnectHandler> {
+    if (r.action.kind !== 'connect') throw new StatusError(toStatus(new Error('not a connect route')));
+    return r.action.storage.connect(ctx, r.action.name, info.query);
+  }
+
+  private servePublic(info: RequestInfo, res: ServerResponse): void {
+    if (info.path.startsWith('/version')) return writeJSON(res, 200, versionInfo());
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+    res.end('ok');
+  }
+
+  private serveNonResource(info: RequestInfo, res: ServerResponse): void {
+    const path = info.path.replace(/\/+$/, '') || '/';
+    if (info.verb !== 'get') throw resourceNotFound();
+    if (path === '/api') return writeJSON(res, 200, apiVersions(this.deps.serverAddress()));
+    if (path === '/api/v1') return writeJSON(res, 200, apiResourceList(this.deps.registry));
+    if (path === '/apis') return writeJSON(res, 200, apiGroupList());
+    throw resourceNotFound();
+  }
+}

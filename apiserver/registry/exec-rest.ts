@@ -1,0 +1,171 @@
+/**
+ * The pod subresources that are streams served by the pod's kubelet: `pods/exec`, `pods/attach`,
+ * `pods/portforward` (upgrades only) and `pods/log` (a plain GET, possibly long-lived with follow).
+ * Each Connect resolves the kubelet location and returns an UpgradeAwareHandler aimed at it.
+ *
+ * Mirrors kubernetes `pkg/registry/core/pod/rest/subresources.go` (ExecREST, AttachREST,
+ * PortForwardREST: ConnectMethods GET and POST, newThrottledUpgradeAwareProxyHandler with
+ * UpgradeRequired, RejectForwardingRedirects and MaxBytesPerSec) and `pkg/registry/core/pod/rest/log.go`.
+ * Differences: LogREST proxies with the same handler (upstream streams through a LocationStreamer),
+ * and the kubelet credential is a bearer token (docs/wiring.md), the client's own never crossing.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ProxyError } from '../../shared/proxy/proxy-error.js';
+import { UpgradeAwareHandler } from '../../shared/proxy/upgrade-aware-handler.js';
+import type { Status } from '../../shared/status.js';
+import { badRequest } from '../api/errors.js';
+import { queryBool, streamOptions, streamParams, type PodLocator } from './pod-location.js';
+import type { ConnectHandler, Connecter, Context } from './rest.js';
+
+export interface KubeletProxyConfig {
+  /** The `Authorization` value the apiserver presents to kubelets. */
+  authorization: () => string;
+  /** `--max-connection-bytes-per-sec`; 0 is unlimited. */
+  maxBytesPerSec: number;
+  backendTimeoutMs?: number;
+  /** Maps a proxy failure to the client's Status (and is the place to log it). */
+  responder?: (err: ProxyError, req: IncomingMessage) => Status;
+}
+
+/** newThrottledUpgradeAwareProxyHandler, with this hop's credentials. */
+export function kubeletProxyHandler(
+  location: URL,
+  cfg: KubeletProxyConfig,
+  upgradeRequired: boolean,
+): UpgradeAwareHandler {
+  return new UpgradeAwareHandler({
+    location,
+    upgradeRequired,
+    rejectForwardingRedirects: true,
+    maxBytesPerSec: cfg.maxBytesPerSec,
+    useLocationHost: true,
+    stripHeaders: ['Authorization'],
+    backendHeaders: { Authorization: cfg.authorization() },
+    // The handler spreads its options over its defaults: an explicit undefined would replace them.
+    ...(cfg.backendTimeoutMs !== undefined ? { backendTimeoutMs: cfg.backendTimeoutMs } : {}),
+    ...(cfg.responder ? { responder: cfg.responder } : {}),
+  });
+}
+
+abstract class PodStreamREST implements Connecter {
+  abstract readonly kind: string;
+  readonly namespaced = true;
+  readonly connectMethods: string[] = ['GET', 'POST'];
+
+  constructor(
+    protected readonly locator: PodLocator,
+    protected readonly cfg: KubeletProxyConfig,
+  ) {}
+
+  abstract connect(ctx: Context, name: string, options: URLSearchParams): Promise<ConnectHandler>;
+}
+
+export class ExecREST extends PodStreamREST {
+  readonly kind = 'PodExecOptions';
+
+  async connect(ctx: Context, name: string, q: URLSearchParams): Promise<ConnectHandler> {
+    const opts = streamOptions(q);
+    const loc = await this.locator.streamLocation(
+      ctx,
+      name,
+      opts.container,
+      'exec',
+      streamParams(opts, true),
+    );
+    return kubeletProxyHandler(loc!, this.cfg, true);
+  }
+}
+
+export class AttachREST extends PodStreamREST {
+  readonly kind = 'PodAttachOptions';
+
+  async connect(ctx: Context, name: string, q: URLSearchParams): Promise<ConnectHandler> {
+    const opts = streamOptions(q);
+    const loc = await this.locator.streamLocation(
+      ctx,
+      name,
+      opts.container,
+      'attach',
+      streamParams(opts, false),
+    );
+    return kubeletProxyHandler(loc!, this.cfg, true);
+  }
+}
+
+export class PortForwardREST extends PodStreamREST {
+  readonly kind = 'PodPortForwardOptions';
+
+  async connect(ctx: Context, name: string, q: URLSearchParams): Promise<ConnectHandler> {
+    const ports: number[] = [];
+    for (const raw of q.getAll('ports').flatMap((v) => v.split(','))) {
+      const port = Number(raw.trim());
+      if (!Number.isInteger(port) || port < 1 || port > 65535)
+        throw badRequest(`invalid port ${JSON.stringify(raw)}`);
+      ports.push(port);
+    }
+    const loc = await this.locator.portForwardLocation(ctx, name, ports);
+    return kubeletProxyHandler(loc, this.cfg, true);
+  }
+}
+
+/** PodLogOptions the kubelet understands, passed on when set. */
+const LOG_BOOL_PARAMS = ['follow', 'previous', 'timestamps'];
+const LOG_VALUE_PARAMS = ['sinceSeconds', 'sinceTime', 'tailLines', 'limitBytes'];
+
+export class LogREST implements Connecter {
+  readonly kind = 'Pod';
+  readonly namespaced = true;
+  readonly connectMethods = ['GET'];
+
+  constructor(
+    private readonly locator: PodLocator,
+    private readonly cfg: KubeletProxyConfig,
+  ) {}
+
+  async connect(ctx: Context, name: string, q: URLSearchParams): Promise<ConnectHandler> {
+    const params = new URLSearchParams();
+    for (const p of LOG_BOOL_PARAMS) if (queryBool(q, p)) params.set(p, 'true');
+    for (const p of LOG_VALUE_PARAMS) {
+      const v = q.get(p);
+      if (v === null) continue;
+      if (p !== 'sinceTime' && !/^\d+$/.test(v)) throw badRequest(`invalid ${p}: ${JSON.stringify(v)}`);
+      params.set(p, v);
+    }
+    const loc = await this.locator.streamLocation(
+      ctx,
+      name,
+      q.get('container') ?? '',
+      'containerLogs',
+      params,
+    );
+    if (!loc) return EMPTY_LOG;
+    return new LocationStreamer(loc, kubeletProxyHandler(loc, this.cfg, false));
+  }
+}
+
+/** Sends the kubelet the apiserver's own path and query (the handler would keep the client's query). */
+class LocationStreamer implements ConnectHandler {
+  constructor(
+    private readonly loc: URL,
+    private readonly handler: UpgradeAwareHandler,
+  ) {}
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    req.url = this.loc.pathname + this.loc.search;
+    this.handler.handle(req, res);
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.handler.handleUpgrade(req, socket, head);
+  }
+}
+
+/** The log of a pod with no node yet: empty, as upstream's nil location streams nothing. */
+const EMPTY_LOG: ConnectHandler = {
+  handle: (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '0' });
+    res.end();
+  },
+  handleUpgrade: (_req, socket) => socket.destroy(),
+};

@@ -1,0 +1,256 @@
+/**
+ * The generic REST storage every simple resource is built from: Get, List, Create, Update, Delete
+ * and Watch on top of a Store, driven by a per-resource strategy (defaults and validation).
+ *
+ * Mirrors k8s.io/apiserver `pkg/registry/generic/registry/store.go` (genericregistry.Store with
+ * CreateStrategy / UpdateStrategy, KeyFunc, ReturnDeletedObject) and `pkg/registry/rest/create.go`
+ * / `update.go` (BeforeCreate, BeforeUpdate). A status subresource is the same store with another
+ * update strategy, as upstream's `statusStore := *store`.
+ */
+import { randomUUID } from 'node:crypto';
+import { StatusError, type Status } from '../../shared/status.js';
+import {
+  alreadyExists,
+  badRequest,
+  conflict,
+  invalid,
+  notFound,
+  OBJECT_MODIFIED,
+  resourceExpired,
+  type FieldError,
+} from '../api/errors.js';
+import type { KubeList, KubeObject, WatchEvent } from '../api/types.js';
+import { StorageError, type Store } from '../storage/store.js';
+import { generatedName, timestamp, untyped } from './object-meta.js';
+import type {
+  Context,
+  Creater,
+  DeleteOptions,
+  GracefulDeleter,
+  Getter,
+  Lister,
+  ListOptions,
+  UpdatedObjectInfo,
+  Updater,
+  Watcher,
+  WatchHandle,
+} from './rest.js';
+import {
+  matches,
+  parseFieldSelector,
+  parseLabelSelector,
+  type FieldSet,
+  type Selector,
+} from './selectors.js';
+
+export interface Strategy {
+  /** Clears or defaults fields on create (upstream PrepareForCreate). */
+  prepareForCreate?(obj: KubeObject): void;
+  validate(obj: KubeObject): FieldError[];
+  /** Carries fields the update may not change over from the stored object (PrepareForUpdate). */
+  prepareForUpdate?(obj: KubeObject, old: KubeObject): void;
+  validateUpdate(obj: KubeObject, old: KubeObject): FieldError[];
+  /** A PUT without metadata.resourceVersion overwrites instead of failing (AllowUnconditionalUpdate). */
+  allowUnconditionalUpdate: boolean;
+}
+
+export interface GenericStoreOptions {
+  store: Store;
+  /** Plural resource name, as in messages: `pods`. */
+  resource: string;
+  kind: string;
+  listKind: string;
+  namespaced: boolean;
+  /** Key prefix: `/registry/pods`. */
+  keyRoot: string;
+  strategy: Strategy;
+  /** Field values for field selectors (upstream GetAttrs / the field label conversion func). */
+  fields: (obj: KubeObject) => FieldSet;
+  /** The keys `fields` returns: the only ones a field selector may name. */
+  fieldLabels: readonly string[];
+  /** Return the deleted object (pods) rather than a Success Status (ReturnDeletedObject). */
+  returnDeletedObject?: boolean;
+  shortNames?: string[];
+  singularName?: string;
+  categories?: string[];
+}
+
+export class GenericStore implements Getter, Lister, Creater, Updater, GracefulDeleter, Watcher {
+  readonly kind: string;
+  readonly namespaced: boolean;
+  readonly shortNames?: string[];
+  readonly singularName?: string;
+  readonly categories?: string[];
+
+  constructor(readonly opts: GenericStoreOptions) {
+    this.kind = opts.kind;
+    this.namespaced = opts.namespaced;
+    this.shortNames = opts.shortNames;
+    this.singularName = opts.singularName;
+    this.categories = opts.categories;
+  }
+
+  /** The same storage with another update strategy (for a status subresource, see status-rest.ts). */
+  withStrategy(strategy: Strategy): GenericStore {
+    return new GenericStore({ ...this.opts, strategy, shortNames: undefined, categories: undefined });
+  }
+
+  key(ctx: Context, name: string): string {
+    return this.namespaced ? `${this.opts.keyRoot}/${ctx.namespace}/${name}` : `${this.opts.keyRoot}/${name}`;
+  }
+
+  private prefix(ctx: Context): string {
+    return this.namespaced && ctx.namespace
+      ? `${this.opts.keyRoot}/${ctx.namespace}/`
+      : `${this.opts.keyRoot}/`;
+  }
+
+  async get(ctx: Context, name: string): Promise<KubeObject> {
+    const obj = await this.opts.store.get(this.key(ctx, name));
+    if (!obj) throw notFound(this.opts.resource, name);
+    return this.typed(obj);
+  }
+
+  async list(ctx: Context, opts: ListOptions): Promise<KubeList> {
+    const sel = this.selection(opts);
+    const { items, resourceVersion } = await this.opts.store.list(this.prefix(ctx));
+    const selected = items.filter((o) => this.selects(o, sel)).map(untyped);
+    return { kind: this.opts.listKind, apiVersion: 'v1', metadata: { resourceVersion }, items: selected };
+  }
+
+  async create(ctx: Context, input: KubeObject): Promise<KubeObject> {
+    const obj = this.checkTypeAndScope(ctx, input);
+    const meta = obj.metadata;
+    if (!meta.name && meta.generateName) meta.name = generatedName(meta.generateName);
+    meta.uid = randomUUID();
+    meta.creationTimestamp = timestamp();
+    delete meta.resourceVersion;
+    delete meta.deletionTimestamp;
+    this.opts.strategy.prepareForCreate?.(obj);
+    const errs = this.opts.strategy.validate(obj);
+    if (errs.length) throw invalid(this.kind, meta.name ?? '', errs);
+    try {
+      return this.typed(await this.opts.store.create(this.key(ctx, meta.name!), obj));
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'KeyExists')
+        throw alreadyExists(this.opts.resource, meta.name!);
+      throw err;
+    }
+  }
+
+  async update(ctx: Context, name: string, objInfo: UpdatedObjectInfo): Promise<KubeObject> {
+    const strategy = this.opts.strategy;
+    try {
+      const stored = await this.opts.store.guaranteedUpdate(this.key(ctx, name), async (existing) => {
+        const obj = this.checkTypeAndScope(ctx, await objInfo(structuredClone(existing)));
+        if (obj.metadata.name !== name) {
+          throw badRequest(
+            `the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`,
+          );
+        }
+        const rv = obj.metadata.resourceVersion;
+        if (!rv && !strategy.allowUnconditionalUpdate) {
+          throw invalid(this.kind, name, [
+            {
+              type: 'FieldValueInvalid',
+              field: 'metadata.resourceVersion',
+              value: 0,
+              detail: 'must be specified for an update',
+            },
+          ]);
+        }
+        if (rv && rv !== existing.metadata.resourceVersion)
+          throw conflict(this.opts.resource, name, OBJECT_MODIFIED);
+        // System fields are the server's (upstream FillObjectMetaSystemFields / ValidateObjectMetaUpdate).
+        obj.metadata.uid = existing.metadata.uid;
+        obj.metadata.creationTimestamp = existing.metadata.creationTimestamp;
+        strategy.prepareForUpdate?.(obj, existing);
+        const errs = strategy.validateUpdate(obj, existing);
+        if (errs.length) throw invalid(this.kind, name, errs);
+        return obj;
+      });
+      return this.typed(stored);
+    } catch (err) {
+      throw this.interpret(err, name);
+    }
+  }
+
+  async delete(ctx: Context, name: string, opts: DeleteOptions): Promise<KubeObject | Status> {
+    try {
+      const deleted = await this.opts.store.delete(this.key(ctx, name), opts.preconditions);
+      if (this.opts.returnDeletedObject) return this.typed(deleted);
+      return {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Success',
+        details: { name, kind: this.opts.resource, uid: deleted.metadata.uid } as Status['details'],
+      };
+    } catch (err) {
+      throw this.interpret(err, name);
+    }
+  }
+
+  async watch(ctx: Context, opts: ListOptions, onEvent: (ev: WatchEvent) => void): Promise<WatchHandle> {
+    const sel = this.selection(opts);
+    const rv = opts.resourceVersion;
+    if (rv && !/^\d+$/.test(rv)) throw badRequest(`invalid resourceVersion: ${rv}`);
+    try {
+      return await this.opts.store.watch(this.prefix(ctx), { resourceVersion: rv }, (ev) => {
+        const now = this.selects(ev.object, sel);
+        const before = ev.prevObject !== undefined && this.selects(ev.prevObject, sel);
+        let type = ev.type;
+        // An object moving into or out of the selection is ADDED / DELETED for this watch (upstream cacher).
+        if (ev.type === 'MODIFIED' && now && !before) type = 'ADDED';
+        else if (ev.type === 'MODIFIED' && !now && before) type = 'DELETED';
+        else if (ev.type === 'DELETED' ? !before : !now) return;
+        onEvent({ type, object: this.typed(ev.object) });
+      });
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'ResourceVersionTooOld')
+        throw resourceExpired(err.message);
+      throw err;
+    }
+  }
+
+  private selection(opts: ListOptions): { field?: Selector; label?: Selector } {
+    return {
+      field: parseFieldSelector(opts.fieldSelector ?? '', this.opts.fieldLabels),
+      label: parseLabelSelector(opts.labelSelector ?? ''),
+    };
+  }
+
+  private selects(obj: KubeObject, sel: { field?: Selector; label?: Selector }): boolean {
+    return matches(sel.field, this.opts.fields(obj)) && matches(sel.label, obj.metadata.labels ?? {});
+  }
+
+  /** A body's kind / apiVersion must be this resource's; its namespace must be the URL's. */
+  private checkTypeAndScope(ctx: Context, obj: KubeObject): KubeObject {
+    if ((obj.kind && obj.kind !== this.kind) || (obj.apiVersion && obj.apiVersion !== 'v1')) {
+      throw badRequest(
+        `${obj.kind ?? ''} in version "${obj.apiVersion ?? ''}" cannot be handled as a ${this.kind}`,
+      );
+    }
+    const meta = obj.metadata;
+    if (this.namespaced) {
+      if (meta.namespace && meta.namespace !== ctx.namespace) {
+        throw badRequest(
+          'the namespace of the provided object does not match the namespace sent on the request',
+        );
+      }
+      meta.namespace = ctx.namespace;
+    }
+    return obj;
+  }
+
+  private typed(obj: KubeObject): KubeObject {
+    return { kind: this.kind, apiVersion: 'v1', ...untyped(obj) };
+  }
+
+  private interpret(err: unknown, name: string): unknown {
+    if (err instanceof StatusError || !(err instanceof StorageError)) return err;
+    if (err.code === 'KeyNotFound') return notFound(this.opts.resource, name);
+    if (err.code === 'Conflict') return conflict(this.opts.resource, name, err.message);
+    return err;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Starts an apiserver in this process: storage, registry, handler chain and an HTTP server whose
+ * 'request' and 'upgrade' events both go through the chain. main.ts wraps it with flags; tests
+ * call it directly.
+ *
+ * Mirrors kube-apiserver's `cmd/kube-apiserver/app/server.go` (CreateServerChain → the core
+ * registry with its storage) and k8s.io/apiserver `pkg/server/secure_serving.go` (serve until
+ * stopped; on shutdown stop listening and drop the open connections, long-running ones included).
+ */
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { ProxyError } from '../shared/proxy/proxy-error.js';
+import type { Status } from '../shared/status.js';
+import { Authenticator } from './authn.js';
+import { DEFAULT_WATCH_LIMITS, type WatchLimits } from './endpoints/handlers/watch.js';
+import { HandlerChain } from './handler-chain.js';
+import { KubeletCredentials } from './registry/kubelet-client.js';
+import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.js';
+import { MemoryStore } from './storage/memory-store.js';
+import type { Store } from './storage/store.js';
+
+export interface ApiServerOptions {
+  /** Address to listen on; default 127.0.0.1. */
+  bindAddress?: string;
+  /** Port; 0 picks a free one. Default 6443. */
+  port?: number;
+  /** The lab's token signing key (checks client tokens, mints the kubelet token). */
+  signingKey: Buffer;
+  /** `--max-connection-bytes-per-sec` for proxied streams; 0 is unlimited. */
+  maxConnectionBytesPerSec?: number;
+  /** Storage backend; an in-memory store by default. */
+  store?: Store;
+  watchLimits?: Partial<WatchLimits>;
+  /** Time allowed to reach a kubelet and get its response head. */
+  kubeletTimeoutMs?: number;
+  /** One line per event; stderr by default. */
+  log?: (line: string) => void;
+}
+
+export interface ApiServer {
+  url: string;
+  port: number;
+  store: Store;
+  registry: StorageRegistry;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`apiserver: ${line}\n`));
+  const store = opts.store ?? new MemoryStore();
+  const credentials = new KubeletCredentials(opts.signingKey);
+  const registry = newLegacyRESTStorage(store, {
+    authorization: () => credentials.authorization(),
+    maxBytesPerSec: opts.maxConnectionBytesPerSec ?? 0,
+    backendTimeoutMs: opts.kubeletTimeoutMs,
+    responder: (err: ProxyError, req): Status => {
+      log(`kubelet proxy ${req.method} ${req.url}: ${err.code} ${err.message}`);
+      return err.toStatus();
+    },
+  });
+
+  const server = http.createServer();
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  let address = '';
+  const chain = new HandlerChain({
+    registry,
+    authenticator: new Authenticator(opts.signingKey),
+    watchLimits: { ...DEFAULT_WATCH_LIMITS, ...opts.watchLimits },
+    serverAddress: () => address,
+    log,
+  });
+  server.on('request', (req, res) => void chain.serveHTTP(req, res));
+  server.on('upgrade', (req, socket, head) => void chain.serveUpgrade(req, socket, head));
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    socket.destroy();
+  });
+
+  const host = opts.bindAddress ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 6443, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  address = `${urlHost}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${address}`,
+    port,
+    store,
+    registry,
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Watches and spliced streams never end by themselves: drop every connection.
+        server.closeAllConnections();
+        for (const s of sockets) s.destroy();
+        await closed;
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

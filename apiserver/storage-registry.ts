@@ -1,0 +1,39 @@
+/**
+ * The core/v1 storage registry: resource path (`pods`, `pods/exec`, …) → the storage object
+ * serving it. The router and the discovery document are both generated from this map, so a
+ * resource or subresource exists exactly when it has an entry here.
+ *
+ * Mirrors kubernetes `pkg/registry/core/rest/storage_core.go` (LegacyRESTStorageProvider /
+ * NewLegacyRESTStorage building `restStorageMap`), reduced to pods and nodes.
+ */
+import {
+  AttachREST,
+  ExecREST,
+  LogREST,
+  PortForwardREST,
+  type KubeletProxyConfig,
+} from './registry/exec-rest.js';
+import { NodeConnectionInfoGetter } from './registry/kubelet-client.js';
+import { newNodeStorage } from './registry/node-rest.js';
+import { newPodStorage } from './registry/pod-rest.js';
+import { PodLocator } from './registry/pod-location.js';
+import type { Storage } from './registry/rest.js';
+import type { Store } from './storage/store.js';
+
+export type StorageRegistry = ReadonlyMap<string, Storage>;
+
+export function newLegacyRESTStorage(store: Store, kubelet: KubeletProxyConfig): StorageRegistry {
+  const pods = newPodStorage(store);
+  const nodes = newNodeStorage(store);
+  const locator = new PodLocator(pods.pod, new NodeConnectionInfoGetter(nodes.node));
+  return new Map<string, Storage>([
+    ['pods', pods.pod],
+    ['pods/status', pods.status],
+    ['pods/exec', new ExecREST(locator, kubelet)],
+    ['pods/attach', new AttachREST(locator, kubelet)],
+    ['pods/portforward', new PortForwardREST(locator, kubelet)],
+    ['pods/log', new LogREST(locator, kubelet)],
+    ['nodes', nodes.node],
+    ['nodes/status', nodes.status],
+  ]);
+}
