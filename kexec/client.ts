@@ -1,0 +1,176 @@
+/**
+ * From a kubeconfig to what a request needs: the server URL, the namespace, the headers
+ * (bearer token, basic auth, impersonation) and the TLS options (CA, client certificate,
+ * insecure-skip-tls-verify, server name). Loading and credential handling are
+ * @kubernetes/client-node's KubeConfig (kubectl's loading rules: `--kubeconfig`, then
+ * `$KUBECONFIG`, then `~/.kube/config`), never ours.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { ConnectionOptions } from 'node:tls';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ApiStatusError, statusFromResponse, type RequestDescription } from './errors.js';
+
+export interface ClientConfig {
+  /** The apiserver, e.g. `http://127.0.0.1:6443` (may carry a path prefix). */
+  server: URL;
+  /** `-n`, else the context's namespace, else `default`. */
+  namespace: string;
+  headers: Record<string, string>;
+  tls: ConnectionOptions;
+}
+
+export interface LoadOptions {
+  kubeconfig?: string;
+  context?: string;
+  namespace?: string;
+}
+
+export function loadKubeConfig(opts: LoadOptions): KubeConfig {
+  const kc = new KubeConfig();
+  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else kc.loadFromDefault();
+  if (opts.context) {
+    if (!kc.getContextObject(opts.context)) throw new Error(`context "${opts.context}" does not exist`);
+    kc.setCurrentContext(opts.context);
+  }
+  return kc;
+}
+
+export async function clientConfigFrom(kc: KubeConfig, namespaceFlag?: string): Promise<ClientConfig> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster?.server) {
+    throw new Error(
+      'no server found for the current context (is the kubeconfig empty or its context unset?)',
+    );
+  }
+  let server: URL;
+  try {
+    server = new URL(cluster.server);
+  } catch {
+    throw new Error(`invalid server URL ${JSON.stringify(cluster.server)} in the kubeconfig`);
+  }
+  if (server.protocol !== 'http:' && server.protocol !== 'https:') {
+    throw new Error(`unsupported server URL scheme ${server.protocol} (want http or https)`);
+  }
+
+  // client-node refuses to build an agent for an http:// server unless insecure-skip-tls-verify is
+  // set (there is no TLS to verify over plain http); we only want its headers and TLS material, so
+  // over http we ask with the flag set on a copy of the cluster.
+  let source = kc;
+  if (server.protocol === 'http:' && !cluster.skipTLSVerify) {
+    source = new KubeConfig();
+    source.loadFromOptions({
+      clusters: kc.getClusters().map((c) => (c === cluster ? { ...c, skipTLSVerify: true } : c)),
+      users: kc.getUsers(),
+      contexts: kc.getContexts(),
+      currentContext: kc.getCurrentContext(),
+    });
+  }
+  const opts: https.RequestOptions = {};
+  await source.applyToHTTPSOptions(opts);
+  (opts.agent as http.Agent | undefined)?.destroy();
+
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.headers ?? {})) {
+    if (v === undefined) continue;
+    headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+  }
+  if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+
+  const tls: ConnectionOptions = {};
+  if (opts.ca) tls.ca = opts.ca;
+  if (opts.cert) tls.cert = opts.cert;
+  if (opts.key) tls.key = opts.key;
+  if (opts.rejectUnauthorized !== undefined) tls.rejectUnauthorized = opts.rejectUnauthorized;
+  if (opts.servername) tls.servername = opts.servername;
+
+  const contextNs = kc.getContextObject(kc.getCurrentContext())?.namespace;
+  return { server, namespace: namespaceFlag || contextNs || 'default', headers, tls };
+}
+
+export async function loadClientConfig(opts: LoadOptions): Promise<ClientConfig> {
+  return clientConfigFrom(loadKubeConfig(opts), opts.namespace);
+}
+
+/** `path` (starting with /) under the server URL, keeping any path prefix the server URL has. */
+export function apiUrl(cfg: Pick<ClientConfig, 'server'>, path: string, query?: URLSearchParams): URL {
+  const url = new URL(cfg.server.href);
+  url.pathname = url.pathname.replace(/\/+$/, '') + path;
+  url.search = query ? query.toString() : '';
+  return url;
+}
+
+export interface ApiResponse {
+  code: number;
+  contentType: string | undefined;
+  body: string;
+}
+
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+/** One HTTP request to the apiserver. Connection failures reject with a Go-like message. */
+export function apiRequest(
+  cfg: ClientConfig,
+  method: string,
+  url: URL,
+  body?: unknown,
+  timeoutMs = 30_000,
+): Promise<ApiResponse> {
+  const verb = method[0] + method.slice(1).toLowerCase();
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = { Accept: 'application/json', ...cfg.headers };
+    if (payload) {
+      headers['Content-Type'] = 'application/json';
+      headers['Content-Length'] = String(payload.length);
+    }
+    const mod = url.protocol === 'https:' ? https : http;
+    const req = mod.request(
+      url,
+      { method, headers, ...(url.protocol === 'https:' ? cfg.tls : {}) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_BODY_BYTES) {
+            req.destroy(new Error(`response body larger than ${MAX_BODY_BYTES} bytes`));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('end', () =>
+          resolve({
+            code: res.statusCode ?? 0,
+            contentType: res.headers['content-type'],
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', (err) => reject(new Error(`${verb} "${url.href}": ${err.message}`)));
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', (err) => reject(new Error(`${verb} "${url.href}": ${err.message}`)));
+    req.end(payload);
+  });
+}
+
+/** A request whose 2xx body is JSON; anything else becomes an ApiStatusError. */
+export async function apiJson<T>(
+  cfg: ClientConfig,
+  method: string,
+  path: string,
+  what: Omit<RequestDescription, 'method'>,
+  body?: unknown,
+): Promise<T> {
+  const res = await apiRequest(cfg, method, apiUrl(cfg, path), body);
+  if (res.code < 200 || res.code >= 300) {
+    throw new ApiStatusError(statusFromResponse(res.code, res.body, res.contentType, { method, ...what }));
+  }
+  try {
+    return JSON.parse(res.body) as T;
+  } catch {
+    throw new Error(`the server returned a response that is not JSON for ${method} ${path}`);
+  }
+}

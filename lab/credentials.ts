@@ -1,0 +1,101 @@
+/**
+ * The lab's credentials (docs/wiring.md "Credentials"): one HS256 signing key, the admin's token
+ * for the kubeconfig and each node's token for its kubelet, all files mode 0600; and the
+ * kubeconfig that points kexec / kubectl at the apiserver.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import {
+  ADMIN_GROUP,
+  APISERVER_AUDIENCE,
+  NODES_GROUP,
+  mintToken,
+  readSigningKey,
+} from '../shared/auth/tokens.js';
+
+export const SIGNING_KEY_FILE = 'token-signing.key';
+export const ADMIN_TOKEN_FILE = 'admin.token';
+export const KUBECONFIG_FILE = 'kubeconfig';
+
+export function nodeTokenFile(node: string): string {
+  return `${node}.token`;
+}
+
+export interface LabCredentials {
+  dir: string;
+  keyFile: string;
+  adminToken: string;
+  adminTokenFile: string;
+  /** Node name → token file. */
+  nodeTokenFiles: Record<string, string>;
+}
+
+/** Writes a file with mode 0600 (also when it already existed with a wider mode). */
+export function writePrivate(file: string, data: string | Buffer): void {
+  fs.writeFileSync(file, data, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+}
+
+/**
+ * A signing key and tokens in `dir` (created 0700 if missing). By default every start gets a new
+ * key, so tokens from an earlier run stop working; `reuseKey` keeps an existing key (the compose
+ * setup, which may run again while the apiserver keeps the key it read).
+ */
+export function writeCredentials(
+  dir: string,
+  nodes: string[],
+  opts: { expiresInSec?: number; reuseKey?: boolean } = {},
+): LabCredentials {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const keyFile = path.join(dir, SIGNING_KEY_FILE);
+  let key: Buffer | undefined;
+  if (opts.reuseKey && fs.existsSync(keyFile)) {
+    key = readSigningKey(keyFile);
+  } else {
+    key = randomBytes(32);
+    writePrivate(keyFile, key);
+  }
+  const mint = { audience: APISERVER_AUDIENCE, expiresInSec: opts.expiresInSec ?? 7 * 24 * 3600 };
+  const adminToken = mintToken(key, { name: 'admin', groups: [ADMIN_GROUP] }, mint);
+  const adminTokenFile = path.join(dir, ADMIN_TOKEN_FILE);
+  writePrivate(adminTokenFile, `${adminToken}\n`);
+  const nodeTokenFiles: Record<string, string> = {};
+  for (const node of nodes) {
+    const file = path.join(dir, nodeTokenFile(node));
+    writePrivate(file, `${mintToken(key, { name: `system:node:${node}`, groups: [NODES_GROUP] }, mint)}\n`);
+    nodeTokenFiles[node] = file;
+  }
+  return { dir, keyFile, adminToken, adminTokenFile, nodeTokenFiles };
+}
+
+/** The kubeconfig (YAML text) for the lab admin: one cluster, one user, one context. */
+export function kubeconfigYaml(server: string, token: string, namespace = 'default'): string {
+  const doc = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: 'kexec-lab',
+        cluster: {
+          server,
+          // Meaningless over plain http (kubectl ignores it there), but @kubernetes/client-node
+          // refuses an http:// server without it.
+          ...(server.startsWith('http:') ? { 'insecure-skip-tls-verify': true } : {}),
+        },
+      },
+    ],
+    users: [{ name: 'kexec-lab-admin', user: { token } }],
+    contexts: [{ name: 'kexec-lab', context: { cluster: 'kexec-lab', user: 'kexec-lab-admin', namespace } }],
+    'current-context': 'kexec-lab',
+    preferences: {},
+  };
+  return YAML.stringify(doc);
+}
+
+export function writeKubeconfig(file: string, server: string, token: string, namespace = 'default'): string {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  writePrivate(file, kubeconfigYaml(server, token, namespace));
+  return file;
+}

@@ -1,0 +1,114 @@
+/**
+ * The lab launcher with the real services (from dist/: `npm run build` first), in-process through
+ * startLab: READY lines, credentials, kubeconfig, the demo pod, the exec chain through kexec, a
+ * clean stop, and a service dying on its own.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable, PassThrough } from 'node:stream';
+import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
+import { kexec } from '../kexec/cli.js';
+import { apiJson, loadClientConfig } from '../kexec/client.js';
+import type { PodLike } from '../kexec/exec.js';
+import { startLab, type Lab } from './lab.js';
+
+class Sink extends Writable {
+  data = '';
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.data += chunk.toString();
+    cb();
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+  return !alive(pid);
+}
+
+let dir = '';
+let lab: Lab | undefined;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lab-'));
+  lab = await startLab({ dir: path.join(dir, 'state'), port: 0, log: (l) => logs.push(l) });
+}, 90_000);
+
+afterAll(async () => {
+  await lab?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('startLab', () => {
+  it('starts three separate service processes and prefixes their output', () => {
+    const pids = lab!.pids;
+    expect(Object.keys(pids).sort()).toEqual(['apiserver', 'cri-shim', 'kubelet-sim']);
+    expect(new Set(Object.values(pids)).size).toBe(3);
+    for (const pid of Object.values(pids)) expect(alive(pid)).toBe(true);
+    expect(logs.some((l) => l.startsWith('[apiserver] READY '))).toBe(true);
+    expect(logs.some((l) => l.startsWith('[kubelet-sim] READY '))).toBe(true);
+    expect(logs.some((l) => l.startsWith('[cri-shim] READY '))).toBe(true);
+  });
+
+  it('writes a kubeconfig with the real apiserver port and the admin token; the demo pod runs', async () => {
+    expect(lab!.apiserverUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(lab!.apiserverUrl).not.toMatch(/:0$/);
+    expect(fs.statSync(lab!.kubeconfigPath).mode & 0o777).toBe(0o600);
+    const cfg = await loadClientConfig({ kubeconfig: lab!.kubeconfigPath });
+    expect(cfg.server.origin).toBe(lab!.apiserverUrl);
+    const pod = await apiJson<PodLike>(cfg, 'GET', '/api/v1/namespaces/default/pods/demo', {
+      resource: 'pods',
+    });
+    expect(pod.spec?.nodeName).toBe('node-1');
+    expect(pod.spec?.containers?.map((c) => c.name)).toEqual(['demo']);
+    expect(pod.status?.phase).toBe('Running');
+  });
+
+  it('kexec runs a command in the demo pod through the three hops', async () => {
+    const stdout = new Sink();
+    const stderr = new Sink();
+    const code = await kexec(['--kubeconfig', lab!.kubeconfigPath, 'demo', '--', 'ls', '/root'], {
+      stdin: new PassThrough(),
+      stdout,
+      stderr,
+      runChannelClient,
+    });
+    expect({ code, stderr: stderr.data }).toEqual({ code: 0, stderr: '' });
+    expect(stdout.data).toMatch(/README\.txt/);
+  });
+
+  it('stops every process, and a second stop is harmless', async () => {
+    const pids = Object.values(lab!.pids);
+    await lab!.stop();
+    await lab!.stop();
+    for (const pid of pids) expect(await gone(pid)).toBe(true);
+  });
+});
+
+describe('a service that dies on its own', () => {
+  it('is reported through failed', async () => {
+    const other = await startLab({
+      dir: path.join(dir, 'crash'),
+      port: 0,
+      demoPod: false,
+      log: () => {},
+    });
+    try {
+      process.kill(other.pids.apiserver, 'SIGKILL');
+      await expect(other.failed).resolves.toEqual({ service: 'apiserver', code: null, signal: 'SIGKILL' });
+    } finally {
+      await other.stop();
+    }
+    for (const pid of Object.values(other.pids)) expect(await gone(pid)).toBe(true);
+  }, 60_000);
+});

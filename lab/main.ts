@@ -1,0 +1,116 @@
+/**
+ * `npm start`: the lab in the foreground (see lab.ts). Ctrl-C / SIGTERM / SIGHUP stop every
+ * service and exit 0; a service dying on its own stops the rest and exits 1.
+ *
+ *   node dist/lab/main.js [--dir .lab] [--port 6443] [--max-connection-bytes-per-sec N]
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { startLab, tryCommands } from './lab.js';
+import { describeExit } from './supervisor.js';
+
+function nonNegativeInt(max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > max)
+      throw new InvalidArgumentError(`expected an integer 0-${max}`);
+    return n;
+  };
+}
+
+const program = new Command('kexec-lab')
+  .description(
+    'Start the kexec lab: cri-shim, apiserver and kubelet-sim as separate processes, and a demo pod',
+  )
+  .option('--dir <dir>', 'state directory: signing key, tokens, kubeconfig, runtime state', '.lab')
+  .option('--port <port>', 'apiserver port (0 picks a free one)', nonNegativeInt(65535), 6443)
+  .option(
+    '--max-connection-bytes-per-sec <n>',
+    'apiserver rate limit for each direction of a proxied stream (0 = unlimited)',
+    nonNegativeInt(Number.MAX_SAFE_INTEGER),
+    0,
+  )
+  .option('--node-name <name>', 'name of the node', 'node-1')
+  .addOption(
+    new Option('--isolation <mode>', 'cri-shim process isolation')
+      .choices(['auto', 'bwrap', 'none'])
+      .default('auto'),
+  )
+  .showHelpAfterError();
+
+async function main(): Promise<number> {
+  program.parse();
+  const o = program.opts<{
+    dir: string;
+    port: number;
+    maxConnectionBytesPerSec: number;
+    nodeName: string;
+    isolation: 'auto' | 'bwrap' | 'none';
+  }>();
+  const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
+
+  const interrupt = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  let onSignal: (s: NodeJS.Signals) => void = (s) => {
+    signalled = s;
+    interrupt.abort();
+  };
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => onSignal(s));
+
+  let lab;
+  try {
+    lab = await startLab({
+      dir: o.dir,
+      port: o.port,
+      maxConnectionBytesPerSec: o.maxConnectionBytesPerSec,
+      nodeName: o.nodeName,
+      isolation: o.isolation,
+      signal: interrupt.signal,
+    });
+  } catch (err) {
+    if (signalled) {
+      say(`${signalled}: stopped during start-up`);
+      return 0;
+    }
+    say(`start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+
+  const [first, ...rest] = tryCommands(lab.kubeconfigPath, lab.apiserverUrl);
+  process.stdout.write(
+    [
+      '',
+      `kexec lab is up: apiserver ${lab.apiserverUrl}, node ${o.nodeName}, pod default/demo Running.`,
+      `kubeconfig: ${lab.kubeconfigPath}`,
+      '',
+      'Try:',
+      `  ${first}`,
+      ...rest.map((c) => `  ${c}`),
+      '',
+      'Press Ctrl-C to stop the lab.',
+      '',
+    ].join('\n'),
+  );
+
+  const running = lab;
+  const stopped = new Promise<number>((resolve) => {
+    onSignal = (s) => {
+      say(`${s}: stopping the lab`);
+      void running.stop().then(() => resolve(0));
+    };
+    void running.failed.then((f) => {
+      say(`${f.service} exited unexpectedly (${describeExit(f)}): stopping the lab`);
+      void running.stop().then(() => resolve(1));
+    });
+  });
+  const code = await stopped;
+  say('stopped');
+  return code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`[lab] ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

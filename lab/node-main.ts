@@ -1,0 +1,137 @@
+/**
+ * The compose `node` container: one node = cri-shim + kubelet-sim, still two separate processes
+ * (docs/wiring.md), started in order and supervised together.
+ *
+ *   node dist/lab/node-main.js --dir /lab --apiserver http://apiserver:6443 --node-name node-1 --address auto
+ *
+ * Credentials come from `--dir` (written by `setup-main.js credentials`). `--address auto` uses the
+ * IPv4 address this host name resolves to (the container's address on the compose network), which
+ * the kubelet both binds and registers as its InternalIP. Prints
+ * `READY {"service":"node","node":…,"kubeletUrl":…,"criEndpoint":…}` once the kubelet is READY;
+ * SIGTERM/SIGINT stop both and exit 0; either dying on its own stops the other and exits 1.
+ */
+import dns from 'node:dns/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { packageRoot } from '../shared/cri/package-root.js';
+import { SIGNING_KEY_FILE, nodeTokenFile } from './credentials.js';
+import { describeExit, startService, type Service } from './supervisor.js';
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port 0-65535');
+  return n;
+}
+
+export async function resolveAddress(address: string): Promise<string> {
+  if (address !== 'auto') return address;
+  const { address: ip } = await dns.lookup(os.hostname(), { family: 4 });
+  return ip;
+}
+
+async function main(): Promise<number> {
+  const o = new Command('node-main')
+    .description('One lab node: cri-shim and kubelet-sim as two supervised processes')
+    .requiredOption('--dir <dir>', 'lab directory with the signing key and NODE.token')
+    .requiredOption('--apiserver <url>', 'apiserver URL')
+    .option('--node-name <name>', 'node name', 'node-1')
+    .option('--address <ip>', "kubelet bind address and InternalIP ('auto': this host name's IPv4)", 'auto')
+    .option('--kubelet-port <port>', 'kubelet port (0 picks one)', port, 10250)
+    .addOption(
+      new Option('--isolation <mode>', 'cri-shim isolation')
+        .choices(['auto', 'bwrap', 'none'])
+        .default('auto'),
+    )
+    .parse()
+    .opts<{
+      dir: string;
+      apiserver: string;
+      nodeName: string;
+      address: string;
+      kubeletPort: number;
+      isolation: string;
+    }>();
+
+  const say = (line: string) => void process.stderr.write(`[node] ${line}\n`);
+  const root = packageRoot();
+  const dir = path.resolve(o.dir);
+  const state = path.join(dir, o.nodeName);
+  const address = await resolveAddress(o.address);
+  const services: Service[] = [];
+  let stopping = false;
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const s of [...services].reverse()) await s.stop();
+    resolveDone(code);
+  };
+  const start = (name: string, args: string[]): Service => {
+    const s = startService({ name, script: path.join(root, 'dist', name, 'main.js'), args, cwd: root });
+    services.push(s);
+    void s.exited.then((e) => {
+      if (stopping || s.stopping) return;
+      say(`${name} exited unexpectedly (${describeExit(e)}): stopping the node`);
+      void stopAll(1);
+    });
+    return s;
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      say(`${sig}: stopping the node`);
+      void stopAll(0);
+    });
+  }
+
+  try {
+    const cri = start('cri-shim', [
+      '--listen',
+      `unix://${path.join(state, 'cri-shim.sock')}`,
+      '--streaming-address',
+      '127.0.0.1',
+      '--streaming-port',
+      '0',
+      '--root',
+      path.join(state, 'cri-shim'),
+      '--isolation',
+      o.isolation,
+    ]);
+    const criReady = await Promise.race([cri.ready, done.then(() => Promise.reject(new Error('stopped')))]);
+    const kubelet = start('kubelet-sim', [
+      '--apiserver',
+      o.apiserver,
+      '--token-file',
+      path.join(dir, nodeTokenFile(o.nodeName)),
+      '--token-signing-key-file',
+      path.join(dir, SIGNING_KEY_FILE),
+      '--node-name',
+      o.nodeName,
+      '--address',
+      address,
+      '--port',
+      String(o.kubeletPort),
+      '--container-runtime-endpoint',
+      String(criReady.endpoint),
+    ]);
+    const kReady = await Promise.race([kubelet.ready, done.then(() => Promise.reject(new Error('stopped')))]);
+    process.stdout.write(
+      `READY ${JSON.stringify({ service: 'node', node: o.nodeName, kubeletUrl: kReady.url, criEndpoint: criReady.endpoint })}\n`,
+    );
+  } catch (err) {
+    if (!stopping) {
+      say(`start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+      await stopAll(1);
+    }
+  }
+  return done;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`[node] ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

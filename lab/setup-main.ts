@@ -1,0 +1,66 @@
+/**
+ * One-shot set-up steps for the compose lab (and anyone scripting a lab by hand):
+ *
+ *   node dist/lab/setup-main.js credentials --dir /lab --server http://apiserver:6443 --node-name node-1
+ *     signing key (kept if present), admin and node tokens, DIR/kubeconfig — all 0600;
+ *   node dist/lab/setup-main.js demo-pod --kubeconfig /lab/kubeconfig --node-name node-1 --timeout 120
+ *     waits (bounded) for the apiserver, creates pod default/demo (kept if it exists) and waits
+ *     until it is Running.
+ */
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { loadClientConfig } from '../kexec/client.js';
+import { formatError } from '../kexec/errors.js';
+import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig } from './credentials.js';
+import { demoPod, ensurePod, retryUntilReachable, waitForPodRunning } from './pods.js';
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  return n;
+}
+
+const say = (line: string) => void process.stderr.write(`[setup] ${line}\n`);
+const program = new Command('setup').description('kexec lab set-up steps (used by docker-compose.yml)');
+
+program
+  .command('credentials')
+  .description('write the signing key (kept if present), the tokens and the kubeconfig')
+  .requiredOption('--dir <dir>', 'lab directory')
+  .requiredOption('--server <url>', 'apiserver URL for the kubeconfig')
+  .option('--node-name <name>', 'node to mint a token for', 'node-1')
+  .option('--new-key', 'replace an existing signing key', false)
+  .action((o: { dir: string; server: string; nodeName: string; newKey: boolean }) => {
+    const creds = writeCredentials(path.resolve(o.dir), [o.nodeName], { reuseKey: !o.newKey });
+    const kubeconfig = writeKubeconfig(path.join(creds.dir, KUBECONFIG_FILE), o.server, creds.adminToken);
+    say(`credentials for admin and ${o.nodeName} in ${creds.dir}; kubeconfig ${kubeconfig} → ${o.server}`);
+  });
+
+program
+  .command('demo-pod')
+  .description('create pod default/demo on the node and wait until it is Running')
+  .requiredOption('--kubeconfig <file>', 'kubeconfig of the lab admin')
+  .option('--node-name <name>', 'node the pod is bound to', 'node-1')
+  .option('--timeout <seconds>', 'give up after this long', seconds, 120)
+  .action(async (o: { kubeconfig: string; nodeName: string; timeout: number }) => {
+    const cfg = await loadClientConfig({ kubeconfig: o.kubeconfig });
+    const deadline = Date.now() + o.timeout * 1000;
+    const how = await retryUntilReachable(
+      () => ensurePod(cfg, demoPod({ nodeName: o.nodeName })),
+      o.timeout * 1000,
+    );
+    say(`pod default/demo ${how === 'created' ? 'created' : 'already exists'}; waiting for it to run`);
+    await waitForPodRunning(cfg, 'default', 'demo', {
+      timeoutMs: Math.max(1000, deadline - Date.now()),
+      retryUnavailable: true,
+    });
+    say('pod default/demo is Running');
+  });
+
+program.parseAsync().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`[setup] ${formatError(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from '../shared/cri/package-root.js';
+import { startService } from './supervisor.js';
+
+const script = path.join(packageRoot(), 'lab', 'test-support', 'fake-service.mjs');
+
+/** Running (a zombie left for an init that does not reap counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+describe('startService', () => {
+  it('waits for the READY line and prefixes the output', async () => {
+    const lines: string[] = [];
+    const svc = startService({ name: 'fake', script, args: ['ready'], log: (l) => lines.push(l) });
+    await expect(svc.ready).resolves.toEqual({ service: 'fake', url: 'http://127.0.0.1:1' });
+    expect(await svc.stop()).toEqual({ code: 0, signal: null });
+    expect(lines).toEqual(
+      expect.arrayContaining(['[fake] starting in mode ready', '[fake] not the ready line', '[fake] bye']),
+    );
+    expect(alive(svc.pid)).toBe(false);
+  });
+
+  it('rejects ready when the service exits first', async () => {
+    const svc = startService({ name: 'fake', script, args: ['early-exit'], log: () => {} });
+    await expect(svc.ready).rejects.toThrow('fake exited (code 3) before it was ready');
+    expect(await svc.exited).toEqual({ code: 3, signal: null });
+  });
+
+  it('kills a service (and its process group) that ignores SIGTERM', async () => {
+    const svc = startService({ name: 'fake', script, args: ['stubborn'], log: () => {} });
+    const info = await svc.ready;
+    const grandchild = Number(info.grandchild);
+    expect(alive(grandchild)).toBe(true);
+    expect(await svc.stop(300)).toEqual({ code: null, signal: 'SIGKILL' });
+    // the grandchild was in the same group: gone too (allow the kernel a moment to reap)
+    for (let i = 0; i < 50 && alive(grandchild); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(alive(grandchild)).toBe(false);
+  });
+
+  it('reports an exit that nobody asked for', async () => {
+    const svc = startService({ name: 'fake', script, args: ['crash-later'], log: () => {} });
+    await svc.ready;
+    expect(await svc.exited).toEqual({ code: 2, signal: null });
+    expect(svc.stopping).toBe(false);
+  });
+});
