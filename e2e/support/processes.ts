@@ -1,0 +1,71 @@
+/**
+ * e2e helpers: run `kexec` (bin/kexec.js) as a real child process, and look for processes by
+ * their command line in /proc, the way a user would with `ps`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from '../../shared/cri/package-root.js';
+
+export const KEXEC_BIN = path.join(packageRoot(), 'bin', 'kexec.js');
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Collects a child's output and resolves on exit. */
+export function collect(child: ChildProcess): Promise<RunResult> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout?.on('data', (c: Buffer) => out.push(c));
+  child.stderr?.on('data', (c: Buffer) => err.push(c));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) =>
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }),
+    );
+  });
+}
+
+export function startKexec(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  return spawn(process.execPath, [KEXEC_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Runs kexec to completion with `input` on its stdin (closed at once when absent). */
+export function runKexec(args: string[], input?: Buffer | string): Promise<RunResult> {
+  const child = startKexec(args);
+  const done = collect(child);
+  child.stdin!.on('error', () => {});
+  child.stdin!.end(input);
+  return done;
+}
+
+/** pids of live processes whose argv satisfies `match`. */
+export function pidsWhere(match: (argv: string[]) => boolean): number[] {
+  const found: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').slice(0, -1);
+      const state = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.[0];
+      // A zombie has exited; only its parent's wait() is missing (PID 1 here may not reap).
+      if (state !== 'Z' && match(argv)) found.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found;
+}
+
+/** Polls until `check` holds, at most `timeoutMs`; returns whether it did. */
+export async function eventually(check: () => boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return check();
+}
