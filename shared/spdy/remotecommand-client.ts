@@ -1,0 +1,209 @@
+/**
+ * The client end of a remotecommand session over SPDY/3.1: what `kexec --protocol spdy` uses, and
+ * what tests use to drive a hop the way kubectl (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false) does.
+ *
+ * Mirrors client-go `tools/remotecommand/spdy.go` and `transport/spdy/spdy.go` (a POST with
+ * `Connection: Upgrade`, `Upgrade: SPDY/3.1` and one `X-Stream-Protocol-Version` line per version
+ * offered; the 101 names the chosen one, none meaning v1) and `v2.go`…`v4.go` (open `error`, then
+ * `stdin`, `stdout`, `stderr` unless tty, `resize` with tty from v3, each waiting for its reply; copy
+ * stdin and FIN the stream at EOF; read stdout and stderr to EOF; then the error stream's Status).
+ * Same options and result as websocket-client.ts's runChannelClient; a refused upgrade is the same
+ * ChannelClientError.
+ *
+ * Differences: a connection lost before the exit status is an error, never a silent success
+ * (kubernetes#26424, #73056): with v4 the error stream must end with a Status or a FIN; before v4,
+ * where success writes nothing, the error stream must have ended by FIN, RST_STREAM or GOAWAY
+ * rather than by the socket dropping.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex, Readable } from 'node:stream';
+import { failureStatus, type Status } from '../status.js';
+import { encodeResize } from '../remotecommand/codec.js';
+import { decodeStatus, exitCodeOf } from '../remotecommand/exit-status.js';
+import { protocolByName } from '../remotecommand/protocol.js';
+import {
+  ChannelClientError,
+  type ChannelClientOptions,
+  type ChannelClientResult,
+} from '../remotecommand/websocket-client.js';
+import { SpdyConnection, type SpdyConnectionOptions } from './connection.js';
+import type { SpdyStream } from './stream.js';
+import {
+  DEFAULT_STREAM_CREATION_TIMEOUT_MS,
+  HEADER_PROTOCOL_VERSION,
+  isSpdyUpgrade,
+  SPDY_31,
+  SPDY_CLIENT_PROTOCOLS,
+  StreamType,
+} from './upgrade.js';
+
+export interface SpdyClientOptions extends ChannelClientOptions {
+  /** How long each stream may wait for the server's SYN_REPLY (client-go: 30 s). */
+  streamCreationTimeoutMs?: number;
+  connection?: Omit<SpdyConnectionOptions, 'role' | 'head'>;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+const MAX_STATUS_BYTES = 1024 * 1024;
+
+export async function runSpdyClient(opts: SpdyClientOptions): Promise<ChannelClientResult> {
+  const { socket, head, protocol } = await upgrade(opts);
+  const proto = protocolByName(protocol || 'channel.k8s.io');
+  if (!proto || proto.base64) {
+    socket.destroy();
+    throw new Error(`server chose an unknown protocol version ${JSON.stringify(protocol)}`);
+  }
+  const conn = new SpdyConnection(socket, { ...opts.connection, role: 'client', head });
+  let goaway = false;
+  conn.once('goaway', () => (goaway = true));
+
+  const open = (type: string): SpdyStream => conn.createStream({ streamType: type });
+  const errorStream = open(StreamType.Error);
+  const stdin = opts.stdin ? open(StreamType.Stdin) : undefined;
+  const stdout = opts.stdout ? open(StreamType.Stdout) : undefined;
+  const stderr = opts.stderr && !opts.tty ? open(StreamType.Stderr) : undefined;
+  const resize = opts.tty && proto.version >= 3 ? open(StreamType.Resize) : undefined;
+  const all = [errorStream, stdin, stdout, stderr, resize].filter((s): s is SpdyStream => !!s);
+  // Collect the error stream from the start: the server may answer before we are done waiting.
+  const errorData = collect(errorStream, MAX_STATUS_BYTES);
+  const outputs = [copyOut(stdout, opts.stdout), copyOut(stderr, opts.stderr)];
+  try {
+    const timeout = opts.streamCreationTimeoutMs ?? DEFAULT_STREAM_CREATION_TIMEOUT_MS;
+    await Promise.all(all.map((s) => s.waitReply(timeout)));
+  } catch (err) {
+    await conn.close();
+    throw err;
+  }
+
+  // Nothing comes back on stdin or resize: drain them so they cannot hold the socket.
+  stdin?.resume();
+  resize?.resume();
+  if (stdin && opts.stdin) void pumpStdin(opts.stdin, stdin);
+  let unsubscribe: (() => void) | undefined;
+  if (resize && opts.resize) {
+    unsubscribe = opts.resize((size) => {
+      if (!resize.writableEnded) resize.write(Buffer.concat([encodeResize(size), Buffer.from('\n')]));
+    });
+  }
+
+  try {
+    await Promise.all(outputs);
+    const data = await errorData;
+    const end = errorStream.remoteEnd;
+    const clean = proto.version >= 4 ? data.length > 0 || end === 'fin' : end !== 'closed' || goaway;
+    if (!clean) throw new Error('connection closed before the command finished');
+    const status = decodeStatus(proto, data);
+    return { status, exitCode: exitCodeOf(status), protocol: proto.name };
+  } finally {
+    unsubscribe?.();
+    await conn.close();
+  }
+}
+
+/** POSTs the upgrade request; resolves with the upgraded socket, or rejects with the refusal. */
+function upgrade(opts: SpdyClientOptions): Promise<{ socket: Duplex; head: Buffer; protocol: string }> {
+  const url = new URL(opts.url.replace(/^ws(s?):/, 'http$1:'));
+  const request = url.protocol === 'https:' ? https.request : http.request;
+  const protocols = [...(opts.protocols ?? SPDY_CLIENT_PROTOCOLS)];
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      ...opts.tls,
+      method: 'POST',
+      agent: false,
+      headers: {
+        ...opts.headers,
+        Connection: 'Upgrade',
+        Upgrade: SPDY_31,
+        [HEADER_PROTOCOL_VERSION]: protocols,
+      },
+    });
+    const timer = setTimeout(
+      () => req.destroy(new Error(`upgrade timed out after ${opts.handshakeTimeoutMs ?? 30_000} ms`)),
+      opts.handshakeTimeoutMs ?? 30_000,
+    );
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      clearTimeout(timer);
+      if (!isSpdyUpgrade(res.headers)) {
+        socket.destroy();
+        reject(new Error(`server switched to ${JSON.stringify(res.headers.upgrade)}, not ${SPDY_31}`));
+        return;
+      }
+      const chosen = res.headers[HEADER_PROTOCOL_VERSION.toLowerCase()];
+      resolve({ socket, head, protocol: (Array.isArray(chosen) ? chosen[0] : chosen) ?? '' });
+    });
+    req.on('response', (res) => {
+      clearTimeout(timer);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= MAX_ERROR_BODY) chunks.push(c);
+      });
+      res.on('error', () => {});
+      res.on('end', () => {
+        const code = res.statusCode ?? 0;
+        reject(new ChannelClientError(statusFromBody(code, Buffer.concat(chunks)), code));
+        req.destroy();
+      });
+    });
+    req.end();
+  });
+}
+
+/** Everything the stream delivers up to `limit` bytes (the rest is read and dropped). */
+function collect(stream: SpdyStream, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  stream.on('data', (c: Buffer) => {
+    if (size + c.length <= limit) chunks.push(c);
+    size += c.length;
+  });
+  return new Promise((resolve) => stream.once('end', () => resolve(Buffer.concat(chunks))));
+}
+
+/** Copies a remote output stream into the caller's writer with backpressure; resolves at its end. */
+function copyOut(
+  stream: SpdyStream | undefined,
+  target: NodeJS.WritableStream | null | undefined,
+): Promise<void> {
+  if (!stream) return Promise.resolve();
+  const ended = new Promise<void>((resolve) => stream.once('end', resolve));
+  if (target) stream.pipe(target, { end: false });
+  else stream.resume();
+  return ended;
+}
+
+/** Copies stdin to its stream, waiting whenever the stream is full; FIN at EOF. */
+async function pumpStdin(input: Readable, stream: SpdyStream): Promise<void> {
+  try {
+    for await (const chunk of input) {
+      if (stream.writableEnded || stream.destroyed) return;
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      if (buf.length && !stream.write(buf)) {
+        await new Promise<void>((resolve) => {
+          stream.once('drain', resolve);
+          stream.once('close', resolve);
+        });
+      }
+    }
+  } catch {
+    // A failing local stdin ends the input like EOF.
+  }
+  if (!stream.writableEnded && !stream.destroyed) stream.end();
+}
+
+function statusFromBody(code: number, body: Buffer): Status {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as Status;
+    if (parsed && typeof parsed === 'object' && parsed.status === 'Failure') return parsed;
+  } catch {
+    // not a Status: describe it
+  }
+  const text = body.toString('utf8').trim();
+  return failureStatus(code || 500, text || `unable to upgrade connection: HTTP ${code}`);
+}
