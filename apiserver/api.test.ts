@@ -302,7 +302,8 @@ describe('routing', () => {
     expect(put.code).toBe(405);
     expect(put.body.reason).toBe('MethodNotAllowed');
     expect((await api(server, 'POST', `${PODS}/a`, { body: pod('a') })).code).toBe(405);
-    expect((await api(server, 'DELETE', PODS)).code).toBe(405);
+    expect((await api(server, 'PUT', PODS, { body: pod('a') })).code).toBe(405);
+    expect((await api(server, 'DELETE', `${PODS}/a/status`)).code).toBe(405);
   });
 
   it('serves version and discovery generated from the registry', async () => {
@@ -326,6 +327,7 @@ describe('routing', () => {
       'nodes/status',
       'pods',
       'pods/attach',
+      'pods/binding',
       'pods/exec',
       'pods/log',
       'pods/portforward',
@@ -336,8 +338,9 @@ describe('routing', () => {
       namespaced: true,
       kind: 'Pod',
       shortNames: ['po'],
-      verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+      verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
     });
+    expect(byName['pods/binding']).toMatchObject({ kind: 'Binding', verbs: ['create'] });
     expect(byName['pods/exec']).toMatchObject({ kind: 'PodExecOptions', verbs: ['create', 'get'] });
     expect(byName['pods/log'].verbs).toEqual(['get']);
     expect(byName['pods/status'].verbs).toEqual(['get', 'patch', 'update']);

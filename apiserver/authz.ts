@@ -54,8 +54,8 @@ const NODE_RULES: Record<string, Set<string>> = {
   'pods/status': new Set(['get', 'update', 'patch']),
 };
 
-/** Discovery and version are readable by every authenticated user (system:discovery). */
-const DISCOVERY_PATHS = /^\/(api|apis|version)(\/v1)?\/?$/;
+/** Discovery, OpenAPI and version are readable by every authenticated user (system:discovery). */
+const DISCOVERY_PATHS = /^\/((api|apis|version)(\/v1)?|openapi\/v3(\/api\/v1)?)\/?$/;
 
 export function authorize(a: Attributes): Decision {
   if (a.user.groups.includes(ADMIN_GROUP)) return { allowed: true };

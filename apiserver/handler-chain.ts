@@ -15,7 +15,15 @@ import { badRequest, resourceNotFound, unauthorized } from './api/errors.js';
 import { StatusError, toStatus, writeStatus, writeStatusToSocket } from '../shared/status.js';
 import { attributesFrom, authorize, forbidden, type Attributes } from './authz.js';
 import { isPublicPath, type Authenticator } from './authn.js';
-import { apiGroupList, apiResourceList, apiVersions, versionInfo } from './endpoints/discovery.js';
+import {
+  aggregatedDiscovery,
+  apiGroupList,
+  apiResourceList,
+  apiVersions,
+  versionInfo,
+} from './endpoints/discovery.js';
+import { contentType, negotiate } from './endpoints/negotiation.js';
+import { openAPIDocuments, type OpenAPIDocuments } from './endpoints/openapi.js';
 import { serveResource, writeJSON } from './endpoints/handlers/rest.js';
 import type { WatchLimits } from './endpoints/handlers/watch.js';
 import { route, type Route } from './endpoints/installer.js';
@@ -39,7 +47,11 @@ interface Authorized {
 }
 
 export class HandlerChain {
-  constructor(private readonly deps: HandlerChainDeps) {}
+  private readonly openapi: OpenAPIDocuments;
+
+  constructor(private readonly deps: HandlerChainDeps) {
+    this.openapi = openAPIDocuments(deps.registry);
+  }
 
   /** For the server's 'request' event. */
   async serveHTTP(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -50,7 +62,7 @@ export class HandlerChain {
       if (req.method === 'GET' && isPublicPath(info.path)) return this.servePublic(info, res);
       const auth = this.authorize(req, info);
       who = auth.user.name;
-      if (!info.isResourceRequest) return this.serveNonResource(info, res);
+      if (!info.isResourceRequest) return this.serveNonResource(req, info, res);
       const r = route(this.deps.registry, info, req.method ?? 'GET');
       const ctx: Context = { namespace: info.namespace, user: auth.user };
       if (r.action.kind === 'connect') {
@@ -122,12 +134,29 @@ export class HandlerChain {
     res.end('ok');
   }
 
-  private serveNonResource(info: RequestInfo, res: ServerResponse): void {
+  private serveNonResource(req: IncomingMessage, info: RequestInfo, res: ServerResponse): void {
     const path = info.path.replace(/\/+$/, '') || '/';
     if (info.verb !== 'get') throw resourceNotFound();
-    if (path === '/api') return writeJSON(res, 200, apiVersions(this.deps.serverAddress()));
+    if (path === '/api' || path === '/apis') {
+      // Aggregated discovery when asked for (kubectl 1.26+), the legacy documents otherwise.
+      const target = negotiate(req.headers.accept, ['APIGroupDiscoveryList']);
+      if (target.as) {
+        const doc = aggregatedDiscovery(
+          this.deps.registry,
+          target.groupVersion!,
+          path === '/api' ? 'api' : 'apis',
+        );
+        return writeJSON(res, 200, doc, contentType(target));
+      }
+      return writeJSON(res, 200, path === '/api' ? apiVersions(this.deps.serverAddress()) : apiGroupList());
+    }
     if (path === '/api/v1') return writeJSON(res, 200, apiResourceList(this.deps.registry));
-    if (path === '/apis') return writeJSON(res, 200, apiGroupList());
+    if (path === '/openapi/v3') return writeJSON(res, 200, this.openapi.index);
+    if (path === '/openapi/v3/api/v1') {
+      res.setHeader('Cache-Control', info.query.get('hash') ? 'public, immutable' : 'no-cache, private');
+      res.setHeader('Etag', `"${this.openapi.coreV1Hash}"`);
+      return writeJSON(res, 200, this.openapi.coreV1);
+    }
     throw resourceNotFound();
   }
 }

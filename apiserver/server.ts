@@ -6,14 +6,21 @@
  * Mirrors kube-apiserver's `cmd/kube-apiserver/app/server.go` (CreateServerChain → the core
  * registry with its storage) and k8s.io/apiserver `pkg/server/secure_serving.go` (serve until
  * stopped; on shutdown stop listening and drop the open connections, long-running ones included).
+ * Serves https when given a certificate (kubectl sends credentials only over TLS, see
+ * serving-cert.ts), and runs the small scheduler of scheduler.ts unless told not to.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ProxyError } from '../shared/proxy/proxy-error.js';
 import type { Status } from '../shared/status.js';
 import { Authenticator } from './authn.js';
 import { DEFAULT_WATCH_LIMITS, type WatchLimits } from './endpoints/handlers/watch.js';
 import { HandlerChain } from './handler-chain.js';
+import type { BindingREST } from './registry/binding-rest.js';
+import type { GenericStore } from './registry/generic-store.js';
+import { Scheduler } from './scheduler.js';
 import { KubeletCredentials } from './registry/kubelet-client.js';
 import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.js';
 import { MemoryStore } from './storage/memory-store.js';
@@ -35,13 +42,24 @@ export interface ApiServerOptions {
   kubeletTimeoutMs?: number;
   /** One line per event; stderr by default. */
   log?: (line: string) => void;
+  /**
+   * Serve https with this certificate and key (PEM). kubectl sends credentials only over TLS
+   * (serving-cert.ts); without this the server speaks plain http.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Run the scheduler (scheduler.ts) in this process; default true. */
+  scheduler?: boolean;
 }
 
 export interface ApiServer {
   url: string;
   port: number;
+  /** The PEM certificate served, when serving TLS (a client's CA bundle for it). */
+  caCert?: string;
   store: Store;
   registry: StorageRegistry;
+  /** The in-process scheduler, unless disabled. */
+  scheduler?: Scheduler;
   close(): Promise<void>;
 }
 
@@ -59,7 +77,20 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     },
   });
 
-  const server = http.createServer();
+  let scheduler: Scheduler | undefined;
+  if (opts.scheduler ?? true) {
+    scheduler = new Scheduler({
+      pods: registry.get('pods') as GenericStore,
+      nodes: registry.get('nodes') as GenericStore,
+      binding: registry.get('pods/binding') as BindingREST,
+      log,
+    });
+    await scheduler.start();
+  }
+
+  const server = opts.tls
+    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key })
+    : http.createServer();
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);
@@ -75,7 +106,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   server.on('request', (req, res) => void chain.serveHTTP(req, res));
   server.on('upgrade', (req, socket, head) => void chain.serveUpgrade(req, socket, head));
-  server.on('clientError', (_err, socket) => {
+  server.on('clientError', (_err: Error, socket: Duplex) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     socket.destroy();
   });
@@ -94,12 +125,15 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${address}`,
+    url: `${opts.tls ? 'https' : 'http'}://${address}`,
+    caCert: opts.tls?.cert.toString(),
     port,
     store,
     registry,
+    scheduler,
     close() {
       closing ??= (async () => {
+        await scheduler?.stop();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Watches and spliced streams never end by themselves: drop every connection.
         server.closeAllConnections();

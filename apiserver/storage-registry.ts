@@ -4,8 +4,9 @@
  * resource or subresource exists exactly when it has an entry here.
  *
  * Mirrors kubernetes `pkg/registry/core/rest/storage_core.go` (LegacyRESTStorageProvider /
- * NewLegacyRESTStorage building `restStorageMap`), reduced to pods and nodes.
+ * NewLegacyRESTStorage building `restStorageMap`), reduced to pods (with the binding subresource a scheduler uses) and nodes.
  */
+import { BindingREST } from './registry/binding-rest.js';
 import {
   AttachREST,
   ExecREST,
@@ -33,6 +34,7 @@ export function newLegacyRESTStorage(store: Store, kubelet: KubeletProxyConfig):
     ['pods/attach', new AttachREST(locator, kubelet)],
     ['pods/portforward', new PortForwardREST(locator, kubelet)],
     ['pods/log', new LogREST(locator, kubelet)],
+    ['pods/binding', new BindingREST(pods.pod)],
     ['nodes', nodes.node],
     ['nodes/status', nodes.status],
   ]);

@@ -3,16 +3,18 @@
  * PATCH may carry.
  *
  * Mirrors k8s.io/apiserver `pkg/endpoints/handlers/rest.go` (limitedReadBody, the 3 MiB default
- * `--max-request-body-bytes`) and `patch.go` (the accepted patch types). Strategic merge patch is
- * applied as a JSON merge patch (RFC 7386): lists are replaced rather than merged by key, which is
- * what the lab's clients rely on; apply patches are refused with 415.
+ * `--max-request-body-bytes`) and `patch.go` (the accepted patch types): JSON merge patch
+ * (RFC 7386), strategic merge patch (strategic-merge-patch.ts, lists merged by key) and JSON
+ * patch; server-side apply patches are refused with 415.
  */
 import type { IncomingMessage } from 'node:http';
 import YAML from 'yaml';
 import { StatusError } from '../../shared/status.js';
 import { badRequest } from '../api/errors.js';
 import { isRecord, type KubeObject } from '../api/types.js';
+import { PATCH_META } from '../api/patch-meta.js';
 import { applyJsonPatch } from './json-patch.js';
+import { strategicMergePatch } from './strategic-merge-patch.js';
 
 export const MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024;
 
@@ -67,15 +69,19 @@ export function decodeObject(req: IncomingMessage, body: Buffer): KubeObject {
   return value as KubeObject;
 }
 
-const MERGE_PATCH_TYPES = new Set(['application/merge-patch+json', 'application/strategic-merge-patch+json']);
-
-/** Applies a PATCH body to the stored object, by the request's patch type. */
-export function applyPatch(req: IncomingMessage, body: Buffer, current: KubeObject): KubeObject {
+/** Applies a PATCH body to the stored object (of `kind`), by the request's patch type. */
+export function applyPatch(
+  req: IncomingMessage,
+  body: Buffer,
+  current: KubeObject,
+  kind: string,
+): KubeObject {
   const type = mediaType(req);
-  if (MERGE_PATCH_TYPES.has(type)) {
+  if (type === 'application/merge-patch+json' || type === 'application/strategic-merge-patch+json') {
     const patch = decode(req, body);
     if (!isRecord(patch)) throw badRequest('a merge patch must be a JSON object');
-    return mergePatch(current, patch) as KubeObject;
+    if (type === 'application/merge-patch+json') return mergePatch(current, patch) as KubeObject;
+    return strategicMergePatch(current, patch, PATCH_META[kind]) as KubeObject;
   }
   if (type === 'application/json-patch+json') {
     const ops = decode(req, body);

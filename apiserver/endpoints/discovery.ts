@@ -1,12 +1,15 @@
 /**
  * Discovery and version documents: `/version`, `/api` (APIVersions), `/api/v1` (APIResourceList,
- * generated from the storage registry), `/apis` (an empty APIGroupList).
+ * generated from the storage registry), `/apis` (an empty APIGroupList), and the aggregated
+ * form of `/api` and `/apis` (APIGroupDiscoveryList, apidiscovery.k8s.io/v2 or v2beta1) for
+ * clients that ask for it in `Accept` (kubectl 1.26+, which then skips the per-version requests).
  *
  * Mirrors k8s.io/apiserver `pkg/endpoints/discovery/` (legacy.go, root.go, the APIResource
- * fields: name, singularName, namespaced, kind, verbs, shortNames, categories) and
- * k8s.io/component-base `version` (version.Info). Aggregated discovery (apidiscovery.k8s.io/v2)
- * is not served; clients fall back to these legacy documents when the response is plain JSON.
+ * fields: name, singularName, namespaced, kind, verbs, shortNames, categories;
+ * `aggregated/handler.go` for the v2 document, subresources nested under their resource) and
+ * k8s.io/component-base `version` (version.Info).
  */
+import type { Storage } from '../registry/rest.js';
 import type { StorageRegistry } from '../storage-registry.js';
 import { verbsOf } from './installer.js';
 
@@ -54,4 +57,64 @@ export function apiResourceList(registry: StorageRegistry): Record<string, unkno
       return r;
     });
   return { kind: 'APIResourceList', groupVersion: 'v1', resources };
+}
+
+interface ResourceEntry {
+  name: string;
+  storage: Storage;
+}
+
+/** The registry's resources, each with its subresources. */
+function grouped(registry: StorageRegistry): { main: ResourceEntry; subs: ResourceEntry[] }[] {
+  const mains = [...registry.entries()]
+    .filter(([name]) => !name.includes('/'))
+    .sort(([a], [b]) => a.localeCompare(b));
+  return mains.map(([name, storage]) => ({
+    main: { name, storage },
+    subs: [...registry.entries()]
+      .filter(([sub]) => sub.startsWith(`${name}/`))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([sub, s]) => ({ name: sub.slice(name.length + 1), storage: s })),
+  }));
+}
+
+/**
+ * APIGroupDiscoveryList: for `/api` the core group with v1, for `/apis` no groups (the lab serves
+ * no named groups). `apiVersion` is the negotiated `apidiscovery.k8s.io/v2` or `/v2beta1`.
+ */
+export function aggregatedDiscovery(
+  registry: StorageRegistry,
+  apiVersion: string,
+  root: 'api' | 'apis',
+): Record<string, unknown> {
+  const kind = (k: string) => ({ group: '', version: 'v1', kind: k });
+  const resources = grouped(registry).map(({ main, subs }) => {
+    const r: Record<string, unknown> = {
+      resource: main.name,
+      responseKind: kind(main.storage.kind),
+      scope: main.storage.namespaced ? 'Namespaced' : 'Cluster',
+      singularResource: main.storage.singularName ?? '',
+      verbs: verbsOf(main.storage),
+    };
+    if (main.storage.shortNames?.length) r.shortNames = main.storage.shortNames;
+    if (main.storage.categories?.length) r.categories = main.storage.categories;
+    if (subs.length) {
+      r.subresources = subs.map((sub) => ({
+        subresource: sub.name,
+        responseKind: kind(sub.storage.kind),
+        verbs: verbsOf(sub.storage),
+      }));
+    }
+    return r;
+  });
+  const items =
+    root === 'api'
+      ? [
+          {
+            metadata: { creationTimestamp: null },
+            versions: [{ version: 'v1', resources, freshness: 'Current' }],
+          },
+        ]
+      : [];
+  return { kind: 'APIGroupDiscoveryList', apiVersion, metadata: {}, items };
 }

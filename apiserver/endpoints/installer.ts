@@ -9,15 +9,19 @@
  */
 import { methodNotSupported, resourceNotFound } from '../api/errors.js';
 import {
+  isCollectionDeleter,
   isConnecter,
   isCreater,
+  isNamedCreater,
   isDeleter,
   isGetter,
   isLister,
   isUpdater,
   isWatcher,
+  type CollectionDeleter,
   type Connecter,
   type Creater,
+  type NamedCreater,
   type GracefulDeleter,
   type Getter,
   type Lister,
@@ -33,6 +37,8 @@ export type Action =
   | { kind: 'list'; storage: Lister }
   | { kind: 'watch'; storage: Watcher; name?: string }
   | { kind: 'create'; storage: Creater }
+  | { kind: 'createNamed'; storage: NamedCreater; name: string }
+  | { kind: 'deletecollection'; storage: CollectionDeleter }
   | { kind: 'update'; storage: Updater; name: string }
   | { kind: 'patch'; storage: Updater; name: string }
   | { kind: 'delete'; storage: GracefulDeleter; name: string }
@@ -78,6 +84,8 @@ function resourceAction(s: Storage, info: RequestInfo, name: string, method: str
   if (method === 'GET' && watch) return isWatcher(s) ? { kind: 'watch', storage: s } : undefined;
   if (method === 'GET') return isLister(s) ? { kind: 'list', storage: s } : undefined;
   if (method === 'POST') return isCreater(s) ? { kind: 'create', storage: s } : undefined;
+  if (method === 'DELETE')
+    return isCollectionDeleter(s) ? { kind: 'deletecollection', storage: s } : undefined;
   return undefined;
 }
 
@@ -85,6 +93,7 @@ function subresourceAction(s: Storage, name: string, method: string): Action | u
   if (isConnecter(s))
     return s.connectMethods.includes(method) ? { kind: 'connect', storage: s, name } : undefined;
   if (method === 'GET') return isGetter(s) ? { kind: 'get', storage: s, name } : undefined;
+  if (method === 'POST') return isNamedCreater(s) ? { kind: 'createNamed', storage: s, name } : undefined;
   if (method === 'PUT') return isUpdater(s) ? { kind: 'update', storage: s, name } : undefined;
   if (method === 'PATCH') return isUpdater(s) ? { kind: 'patch', storage: s, name } : undefined;
   return undefined;
@@ -93,8 +102,9 @@ function subresourceAction(s: Storage, name: string, method: string): Action | u
 /** The verbs discovery lists for a storage (upstream derives them from the same interfaces). */
 export function verbsOf(s: Storage): string[] {
   const verbs = new Set<string>();
-  if (isCreater(s)) verbs.add('create');
+  if (isCreater(s) || isNamedCreater(s)) verbs.add('create');
   if (isDeleter(s)) verbs.add('delete');
+  if (isCollectionDeleter(s)) verbs.add('deletecollection');
   if (isGetter(s)) verbs.add('get');
   if (isLister(s)) verbs.add('list');
   if (isUpdater(s)) verbs.add('patch').add('update');

@@ -20,12 +20,13 @@ import {
   type FieldError,
 } from '../api/errors.js';
 import type { KubeList, KubeObject, WatchEvent } from '../api/types.js';
-import { StorageError, type Store } from '../storage/store.js';
+import { checkPreconditions, StorageError, type Store } from '../storage/store.js';
 import { generatedName, timestamp, untyped } from './object-meta.js';
 import type {
   Context,
   Creater,
   DeleteOptions,
+  CollectionDeleter,
   GracefulDeleter,
   Getter,
   Lister,
@@ -34,6 +35,7 @@ import type {
   Updater,
   Watcher,
   WatchHandle,
+  WriteOptions,
 } from './rest.js';
 import {
   matches,
@@ -75,7 +77,9 @@ export interface GenericStoreOptions {
   categories?: string[];
 }
 
-export class GenericStore implements Getter, Lister, Creater, Updater, GracefulDeleter, Watcher {
+export class GenericStore
+  implements Getter, Lister, Creater, Updater, GracefulDeleter, CollectionDeleter, Watcher
+{
   readonly kind: string;
   readonly namespaced: boolean;
   readonly shortNames?: string[];
@@ -118,7 +122,7 @@ export class GenericStore implements Getter, Lister, Creater, Updater, GracefulD
     return { kind: this.opts.listKind, apiVersion: 'v1', metadata: { resourceVersion }, items: selected };
   }
 
-  async create(ctx: Context, input: KubeObject): Promise<KubeObject> {
+  async create(ctx: Context, input: KubeObject, wopts: WriteOptions = {}): Promise<KubeObject> {
     const obj = this.checkTypeAndScope(ctx, input);
     const meta = obj.metadata;
     if (!meta.name && meta.generateName) meta.name = generatedName(meta.generateName);
@@ -130,6 +134,11 @@ export class GenericStore implements Getter, Lister, Creater, Updater, GracefulD
     const errs = this.opts.strategy.validate(obj);
     if (errs.length) throw invalid(this.kind, meta.name ?? '', errs);
     try {
+      if (wopts.dryRun) {
+        if (await this.opts.store.get(this.key(ctx, meta.name!)))
+          throw new StorageError('KeyExists', this.key(ctx, meta.name!), 'exists');
+        return this.typed(obj);
+      }
       return this.typed(await this.opts.store.create(this.key(ctx, meta.name!), obj));
     } catch (err) {
       if (err instanceof StorageError && err.code === 'KeyExists')
@@ -138,46 +147,75 @@ export class GenericStore implements Getter, Lister, Creater, Updater, GracefulD
     }
   }
 
-  async update(ctx: Context, name: string, objInfo: UpdatedObjectInfo): Promise<KubeObject> {
-    const strategy = this.opts.strategy;
+  async update(
+    ctx: Context,
+    name: string,
+    objInfo: UpdatedObjectInfo,
+    wopts: WriteOptions = {},
+  ): Promise<KubeObject> {
     try {
-      const stored = await this.opts.store.guaranteedUpdate(this.key(ctx, name), async (existing) => {
-        const obj = this.checkTypeAndScope(ctx, await objInfo(structuredClone(existing)));
-        if (obj.metadata.name !== name) {
-          throw badRequest(
-            `the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`,
-          );
-        }
-        const rv = obj.metadata.resourceVersion;
-        if (!rv && !strategy.allowUnconditionalUpdate) {
-          throw invalid(this.kind, name, [
-            {
-              type: 'FieldValueInvalid',
-              field: 'metadata.resourceVersion',
-              value: 0,
-              detail: 'must be specified for an update',
-            },
-          ]);
-        }
-        if (rv && rv !== existing.metadata.resourceVersion)
-          throw conflict(this.opts.resource, name, OBJECT_MODIFIED);
-        // System fields are the server's (upstream FillObjectMetaSystemFields / ValidateObjectMetaUpdate).
-        obj.metadata.uid = existing.metadata.uid;
-        obj.metadata.creationTimestamp = existing.metadata.creationTimestamp;
-        strategy.prepareForUpdate?.(obj, existing);
-        const errs = strategy.validateUpdate(obj, existing);
-        if (errs.length) throw invalid(this.kind, name, errs);
-        return obj;
-      });
+      if (wopts.dryRun) {
+        const existing = await this.opts.store.get(this.key(ctx, name));
+        if (!existing) throw notFound(this.opts.resource, name);
+        return this.typed(await this.updated(ctx, name, existing, objInfo));
+      }
+      const stored = await this.opts.store.guaranteedUpdate(this.key(ctx, name), (existing) =>
+        this.updated(ctx, name, existing, objInfo),
+      );
       return this.typed(stored);
     } catch (err) {
       throw this.interpret(err, name);
     }
   }
 
+  /** The object an update would store (upstream rest.BeforeUpdate after objInfo.UpdatedObject). */
+  private async updated(
+    ctx: Context,
+    name: string,
+    existing: KubeObject,
+    objInfo: UpdatedObjectInfo,
+  ): Promise<KubeObject> {
+    const strategy = this.opts.strategy;
+    const obj = this.checkTypeAndScope(ctx, await objInfo(structuredClone(existing)));
+    if (obj.metadata.name !== name) {
+      throw badRequest(
+        `the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`,
+      );
+    }
+    const rv = obj.metadata.resourceVersion;
+    if (!rv && !strategy.allowUnconditionalUpdate) {
+      throw invalid(this.kind, name, [
+        {
+          type: 'FieldValueInvalid',
+          field: 'metadata.resourceVersion',
+          value: 0,
+          detail: 'must be specified for an update',
+        },
+      ]);
+    }
+    if (rv && rv !== existing.metadata.resourceVersion)
+      throw conflict(this.opts.resource, name, OBJECT_MODIFIED);
+    // System fields are the server's (upstream FillObjectMetaSystemFields / ValidateObjectMetaUpdate).
+    obj.metadata.uid = existing.metadata.uid;
+    obj.metadata.creationTimestamp = existing.metadata.creationTimestamp;
+    strategy.prepareForUpdate?.(obj, existing);
+    const errs = strategy.validateUpdate(obj, existing);
+    if (errs.length) throw invalid(this.kind, name, errs);
+    return obj;
+  }
+
   async delete(ctx: Context, name: string, opts: DeleteOptions): Promise<KubeObject | Status> {
     try {
-      const deleted = await this.opts.store.delete(this.key(ctx, name), opts.preconditions);
+      const key = this.key(ctx, name);
+      let deleted: KubeObject;
+      if (opts.dryRun) {
+        const current = await this.opts.store.get(key);
+        if (!current) throw new StorageError('KeyNotFound', key, `key ${key} not found`);
+        checkPreconditions(key, current, opts.preconditions);
+        deleted = current;
+      } else {
+        deleted = await this.opts.store.delete(key, opts.preconditions);
+      }
       if (this.opts.returnDeletedObject) return this.typed(deleted);
       return {
         kind: 'Status',
@@ -189,6 +227,23 @@ export class GenericStore implements Getter, Lister, Creater, Updater, GracefulD
     } catch (err) {
       throw this.interpret(err, name);
     }
+  }
+
+  /** DELETE on the collection: every selected object, one by one (upstream DeleteCollection). */
+  async deleteCollection(ctx: Context, opts: DeleteOptions, listOpts: ListOptions): Promise<KubeList> {
+    const list = await this.list(ctx, listOpts);
+    const deleted: KubeObject[] = [];
+    for (const item of list.items) {
+      const itemCtx = { ...ctx, namespace: item.metadata.namespace ?? ctx.namespace };
+      try {
+        const gone = await this.delete(itemCtx, item.metadata.name ?? '', { dryRun: opts.dryRun });
+        deleted.push(untyped(this.opts.returnDeletedObject ? (gone as KubeObject) : item));
+      } catch (err) {
+        // Deleted meanwhile by someone else: that is what was asked for.
+        if (!(err instanceof StatusError) || err.code !== 404) throw err;
+      }
+    }
+    return { ...list, items: deleted };
   }
 
   async watch(ctx: Context, opts: ListOptions, onEvent: (ev: WatchEvent) => void): Promise<WatchHandle> {

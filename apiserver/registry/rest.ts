@@ -2,8 +2,8 @@
  * The small interfaces a REST storage object implements; the router offers a verb exactly when the
  * storage for that resource path implements the matching interface.
  *
- * Mirrors k8s.io/apiserver `pkg/registry/rest/rest.go` (Getter, Lister, Creater, Updater,
- * GracefulDeleter, Watcher, Connecter, UpdatedObjectInfo). Differences: one Context object carries
+ * Mirrors k8s.io/apiserver `pkg/registry/rest/rest.go` (Getter, Lister, Creater, NamedCreater, Updater,
+ * GracefulDeleter, CollectionDeleter, Watcher, Connecter, UpdatedObjectInfo). Differences: one Context object carries
  * the namespace and the user (upstream puts them in context.Context), and a Watcher pushes events
  * to a callback instead of returning a channel.
  */
@@ -26,7 +26,12 @@ export interface ListOptions {
   resourceVersion?: string;
 }
 
-export interface DeleteOptions {
+/** Options of a write: `dryRun=All` runs every check and stores nothing. */
+export interface WriteOptions {
+  dryRun?: boolean;
+}
+
+export interface DeleteOptions extends WriteOptions {
   preconditions?: { uid?: string; resourceVersion?: string };
 }
 
@@ -49,18 +54,28 @@ export interface Lister extends Storage {
 }
 
 export interface Creater extends Storage {
-  create(ctx: Context, obj: KubeObject): Promise<KubeObject>;
+  create(ctx: Context, obj: KubeObject, opts?: WriteOptions): Promise<KubeObject>;
+}
+
+/** A create addressed to a named object's subresource, e.g. POST pods/NAME/binding (upstream NamedCreater). */
+export interface NamedCreater extends Storage {
+  createNamed(ctx: Context, name: string, obj: KubeObject, opts?: WriteOptions): Promise<KubeObject | Status>;
 }
 
 /** Computes the updated object from the stored one: a PUT body, or a patch applied to it. */
 export type UpdatedObjectInfo = (old: KubeObject) => KubeObject | Promise<KubeObject>;
 
 export interface Updater extends Storage {
-  update(ctx: Context, name: string, objInfo: UpdatedObjectInfo): Promise<KubeObject>;
+  update(ctx: Context, name: string, objInfo: UpdatedObjectInfo, opts?: WriteOptions): Promise<KubeObject>;
 }
 
 export interface GracefulDeleter extends Storage {
   delete(ctx: Context, name: string, opts: DeleteOptions): Promise<KubeObject | Status>;
+}
+
+export interface CollectionDeleter extends Storage {
+  /** Deletes every object the list options select; returns them as a list. */
+  deleteCollection(ctx: Context, opts: DeleteOptions, listOpts: ListOptions): Promise<KubeList>;
 }
 
 export interface WatchHandle {
@@ -86,6 +101,10 @@ export interface Connecter extends Storage {
 export const isGetter = (s: Storage): s is Getter => typeof (s as Partial<Getter>).get === 'function';
 export const isLister = (s: Storage): s is Lister => typeof (s as Partial<Lister>).list === 'function';
 export const isCreater = (s: Storage): s is Creater => typeof (s as Partial<Creater>).create === 'function';
+export const isNamedCreater = (s: Storage): s is NamedCreater =>
+  typeof (s as Partial<NamedCreater>).createNamed === 'function';
+export const isCollectionDeleter = (s: Storage): s is CollectionDeleter =>
+  typeof (s as Partial<CollectionDeleter>).deleteCollection === 'function';
 export const isUpdater = (s: Storage): s is Updater => typeof (s as Partial<Updater>).update === 'function';
 export const isDeleter = (s: Storage): s is GracefulDeleter =>
   typeof (s as Partial<GracefulDeleter>).delete === 'function';

@@ -7,7 +7,7 @@
  */
 import type { KubeObject } from '../api/types.js';
 import type { GenericStore, Strategy } from './generic-store.js';
-import type { Context, Getter, UpdatedObjectInfo, Updater } from './rest.js';
+import type { Context, Getter, UpdatedObjectInfo, Updater, WriteOptions } from './rest.js';
 
 export class StatusREST implements Getter, Updater {
   readonly kind: string;
@@ -24,7 +24,7 @@ export class StatusREST implements Getter, Updater {
     return this.store.get(ctx, name);
   }
 
-  update(ctx: Context, name: string, objInfo: UpdatedObjectInfo): Promise<KubeObject> {
-    return this.store.update(ctx, name, objInfo);
+  update(ctx: Context, name: string, objInfo: UpdatedObjectInfo, opts?: WriteOptions): Promise<KubeObject> {
+    return this.store.update(ctx, name, objInfo, opts);
   }
 }

@@ -24,8 +24,9 @@ export function tokenFor(
 
 export const ADMIN = tokenFor('admin', [ADMIN_GROUP]);
 
+/** An apiserver on a free loopback port; the scheduler is off unless asked for (it writes to pods). */
 export async function testServer(opts: Partial<ApiServerOptions> = {}): Promise<ApiServer> {
-  return startApiServer({ port: 0, signingKey: KEY, log: () => {}, ...opts });
+  return startApiServer({ port: 0, signingKey: KEY, log: () => {}, scheduler: false, ...opts });
 }
 
 export interface Reply {

@@ -11,7 +11,11 @@ import { badRequest } from '../../api/errors.js';
 import { isRecord } from '../../api/types.js';
 import type { Attributes } from '../../authz.js';
 import { admitNodeWrite } from '../../node-restriction.js';
-import type { Context, DeleteOptions } from '../../registry/rest.js';
+import type { KubeList, KubeObject, WatchEvent } from '../../api/types.js';
+import type { Context, DeleteOptions, WriteOptions } from '../../registry/rest.js';
+import { includeObjectPolicy, isList, transform } from '../../printers/table-convertor.js';
+import { checkFields, fieldValidationDirective, warningHeaders } from '../../registry/field-validation.js';
+import { contentType, negotiate } from '../negotiation.js';
 import { applyPatch, decode, decodeObject, readBody } from '../body.js';
 import type { Route } from '../installer.js';
 import type { RequestInfo } from '../request-info.js';
@@ -24,10 +28,31 @@ export interface HandlerScope {
   watchLimits: WatchLimits;
 }
 
-export function writeJSON(res: ServerResponse, code: number, value: unknown): void {
+export function writeJSON(
+  res: ServerResponse,
+  code: number,
+  value: unknown,
+  type = 'application/json',
+): void {
   const body = JSON.stringify(value);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.writeHead(code, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** Writes an object or list in the rendering the client negotiated (a Table for kubectl get). */
+function writeRendered(
+  req: IncomingMessage,
+  res: ServerResponse,
+  q: URLSearchParams,
+  kind: string,
+  value: KubeObject | KubeList,
+): void {
+  const allowed = isList(value)
+    ? (['Table', 'PartialObjectMetadataList'] as const)
+    : (['Table', 'PartialObjectMetadata'] as const);
+  const target = negotiate(req.headers.accept, allowed);
+  const out = transform(value, target, kind, includeObjectPolicy(q.get('includeObject')));
+  writeJSON(res, 200, out, contentType(target));
 }
 
 /** Serves every action except connect (which needs the raw request, see connect.ts). */
@@ -42,53 +67,128 @@ export async function serveResource(
   const q = info.query;
   switch (a.kind) {
     case 'get':
-      return writeJSON(res, 200, await a.storage.get(ctx, a.name));
+      return writeRendered(req, res, q, a.storage.kind, await a.storage.get(ctx, a.name));
     case 'list':
-      return writeJSON(res, 200, await a.storage.list(ctx, listOptions(q)));
+      return writeRendered(req, res, q, a.storage.kind, await a.storage.list(ctx, listOptions(q)));
     case 'watch': {
       const opts = listOptions(q);
       if (a.name) opts.fieldSelector = joinSelectors(opts.fieldSelector, `metadata.name=${a.name}`);
-      return serveWatch(a.storage, ctx, opts, q.get('timeoutSeconds'), scope.watchLimits, req, res);
+      // Each event's object is rendered alone (kubectl get -w asks for Tables).
+      const target = negotiate(req.headers.accept, ['Table', 'PartialObjectMetadata']);
+      const include = includeObjectPolicy(q.get('includeObject'));
+      const render = (ev: WatchEvent): WatchEvent =>
+        ev.type === 'ERROR' || !target.as
+          ? ev
+          : {
+              type: ev.type,
+              object: transform(ev.object as KubeObject, target, a.storage.kind, include) as KubeObject,
+            };
+      return serveWatch(a.storage, ctx, opts, q.get('timeoutSeconds'), scope.watchLimits, req, res, render);
     }
     case 'create': {
       const obj = decodeObject(req, await readBody(req));
+      warn(res, checkFields(obj, a.storage.kind, fieldValidationDirective(q)));
       admitNodeWrite(attrs, obj);
-      return writeJSON(res, 201, await a.storage.create(ctx, obj));
+      return writeJSON(res, 201, await a.storage.create(ctx, obj, createOptions(q)));
+    }
+    case 'createNamed': {
+      const obj = decodeObject(req, await readBody(req));
+      warn(res, checkFields(obj, a.storage.kind, fieldValidationDirective(q)));
+      admitNodeWrite(attrs, obj);
+      return writeJSON(res, 201, await a.storage.createNamed(ctx, a.name, obj, createOptions(q)));
     }
     case 'update': {
       const obj = decodeObject(req, await readBody(req));
-      const updated = await a.storage.update(ctx, a.name, (old) => {
-        const next = structuredClone(obj);
-        admitNodeWrite(attrs, next, old);
-        return next;
-      });
+      warn(res, checkFields(obj, a.storage.kind, fieldValidationDirective(q)));
+      const updated = await a.storage.update(
+        ctx,
+        a.name,
+        (old) => {
+          const next = structuredClone(obj);
+          admitNodeWrite(attrs, next, old);
+          return next;
+        },
+        createOptions(q),
+      );
       return writeJSON(res, 200, updated);
     }
     case 'patch': {
       const body = await readBody(req);
-      const updated = await a.storage.update(ctx, a.name, (old) => {
-        const next = applyPatch(req, body, old);
-        if (!isRecord(next) || !isRecord(next.metadata))
-          throw badRequest('the patch removed the object metadata');
-        admitNodeWrite(attrs, next, old);
-        return next;
-      });
+      const directive = fieldValidationDirective(q);
+      let unknown: string[] = [];
+      const updated = await a.storage.update(
+        ctx,
+        a.name,
+        (old) => {
+          const next = applyPatch(req, body, old, a.storage.kind);
+          if (!isRecord(next) || !isRecord(next.metadata))
+            throw badRequest('the patch removed the object metadata');
+          unknown = checkFields(next, a.storage.kind, directive);
+          admitNodeWrite(attrs, next, old);
+          return next;
+        },
+        createOptions(q),
+      );
+      warn(res, unknown);
       return writeJSON(res, 200, updated);
     }
-    case 'delete': {
-      const body = await readBody(req);
-      const opts: DeleteOptions = {};
-      if (body.length) {
-        const value = decode(req, body);
-        if (isRecord(value) && isRecord(value.preconditions)) {
-          opts.preconditions = value.preconditions as DeleteOptions['preconditions'];
-        }
-      }
-      return writeJSON(res, 200, await a.storage.delete(ctx, a.name, opts));
+    case 'delete':
+      return writeJSON(res, 200, await a.storage.delete(ctx, a.name, await deleteOptions(req, q)));
+    case 'deletecollection': {
+      const opts = await deleteOptions(req, q);
+      const list = await a.storage.deleteCollection(ctx, opts, listOptions(q));
+      return writeRendered(req, res, q, a.storage.kind, list);
     }
     case 'connect':
       throw new Error('connect is served by the connect handler');
   }
+}
+
+/** Unknown fields that were dropped become `Warning` headers (kubectl prints them). */
+function warn(res: ServerResponse, unknown: string[]): void {
+  if (unknown.length) res.setHeader('Warning', warningHeaders(unknown));
+}
+
+/**
+ * DeleteOptions from the body and the query: preconditions and dryRun are honoured;
+ * gracePeriodSeconds, propagationPolicy and orphanDependents are accepted and have nothing to
+ * act on (pods go at once, nothing here has dependents).
+ */
+async function deleteOptions(req: IncomingMessage, q: URLSearchParams): Promise<DeleteOptions> {
+  const body = await readBody(req);
+  const opts: DeleteOptions = { dryRun: dryRun(q) };
+  if (body.length) {
+    const value = decode(req, body);
+    if (!isRecord(value)) throw badRequest('DeleteOptions must be an object');
+    if (value.kind !== undefined && value.kind !== 'DeleteOptions')
+      throw badRequest(`${String(value.kind)} is not DeleteOptions`);
+    if (isRecord(value.preconditions)) {
+      opts.preconditions = value.preconditions as DeleteOptions['preconditions'];
+    }
+    if (Array.isArray(value.dryRun) && value.dryRun.includes('All')) opts.dryRun = true;
+    const policy = value.propagationPolicy;
+    if (
+      policy !== undefined &&
+      policy !== null &&
+      !['Orphan', 'Background', 'Foreground'].includes(String(policy))
+    )
+      throw badRequest(`propagationPolicy: Unsupported value: ${JSON.stringify(policy)}`);
+  }
+  return opts;
+}
+
+function createOptions(q: URLSearchParams): WriteOptions {
+  return { dryRun: dryRun(q) };
+}
+
+/** `dryRun=All` (the only value upstream accepts); anything else is a 400 as upstream. */
+function dryRun(q: URLSearchParams): boolean {
+  const values = q.getAll('dryRun');
+  for (const v of values) {
+    if (v !== 'All')
+      throw badRequest(`dryRun: Unsupported value: ${JSON.stringify(v)}: supported values: "All"`);
+  }
+  return values.length > 0;
 }
 
 function listOptions(q: URLSearchParams): {

@@ -36,6 +36,8 @@ export async function serveWatch(
   limits: WatchLimits,
   req: IncomingMessage,
   res: ServerResponse,
+  /** Renders each event for the client (a Table per event for kubectl get -w). */
+  render: (ev: WatchEvent) => WatchEvent = (ev) => ev,
 ): Promise<void> {
   let timeout = limits.defaultTimeoutSeconds;
   if (timeoutParam !== null) {
@@ -63,7 +65,7 @@ export async function serveWatch(
       queued.push(ev);
       return;
     }
-    res.write(JSON.stringify(ev) + '\n');
+    res.write(JSON.stringify(render(ev)) + '\n');
     if (res.writableLength > limits.maxBufferedBytes) finish();
   };
   const timer = setTimeout(finish, timeout * 1000);

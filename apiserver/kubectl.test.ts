@@ -1,0 +1,263 @@
+/**
+ * Real kubectl against an in-process apiserver (https with a self-signed certificate, because
+ * kubectl sends its bearer token only over TLS; the in-process scheduler on). The binary comes from
+ * `KUBECTL`, else /usr/bin/kubectl; without either the suite is skipped (CI provides one).
+ */
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ADMIN_GROUP, APISERVER_AUDIENCE, mintToken } from '../shared/auth/tokens.js';
+import { generateSelfSignedCert } from './serving-cert.js';
+import type { ApiServer } from './server.js';
+import { KEY, testServer } from './test-support/harness.js';
+
+const KUBECTL = process.env.KUBECTL || (fs.existsSync('/usr/bin/kubectl') ? '/usr/bin/kubectl' : '');
+const suite = KUBECTL ? describe : describe.skip;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let server: ApiServer;
+let dir: string;
+
+function kubectl(args: string[], stdin?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      KUBECTL,
+      ['--kubeconfig', path.join(dir, 'kubeconfig'), '--cache-dir', path.join(dir, 'cache'), ...args],
+      { timeout: 30_000, env: { ...process.env, HOME: dir } },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    child.stdin?.end(stdin ?? '');
+  });
+}
+
+const podYaml = (name: string, image = 'busybox') => `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${name}
+  labels: {app: demo}
+spec:
+  containers:
+  - name: main
+    image: ${image}
+    command: [sleep, "3600"]
+`;
+
+const nodeYaml = () => `apiVersion: v1
+kind: Node
+metadata:
+  name: node-1
+  labels: {node-role.kubernetes.io/worker: ""}
+status:
+  conditions:
+  - {type: Ready, status: "True", lastHeartbeatTime: "${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}"}
+  addresses:
+  - {type: InternalIP, address: 127.0.0.1}
+  nodeInfo: {kubeletVersion: v1.35.0-kexec.0}
+`;
+
+suite(`kubectl (${KUBECTL || 'none'}) against the apiserver`, () => {
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kexec-kubectl-'));
+    server = await testServer({ tls: generateSelfSignedCert(), scheduler: true });
+    const token = mintToken(KEY, { name: 'admin', groups: [ADMIN_GROUP] }, { audience: APISERVER_AUDIENCE });
+    const ca = Buffer.from(server.caCert!).toString('base64');
+    fs.writeFileSync(
+      path.join(dir, 'kubeconfig'),
+      `apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster: {server: "${server.url}", certificate-authority-data: ${ca}}
+users:
+- name: admin
+  user: {token: ${token}}
+contexts:
+- name: lab
+  context: {cluster: lab, user: admin, namespace: default}
+current-context: lab
+`,
+      { mode: 0o600 },
+    );
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('version, api-resources', async () => {
+    const v = await kubectl(['version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^Server Version: v1\.35\.0-kexec-lab$/m);
+    const r = await kubectl(['api-resources']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/\s+/)),
+    ).toEqual([
+      ['NAME', 'SHORTNAMES', 'APIVERSION', 'NAMESPACED', 'KIND'],
+      ['nodes', 'no', 'v1', 'false', 'Node'],
+      ['pods', 'po', 'v1', 'true', 'Pod'],
+    ]);
+  });
+
+  it('create a node; get nodes prints the node printer columns', async () => {
+    expect(await kubectl(['create', '-f', '-'], nodeYaml())).toMatchObject({
+      code: 0,
+      stdout: 'node/node-1 created\n',
+    });
+    const r = await kubectl(['get', 'nodes']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/));
+    expect(lines[0]).toEqual(['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION']);
+    expect(lines[1]).toEqual([
+      'node-1',
+      'Ready',
+      'worker',
+      expect.stringMatching(/^\d+s$/),
+      'v1.35.0-kexec.0',
+    ]);
+  });
+
+  it('apply: created, unchanged, configured (image change through a strategic merge patch)', async () => {
+    expect(await kubectl(['apply', '-f', '-'], podYaml('demo'))).toMatchObject({
+      code: 0,
+      stdout: 'pod/demo created\n',
+      stderr: '',
+    });
+    expect(await kubectl(['apply', '-f', '-'], podYaml('demo'))).toMatchObject({
+      code: 0,
+      stdout: 'pod/demo unchanged\n',
+      stderr: '',
+    });
+    expect(await kubectl(['apply', '-f', '-'], podYaml('demo', 'busybox:1.36'))).toMatchObject({
+      code: 0,
+      stdout: 'pod/demo configured\n',
+      stderr: '',
+    });
+    const image = await kubectl([
+      'get',
+      'pod',
+      'demo',
+      '-o',
+      'jsonpath={.spec.containers[0].image} {.spec.containers[0].command}',
+    ]);
+    expect(image.stdout).toBe('busybox:1.36 ["sleep","3600"]');
+    const yaml = await kubectl(['get', 'pod', 'demo', '-o', 'yaml']);
+    expect(yaml.code).toBe(0);
+    expect(yaml.stdout).toContain('kubectl.kubernetes.io/last-applied-configuration: |');
+    expect(yaml.stdout).toMatch(/^ {2}nodeName: node-1$/m);
+  });
+
+  it('get pods and get pods -o wide (scheduled onto the node)', async () => {
+    const r = await kubectl(['get', 'pods']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/));
+    expect(lines).toEqual([
+      ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'],
+      ['demo', '0/1', 'Pending', '0', expect.stringMatching(/^\d+s$/)],
+    ]);
+    const wide = await kubectl(['get', 'pods', '-o', 'wide']);
+    expect(wide.stdout.split('\n')[0]).toMatch(
+      /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\s+NOMINATED NODE\s+READINESS GATES$/,
+    );
+    expect(wide.stdout.split('\n')[1]!.split(/\s+/)).toEqual([
+      'demo',
+      '0/1',
+      'Pending',
+      '0',
+      expect.any(String),
+      '<none>',
+      'node-1',
+      '<none>',
+      '<none>',
+    ]);
+  });
+
+  it('errors read like upstream', async () => {
+    const r = await kubectl(['get', 'pod', 'nope']);
+    expect(r).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'Error from server (NotFound): pods "nope" not found\n',
+    });
+    const dup = await kubectl(['create', '-f', '-'], podYaml('demo'));
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toBe(
+      'Error from server (AlreadyExists): error when creating "STDIN": pods "demo" already exists\n',
+    );
+    const bad = await kubectl(
+      ['create', '-f', '-'],
+      podYaml('bad').replace('    image:', '    imagee: x\n    image:'),
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('strict decoding error: unknown field "spec.containers[0].imagee"');
+  });
+
+  it('get pods -w shows a new pod; delete returns promptly; describe works', async () => {
+    const watcher = spawn(
+      KUBECTL,
+      [
+        '--kubeconfig',
+        path.join(dir, 'kubeconfig'),
+        '--cache-dir',
+        path.join(dir, 'cache'),
+        'get',
+        'pods',
+        '-w',
+      ],
+      {
+        env: { ...process.env, HOME: dir },
+      },
+    );
+    let out = '';
+    const seen = (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => re.test(out) && resolve();
+        watcher.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          check();
+        });
+        watcher.once('exit', () => reject(new Error(`kubectl get -w exited; output: ${out}`)));
+        check();
+      });
+    try {
+      await seen(/^demo\s/m);
+      expect(await kubectl(['create', '-f', '-'], podYaml('x'))).toMatchObject({
+        code: 0,
+        stdout: 'pod/x created\n',
+      });
+      await seen(/^x\s+0\/1\s+Pending/m);
+    } finally {
+      watcher.kill();
+    }
+    expect(out.split('\n')[0]).toMatch(/^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$/);
+
+    const started = Date.now();
+    const del = await kubectl(['delete', 'pod', 'x']);
+    expect(del).toEqual({ code: 0, stdout: 'pod "x" deleted\n', stderr: '' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+
+    const d = await kubectl(['describe', 'pod', 'demo']);
+    expect(d.code).toBe(0);
+    expect(d.stdout).toMatch(/^Name:\s+demo$/m);
+    expect(d.stdout).toMatch(/^Node:\s+node-1/m);
+    expect(d.stdout).toMatch(/^\s+PodScheduled\s+True/m);
+  });
+});
