@@ -5,11 +5,14 @@
  * Mirrors containerd's CRI plugin service files (version.go, sandbox_*.go, container_*.go,
  * container_exec.go, container_attach.go). Error codes as kubelets expect them: unknown ids →
  * NOT_FOUND; exec/attach in a container that is not running → FAILED_PRECONDITION; a full
- * request cache → RESOURCE_EXHAUSTED; PortForward → UNIMPLEMENTED (for now). Removing what does
- * not exist succeeds (the CRI's idempotence rule).
+ * request cache → RESOURCE_EXHAUSTED; PortForward on a sandbox that is not ready →
+ * FAILED_PRECONDITION. Removing what does not exist succeeds (the CRI's idempotence rule).
+ * PortForward's ports are optional, as upstream: the streaming request's `?port=` query names them
+ * (the kubelet passes the client's through); ours are used when the query has none.
  */
 import grpc from '@grpc/grpc-js';
 import type * as T from '../shared/cri/types.js';
+import { MAX_PORTS } from '../shared/portforward/protocol.js';
 import { CriError, toGrpcError } from './errors.js';
 import { execSync } from './exec-sync.js';
 import type { RequestCache } from './request-cache.js';
@@ -239,8 +242,18 @@ export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedS
       return { url: streamUrl('attach', token) };
     }),
     PortForward: unary<'PortForward'>((req) => {
-      runtime.sandbox(req.pod_sandbox_id);
-      throw CriError.unimplemented('port forwarding is not implemented by kexec-cri-shim yet');
+      const sb = runtime.sandbox(req.pod_sandbox_id);
+      if (sb.state !== 'SANDBOX_READY') {
+        throw CriError.precondition(`sandbox ${req.pod_sandbox_id} is not ready (state: ${sb.state})`);
+      }
+      const ports = req.port ?? [];
+      for (const p of ports) {
+        if (!Number.isInteger(p) || p < 1 || p > 65535) throw CriError.invalid(`invalid port ${p}`);
+      }
+      if (ports.length > MAX_PORTS)
+        throw CriError.invalid(`at most ${MAX_PORTS} ports can be forwarded at once`);
+      const token = cache.insert({ kind: 'portforward', sandboxId: sb.id, ports: [...ports] });
+      return { url: streamUrl('portforward', token) };
     }),
   };
   return impl;

@@ -247,8 +247,8 @@ describe.each(MODES)('cri-shim with isolation %s', (mode) => {
     expect((await grpcError(rt.podSandboxStatus({ pod_sandbox_id: 'nope' }))).code).toBe(
       GrpcStatus.NOT_FOUND,
     );
-    expect((await grpcError(rt.portForward({ pod_sandbox_id: sandboxId, port: [80] }))).code).toBe(
-      GrpcStatus.UNIMPLEMENTED,
+    expect((await grpcError(rt.portForward({ pod_sandbox_id: 'nope', port: [80] }))).code).toBe(
+      GrpcStatus.NOT_FOUND,
     );
   });
 

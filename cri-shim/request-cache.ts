@@ -31,7 +31,13 @@ export interface AttachRequestEntry {
   stderr: boolean;
   tty: boolean;
 }
-export type StreamingRequest = ExecRequestEntry | AttachRequestEntry;
+export interface PortForwardRequestEntry {
+  kind: 'portforward';
+  sandboxId: string;
+  /** Ports of the CRI request; the streaming request's `?port=` query takes precedence. */
+  ports: number[];
+}
+export type StreamingRequest = ExecRequestEntry | AttachRequestEntry | PortForwardRequestEntry;
 
 export class RequestCache {
   // A Map iterates in insertion order, and every entry lives equally long: the first entry is the

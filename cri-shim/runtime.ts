@@ -5,10 +5,17 @@
  * Plays containerd's CRI plugin `sbserver`/`server` (container_create.go, container_start.go,
  * container_stop.go, sandbox_remove.go …) with isolation from `isolation.ts` in place of runc.
  * Differences, on purpose: a sandbox has no pause process or network namespace (its hostname is
- * applied to every container process); state lives in memory (a restarted shim starts empty);
- * the main process's output is appended raw to `<root>/containers/<id>/container.log`.
+ * applied to every container process); state lives in memory (a restarted shim starts empty).
  *
- * Layout under `--root`: `sandboxes/<id>/`, `containers/<id>/{root,tmp,var,container.log}`.
+ * The main process's stdout and stderr go to its log file in the CRI log format
+ * (`container-log.ts`). Where, as containerd decides it: `log_path` of CreateContainer joined to
+ * the sandbox's `log_directory` (the kubelet sends `/var/log/pods/<ns>_<pod>_<uid>` and
+ * `<container>/<attempt>.log`); with no `log_directory`, under `sandboxes/<id>/logs/`; with no
+ * `log_path` at all (containerd then keeps no log), `containers/<id>/container.log`, so a lab
+ * container always has one. ContainerStatus reports the full path. The file is opened at start
+ * and appended to: a container started again keeps its earlier lines, as upstream.
+ *
+ * Layout under `--root`: `sandboxes/<id>/[logs/]`, `containers/<id>/{root,tmp,var,container.log}`.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -16,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import type * as T from '../shared/cri/types.js';
+import { ContainerLog } from './container-log.js';
 import { CriError } from './errors.js';
 import type { ImageConfig, ImageStore } from './images.js';
 import { processSpec, resolveExecutable, type ContainerView, type IsolationMode } from './isolation.js';
@@ -73,6 +81,8 @@ export interface RuntimeOptions {
   images: ImageStore;
   isolation: IsolationMode;
   log: (line: string) => void;
+  /** Longest log line before it is split into partial (P) lines; default 16 KiB (containerd). */
+  maxLogLineBytes?: number;
 }
 
 export class ContainerRuntime {
@@ -172,7 +182,7 @@ export class ContainerRuntime {
       image,
       labels: { ...(config.labels ?? {}) },
       annotations: { ...(config.annotations ?? {}) },
-      logPath: path.join(dir, 'container.log'),
+      logPath: containerLogPath(sb, dir, config.log_path),
       argv,
       stdin: !!config.stdin,
       tty: !!config.tty,
@@ -218,7 +228,12 @@ export class ContainerRuntime {
     if (!resolveExecutable(this.opts.isolation, c.view, c.argv[0]!)) {
       fail(`exec: ${JSON.stringify(c.argv[0])}: executable file not found in $PATH`);
     }
-    const log = fs.openSync(c.logPath, 'a');
+    let log: ContainerLog;
+    try {
+      log = new ContainerLog(c.logPath, { maxLineBytes: this.opts.maxLogLineBytes });
+    } catch (err) {
+      return fail(`failed to create container log ${JSON.stringify(c.logPath)}: ${(err as Error).message}`);
+    }
     const child = spawnGroup(processSpec(this.opts.isolation, c.view, c.argv), [
       c.stdin ? 'pipe' : 'ignore',
       'pipe',
@@ -229,17 +244,19 @@ export class ContainerRuntime {
     c.state = 'CONTAINER_RUNNING';
     c.startedAt = nowNs();
     for (const name of ['stdout', 'stderr'] as const) {
+      const lines = log.stream(name);
       child[name]?.on('data', (chunk: Buffer) => {
-        fs.writeSync(log, chunk);
+        lines.write(chunk);
         c.events.emit('output', name, chunk);
       });
+      child[name]?.on('end', () => lines.end());
     }
     child.stdin?.on('error', () => {});
     let done = false;
     const finish = (code: number | null, signal: NodeJS.Signals | null, err?: Error): void => {
       if (done) return;
       done = true;
-      fs.closeSync(log);
+      log.close();
       c.exitCode = err ? 128 : exitCodeOf(code, signal);
       c.reason = err ? 'StartError' : c.exitCode === 0 ? 'Completed' : 'Error';
       c.message = err?.message ?? '';
@@ -333,6 +350,12 @@ export class ContainerRuntime {
   async shutdown(): Promise<void> {
     await Promise.all([...this.containers.keys()].map((id) => this.stopContainer(id, 0).catch(() => {})));
   }
+}
+
+/** Where a container's CRI log goes (see the module comment). */
+function containerLogPath(sb: Sandbox, containerDir: string, logPath: string | undefined): string {
+  if (!logPath) return path.join(containerDir, 'container.log');
+  return path.join(sb.logDirectory || path.join(sb.dir, 'logs'), logPath);
 }
 
 export function short(id: string): string {

@@ -31,6 +31,8 @@ export interface CriShimOptions {
   isolation?: IsolationRequest;
   /** Where log lines go; default stderr. */
   log?: (line: string) => void;
+  /** Longest container log line before it is split into partial (P) lines; default 16 KiB. */
+  maxLogLineBytes?: number;
   /** For tests: a smaller request cache. */
   requestCache?: RequestCache;
 }
@@ -86,7 +88,13 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
   const isolation = chooseIsolation(opts.isolation ?? 'auto', log);
   const root = path.resolve(opts.root);
   const images = new ImageStore(path.resolve(opts.images ?? DEFAULT_IMAGES_DIR()));
-  const runtime = new ContainerRuntime({ root, images, isolation, log });
+  const runtime = new ContainerRuntime({
+    root,
+    images,
+    isolation,
+    log,
+    maxLogLineBytes: opts.maxLogLineBytes,
+  });
   const cache = opts.requestCache ?? new RequestCache();
 
   const streaming = new StreamingServer({ runtime, cache, log });
