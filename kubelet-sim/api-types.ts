@@ -73,6 +73,7 @@ export interface ContainerStatus {
   restartCount: number;
   started?: boolean;
   state: ContainerState;
+  lastState?: ContainerState;
 }
 
 export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';

@@ -3,6 +3,10 @@
  * sync loop, all on one CRI runtime connection. `startKubelet` is what `main.ts` runs and what
  * in-process tests start.
  *
+ * Pods are synced when the apiserver says so (sync loop), when the runtime changes under them
+ * (PLEG: a container exited, a restarted runtime lost the sandbox) and when a container's restart
+ * back-off is over.
+ *
  * Mirrors kubelet `pkg/kubelet/kubelet.go` (NewMainKubelet, Run, SyncPod, SyncTerminatingPod)
  * at lab scale. Order of start-up: runtime version → server listening (the real port is known)
  * → Node registered → pods synced. `close()` stops the loops and the server but leaves the pods
@@ -11,9 +15,11 @@
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
 import type { Pod } from './api-types.js';
 import { ApiServerClient, isApiStatus } from './apiserver-client.js';
+import { Backoff } from './backoff.js';
 import { KubeRuntimeManager, podRef, type RuntimeService } from './kuberuntime-manager.js';
 import { NodeStatusUpdater, registerWithApiServer, type NodeStatusConfig } from './node-status.js';
 import { generatePodStatus } from './pod-status.js';
+import { GenericPLEG } from './pleg.js';
 import { PodWorkers, type PodUpdate } from './pod-workers.js';
 import { KubeletServer } from './server.js';
 import { StatusManager } from './status-manager.js';
@@ -43,6 +49,13 @@ export interface KubeletOptions {
   relistIntervalMs?: number;
   /** How long start-up waits for the runtime to answer Version. Default 10 s. */
   runtimeTimeoutMs?: number;
+  /** PLEG relist period (container exits, runtime state lost). Default 1 s. */
+  plegRelistPeriodMs?: number;
+  /** Container restart back-off: first wait and maximum. Default 10 s and 300 s (upstream). */
+  restartBackoffInitialMs?: number;
+  restartBackoffMaxMs?: number;
+  /** `/containerLogs?follow`: how often the file is looked at without a change event. Default 1 s. */
+  logPollIntervalMs?: number;
 }
 
 export interface RunningKubelet {
@@ -52,6 +65,8 @@ export interface RunningKubelet {
   /** Internals, for tests (wait for a relist, drain workers). */
   syncLoop: SyncLoop;
   workers: PodWorkers;
+  pleg: GenericPLEG;
+  server: KubeletServer;
   close(): Promise<void>;
 }
 
@@ -83,7 +98,12 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
     const containerRuntimeVersion = `${version.runtime_name}://${version.runtime_version}`;
     log(`container runtime ${containerRuntimeVersion} (CRI ${version.runtime_api_version})`);
 
-    const server = new KubeletServer({ signingKey: opts.signingKey, runtime, log });
+    const server = new KubeletServer({
+      signingKey: opts.signingKey,
+      runtime,
+      log,
+      logPollIntervalMs: opts.logPollIntervalMs,
+    });
     const port = await server.listen(opts.port ?? 10250, address);
     cleanups.push(() => server.close());
     const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
@@ -100,25 +120,55 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
 
     const manager = new KubeRuntimeManager(runtime, log);
     const statusManager = new StatusManager(api);
+    const backoff = new Backoff(opts.restartBackoffInitialMs ?? 10_000, opts.restartBackoffMaxMs ?? 300_000);
+    // The pods this kubelet runs, as last seen (upstream pod manager): PLEG events and back-off
+    // timers name a UID, and the sync needs the pod.
+    const pods = new Map<string, Pod>();
+    const resyncTimers = new Map<string, NodeJS.Timeout>();
+    const resyncLater = (uid: string, ms: number): void => {
+      if (abort.signal.aborted) return;
+      clearTimeout(resyncTimers.get(uid));
+      const timer = setTimeout(() => {
+        resyncTimers.delete(uid);
+        const pod = pods.get(uid);
+        if (pod) workers.updatePod({ type: 'sync', pod });
+      }, ms);
+      timer.unref();
+      resyncTimers.set(uid, timer);
+    };
     const syncPod = async (update: PodUpdate): Promise<void> => {
       if (update.type === 'kill') return killPod(update.uid, update.pod);
       const pod = update.pod;
-      const result = await manager.syncPod(pod);
-      const rp = await manager.getPod(pod.metadata.uid!);
+      const uid = pod.metadata.uid!;
+      pods.set(uid, pod);
+      // Our own last write is fresher than the pod's status in an event that raced it.
+      const known = statusManager.lastWritten(uid) ?? pod.status;
+      // A pod that has finished is never started again (kubelet: terminal phase).
+      if (known?.phase === 'Succeeded' || known?.phase === 'Failed') return;
+      const result = await manager.syncPod(pod, { backoff, previousStatus: known });
+      const rp = await manager.getPod(uid);
       const containers = rp?.containers ?? [];
       const criStatuses = await manager.containerStatuses(containers);
       const status = generatePodStatus({
-        pod,
+        pod: { ...pod, status: known },
         hostIP: address,
         sandbox: result.sandbox,
         containers,
         criStatuses,
         errors: result.errors,
+        backoffs: result.backoffs,
         now: new Date(),
       });
       await statusManager.setPodStatus(pod, status, abort.signal);
+      const waits = [...result.backoffs.values()].map((b) => b.retryAfterMs);
+      if (waits.length) resyncLater(uid, Math.min(...waits));
     };
     const killPod = async (uid: string, pod?: Pod): Promise<void> => {
+      pods.delete(uid);
+      clearTimeout(resyncTimers.get(uid));
+      resyncTimers.delete(uid);
+      backoff.resetPrefix(`${uid}/`);
+      backoff.gc();
       const rp = await manager.getPod(uid);
       if (rp) await manager.killPod(rp);
       statusManager.forget(uid);
@@ -153,6 +203,32 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
     syncLoop.start();
     cleanups.push(() => syncLoop.stop());
 
+    // PLEG: a container that exited, or a runtime that lost our sandboxes, re-syncs its pod.
+    const terminal = (uid: string): boolean => {
+      const phase = statusManager.lastWritten(uid)?.phase ?? pods.get(uid)?.status?.phase;
+      return phase === 'Succeeded' || phase === 'Failed';
+    };
+    const pleg: GenericPLEG = new GenericPLEG(
+      runtime,
+      (events) => {
+        const due = new Set(events.map((e) => e.uid));
+        // Known pods without a ready sandbox: lost by a restarted runtime (or still starting).
+        for (const uid of pods.keys()) if (!pleg.hasReadySandbox(uid)) due.add(uid);
+        for (const uid of due) {
+          const pod = pods.get(uid);
+          if (pod && !terminal(uid)) workers.updatePod({ type: 'sync', pod });
+        }
+      },
+      { relistPeriodMs: opts.plegRelistPeriodMs },
+      log,
+    );
+    pleg.start();
+    cleanups.push(() => pleg.stop());
+    cleanups.push(() => {
+      for (const t of resyncTimers.values()) clearTimeout(t);
+      resyncTimers.clear();
+    });
+
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -160,6 +236,8 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
       nodeName: opts.nodeName,
       syncLoop,
       workers,
+      pleg,
+      server,
       close: () => (closing ??= closeAll()),
     };
   } catch (err) {

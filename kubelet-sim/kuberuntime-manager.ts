@@ -5,9 +5,10 @@
  *
  * Mirrors kubelet `pkg/kubelet/kuberuntime/kuberuntime_manager.go` (SyncPod, KillPod, GetPods),
  * `kuberuntime_sandbox.go` and `kuberuntime_container.go` (generateContainerConfig,
- * startContainer). Simplifications: no image pulls (the runtime's images are local templates, so an
- * unknown image fails at CreateContainer and is reported as ErrImagePull), no restarts or backoff
- * yet, no init or ephemeral containers, one sandbox attempt at a time.
+ * startContainer, restart policy with doBackOff). Simplifications: no image pulls (the runtime's
+ * images are local templates, so an unknown image fails at CreateContainer and is reported as
+ * ErrImagePull, retried at the next sync without back-off), no init or ephemeral containers, one
+ * sandbox attempt at a time, no graceful termination (StopPodSandbox kills at once).
  */
 import type { RuntimeServiceClient } from '../shared/cri/client.js';
 import {
@@ -20,7 +21,9 @@ import {
   type PodSandbox,
   type PodSandboxConfigIn,
 } from '../shared/cri/types.js';
-import type { ContainerSpec, Pod } from './api-types.js';
+import type { ContainerSpec, Pod, PodStatus } from './api-types.js';
+import type { Backoff } from './backoff.js';
+import { byNewest } from './runtime-lookup.js';
 import { errorMessage, type Logger } from './util.js';
 
 /** The CRI calls the kubelet makes; the real client, or a fake in tests. */
@@ -38,6 +41,7 @@ export type RuntimeService = Pick<
   | 'containerStatus'
   | 'exec'
   | 'attach'
+  | 'portForward'
 >;
 
 /** One pod as the runtime holds it, grouped by the pod UID label. */
@@ -55,10 +59,30 @@ export interface ContainerSyncError {
   message: string;
 }
 
+/** A container waiting out its restart back-off (state waiting, reason CrashLoopBackOff). */
+export interface ContainerBackoff {
+  message: string;
+  /** When the back-off is over: the pod should be synced again then. */
+  retryAfterMs: number;
+}
+
 export interface PodSyncResult {
   sandbox?: PodSandbox;
   /** Start failures of this sync, by container name. */
   errors: Map<string, ContainerSyncError>;
+  /** Containers backing off, by container name. */
+  backoffs: Map<string, ContainerBackoff>;
+}
+
+export interface SyncPodContext {
+  backoff: Backoff;
+  /** The pod's last known API status: restart counts survive a runtime that lost its containers. */
+  previousStatus?: PodStatus;
+}
+
+/** The back-off key of a container (upstream getStableKey: pod and container). */
+export function backoffKey(uid: string, container: string): string {
+  return `${uid}/${container}`;
 }
 
 export class KubeRuntimeManager {
@@ -86,28 +110,96 @@ export class KubeRuntimeManager {
     return groupByPod(items, containers).get(uid);
   }
 
-  /** Makes the runtime run `pod`: a ready sandbox, and every spec container created and started once. */
-  async syncPod(pod: Pod): Promise<PodSyncResult> {
+  /**
+   * Makes the runtime run `pod` (computePodActions + SyncPod): a ready sandbox (a new one, after
+   * removing the stale ones, when none is ready), and every spec container running — started once,
+   * and started again after it exits when the restart policy says so, with back-off. The instance
+   * that exited last is kept (its log is `previous`, its state `lastState`); older ones removed.
+   */
+  async syncPod(pod: Pod, ctx: SyncPodContext): Promise<PodSyncResult> {
     const uid = pod.metadata.uid!;
+    const policy = pod.spec.restartPolicy ?? 'Always';
     const errors = new Map<string, ContainerSyncError>();
+    const backoffs = new Map<string, ContainerBackoff>();
     const existing = await this.getPod(uid);
     let sandbox = newest(existing?.sandboxes.filter((s) => s.state === 'SANDBOX_READY') ?? []);
+    let containers = existing?.containers ?? [];
     const sandboxConfig = this.sandboxConfig(pod, existing?.sandboxes.length ?? 0);
     if (!sandbox) {
+      const stale = existing?.sandboxes ?? [];
+      // Upstream: a Never pod whose sandbox died after its containers ran is not started again.
+      if (policy === 'Never' && stale.length > 0 && containers.length > 0) {
+        return { sandbox: newest(stale), errors, backoffs };
+      }
+      if (existing && stale.length) await this.killPod(existing);
+      containers = [];
       const { pod_sandbox_id } = await this.runtime.runPodSandbox({ config: sandboxConfig });
       this.log(`started sandbox ${pod_sandbox_id} for pod ${podRef(pod)}`);
       const { items } = await this.runtime.listPodSandbox({ filter: { id: pod_sandbox_id } });
       sandbox = items[0] ?? fakeSandbox(pod_sandbox_id, sandboxConfig);
     }
     for (const spec of pod.spec.containers ?? []) {
-      const found = existing?.containers.find(
-        (c) => c.pod_sandbox_id === sandbox.id && c.labels[KubernetesContainerNameLabel] === spec.name,
-      );
-      if (found) continue;
-      const err = await this.startContainer(pod, spec, sandbox.id, sandboxConfig);
+      const instances = containers
+        .filter(
+          (c) => c.pod_sandbox_id === sandbox.id && c.labels[KubernetesContainerNameLabel] === spec.name,
+        )
+        .sort(byNewest);
+      const attempt = await this.nextAttempt(pod, spec, instances, ctx, backoffs);
+      if (attempt === undefined) continue;
+      const err = await this.startContainer(pod, spec, sandbox.id, sandboxConfig, attempt);
       if (err) errors.set(spec.name, err);
     }
-    return { sandbox, errors };
+    return { sandbox, errors, backoffs };
+  }
+
+  /**
+   * The attempt number of the instance to start now, or undefined when the container must not be
+   * started (it runs, it exited for good, or it is backing off — recorded in `backoffs`).
+   */
+  private async nextAttempt(
+    pod: Pod,
+    spec: ContainerSpec,
+    instances: Container[],
+    ctx: SyncPodContext,
+    backoffs: Map<string, ContainerBackoff>,
+  ): Promise<number | undefined> {
+    const cur = instances[0];
+    if (!cur) {
+      // The runtime has no instance (a new pod, or a runtime that lost its state): after a loss the
+      // count goes on from what the apiserver last heard (upstream reads the log directory).
+      const prev = ctx.previousStatus?.containerStatuses?.find((s) => s.name === spec.name);
+      return prev?.containerID ? prev.restartCount + 1 : 0;
+    }
+    if (cur.state === 'CONTAINER_RUNNING') return undefined;
+    const attempt = cur.metadata?.attempt ?? 0;
+    if (cur.state !== 'CONTAINER_EXITED') {
+      // Created but never started (a kubelet that died in between) or unknown: replace it.
+      await this.runtime.removeContainer({ container_id: cur.id }).catch(() => undefined);
+      return attempt;
+    }
+    const { status } = await this.runtime.containerStatus({ container_id: cur.id });
+    const exitCode = status?.exit_code ?? 0;
+    const policy = pod.spec.restartPolicy ?? 'Always';
+    if (policy === 'Never' || (policy === 'OnFailure' && exitCode === 0)) return undefined;
+    const key = backoffKey(pod.metadata.uid!, spec.name);
+    const finishedMs = (status?.finished_at || cur.created_at) / 1e6;
+    const wait = ctx.backoff.remaining(key, finishedMs);
+    if (wait > 0) {
+      const message =
+        `back-off ${goDuration(ctx.backoff.get(key))} restarting failed container=${spec.name} ` +
+        `pod=${pod.metadata.name}_${pod.metadata.namespace ?? 'default'}(${pod.metadata.uid})`;
+      backoffs.set(spec.name, { message, retryAfterMs: wait });
+      return undefined;
+    }
+    ctx.backoff.next(key, finishedMs);
+    // Keep the instance that just exited (logs --previous, lastState); older ones go.
+    for (const old of instances.slice(1)) {
+      await this.runtime.removeContainer({ container_id: old.id }).catch(() => undefined);
+    }
+    this.log(
+      `restarting container ${spec.name} of pod ${podRef(pod)} (exit code ${exitCode}, attempt ${attempt + 1})`,
+    );
+    return attempt + 1;
   }
 
   /** Stops and removes every sandbox of the pod (the runtime removes their containers with them). */
@@ -156,6 +248,7 @@ export class KubeRuntimeManager {
     spec: ContainerSpec,
     sandboxId: string,
     sandboxConfig: PodSandboxConfigIn,
+    attempt: number,
   ): Promise<ContainerSyncError | undefined> {
     if (!spec.image) return { reason: 'CreateContainerConfigError', message: 'no image specified' };
     let containerId: string;
@@ -164,7 +257,7 @@ export class KubeRuntimeManager {
         pod_sandbox_id: sandboxId,
         sandbox_config: sandboxConfig,
         config: {
-          metadata: { name: spec.name, attempt: 0 },
+          metadata: { name: spec.name, attempt },
           image: { image: spec.image, user_specified_image: spec.image },
           command: spec.command ?? [],
           args: spec.args ?? [],
@@ -176,6 +269,9 @@ export class KubeRuntimeManager {
             [KubernetesPodUIDLabel]: pod.metadata.uid!,
             [KubernetesContainerNameLabel]: spec.name,
           },
+          // Relative to the sandbox's log directory, as upstream (`<container>/<attempt>.log`):
+          // each instance keeps its own log, so `previous` still reads after a restart.
+          log_path: `${spec.name}/${attempt}.log`,
           stdin: spec.stdin ?? false,
           stdin_once: spec.stdinOnce ?? false,
           tty: spec.tty ?? false,
@@ -245,6 +341,15 @@ export function criMessage(err: unknown): string {
     if (typeof d === 'string' && d) return d;
   }
   return errorMessage(err);
+}
+
+/** A duration as Go prints it: `100ms`, `10s`, `5m0s`. */
+export function goDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${Number.isInteger(s) ? s : s.toFixed(3).replace(/0+$/, '')}s`;
+  const m = Math.floor(s / 60);
+  return `${m}m${Math.round(s - m * 60)}s`;
 }
 
 export function podRef(pod: Pod): string {

@@ -1,6 +1,7 @@
 /**
- * kubelet-sim: the lab's node agent. Registers its Node, runs the pods bound to it in the CRI
- * runtime, and serves `/exec` and `/attach` for the apiserver (see docs/wiring.md).
+ * kubelet-sim: the lab's node agent. Registers its Node (and keeps its heartbeat), runs the pods
+ * bound to it in the CRI runtime (restart policy, PLEG), and serves `/exec`, `/attach`,
+ * `/portForward` and `/containerLogs` for the apiserver (see docs/wiring.md).
  *
  *   node dist/kubelet-sim/main.js --apiserver http://127.0.0.1:6443 --token-file node.token \
  *     --token-signing-key-file token-signing.key --node-name node-1 --address 127.0.0.1 --port 0 \
@@ -25,6 +26,16 @@ interface Flags {
   address: string;
   port: number;
   containerRuntimeEndpoint: string;
+  nodeStatusUpdateFrequency: number;
+}
+
+/** A Go-style duration with one unit: `500ms`, `10s`, `1m`. */
+function parseDuration(v: string): number {
+  const m = /^(\d+)(ms|s|m)$/.exec(v);
+  if (!m) throw new InvalidArgumentError('expected a duration such as 500ms, 10s or 1m');
+  const n = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000);
+  if (n <= 0) throw new InvalidArgumentError('must be greater than 0');
+  return n;
 }
 
 function parsePort(v: string): number {
@@ -35,7 +46,9 @@ function parsePort(v: string): number {
 
 export function buildCommand(): Command {
   return new Command('kubelet-sim')
-    .description('kexec-lab node agent: registers a Node, syncs its pods over CRI, serves /exec and /attach')
+    .description(
+      'kexec-lab node agent: registers a Node, syncs its pods over CRI, serves /exec, /attach, /portForward and /containerLogs',
+    )
     .requiredOption('--apiserver <url>', 'apiserver URL, e.g. http://127.0.0.1:6443')
     .requiredOption('--token-file <path>', "file holding this node's bearer token for the apiserver")
     .requiredOption('--token-signing-key-file <path>', "HS256 key that signs the apiserver's kubelet token")
@@ -45,6 +58,12 @@ export function buildCommand(): Command {
     .requiredOption(
       '--container-runtime-endpoint <endpoint>',
       'CRI endpoint: unix:///path/to/cri.sock or tcp://host:port',
+    )
+    .option(
+      '--node-status-update-frequency <duration>',
+      'how often the Node status (Ready heartbeat) is posted',
+      parseDuration,
+      10_000,
     )
     .showHelpAfterError();
 }
@@ -62,6 +81,7 @@ export async function main(argv: string[]): Promise<void> {
     address: flags.address,
     port: flags.port,
     runtime: flags.containerRuntimeEndpoint,
+    nodeStatusUpdateMs: flags.nodeStatusUpdateFrequency,
     log,
   });
   process.stdout.write(

@@ -5,12 +5,15 @@
  * Mirrors kubelet `pkg/kubelet/kubelet_pods.go` (generateAPIPodStatus, getPhase,
  * convertToAPIContainerStatuses) and `pkg/kubelet/status/generate.go` (GeneratePodReadyCondition
  * …). Without probes a running container is ready; transition times move only when a condition's
- * status does, so an unchanged pod yields an identical status (and no write).
+ * status does, so an unchanged pod yields an identical status (and no write). The restart count is
+ * the newest instance's CRI attempt number; `lastState` is the instance before it (or, while
+ * backing off, the one that just exited).
  */
 import type { Container, ContainerStatus as CriContainerStatus, PodSandbox } from '../shared/cri/types.js';
 import { KubernetesContainerNameLabel } from '../shared/cri/types.js';
-import type { ContainerStatus, Pod, PodCondition, PodPhase, PodStatus } from './api-types.js';
-import type { ContainerSyncError } from './kuberuntime-manager.js';
+import type { ContainerState, ContainerStatus, Pod, PodCondition, PodPhase, PodStatus } from './api-types.js';
+import type { ContainerBackoff, ContainerSyncError } from './kuberuntime-manager.js';
+import { byNewest } from './runtime-lookup.js';
 import { rfc3339 } from './node-status.js';
 
 /** The scheme of containerIDs in pod status (`docker://…`, `containerd://…` upstream). */
@@ -23,6 +26,8 @@ export interface PodStatusInput {
   containers: Container[];
   criStatuses: Map<string, CriContainerStatus>;
   errors: Map<string, ContainerSyncError>;
+  /** Containers backing off (CrashLoopBackOff), by name. */
+  backoffs?: Map<string, ContainerBackoff>;
   now: Date;
 }
 
@@ -60,15 +65,14 @@ export function generatePodStatus(input: PodStatusInput): PodStatus {
 }
 
 function containerStatus(name: string, image: string, input: PodStatusInput): ContainerStatus {
-  const inSandbox = input.containers.filter(
-    (c) =>
-      c.labels[KubernetesContainerNameLabel] === name &&
-      (!input.sandbox || c.pod_sandbox_id === input.sandbox.id),
-  );
-  const c = inSandbox.reduce<Container | undefined>(
-    (a, b) => (!a || b.created_at > a.created_at ? b : a),
-    undefined,
-  );
+  const instances = input.containers
+    .filter(
+      (c) =>
+        c.labels[KubernetesContainerNameLabel] === name &&
+        (!input.sandbox || c.pod_sandbox_id === input.sandbox.id),
+    )
+    .sort(byNewest);
+  const [c, prev] = instances;
   const base = { name, image, imageID: '', restartCount: 0 };
   if (!c) {
     const err = input.errors.get(name);
@@ -76,6 +80,7 @@ function containerStatus(name: string, image: string, input: PodStatusInput): Co
       ...base,
       ready: false,
       started: false,
+      lastState: {},
       state: {
         waiting: err ? { reason: err.reason, message: err.message } : { reason: 'ContainerCreating' },
       },
@@ -84,7 +89,10 @@ function containerStatus(name: string, image: string, input: PodStatusInput): Co
   const st = input.criStatuses.get(c.id);
   const containerID = `${CONTAINER_ID_SCHEME}://${c.id}`;
   const imageID = st?.image_ref || c.image_ref || c.image_id || image;
-  const common = { ...base, imageID, containerID };
+  const common = { ...base, imageID, containerID, restartCount: c.metadata?.attempt ?? 0 };
+  const previous = prev ? terminated(prev, input.criStatuses.get(prev.id)) : undefined;
+  const lastState = previous ?? {};
+  const backoff = input.backoffs?.get(name);
   switch (st?.state ?? c.state) {
     case 'CONTAINER_RUNNING':
       return {
@@ -92,59 +100,79 @@ function containerStatus(name: string, image: string, input: PodStatusInput): Co
         ready: true,
         started: true,
         state: { running: { startedAt: nanosToTime(st?.started_at || c.created_at) } },
+        lastState,
       };
-    case 'CONTAINER_EXITED': {
-      const exitCode = st?.exit_code ?? 0;
+    case 'CONTAINER_EXITED':
+      // Backing off: waiting for the next start, the exit that caused it is the last state.
+      if (backoff) {
+        return {
+          ...common,
+          ready: false,
+          started: false,
+          state: { waiting: { reason: 'CrashLoopBackOff', message: backoff.message } },
+          lastState: terminated(c, st),
+        };
+      }
+      return { ...common, ready: false, started: false, state: terminated(c, st), lastState };
+    case 'CONTAINER_CREATED':
       return {
         ...common,
         ready: false,
         started: false,
-        state: {
-          terminated: {
-            exitCode,
-            reason: st?.reason || (exitCode === 0 ? 'Completed' : 'Error'),
-            ...(st?.message ? { message: st.message } : {}),
-            startedAt: nanosToTime(st?.started_at || c.created_at),
-            finishedAt: nanosToTime(st?.finished_at || c.created_at),
-            containerID,
-          },
-        },
+        state: { waiting: { reason: 'ContainerCreating' } },
+        lastState,
       };
-    }
-    case 'CONTAINER_CREATED':
-      return { ...common, ready: false, started: false, state: { waiting: { reason: 'ContainerCreating' } } };
     default:
       return {
         ...common,
         ready: false,
         started: false,
         state: { waiting: { reason: 'ContainerStatusUnknown' } },
+        lastState,
       };
   }
 }
 
-/** The pod phase from its containers' states (kubelet getPhase, without init containers). */
+/** An exited instance as a `terminated` state. */
+function terminated(c: Container, st: CriContainerStatus | undefined): ContainerState {
+  const exitCode = st?.exit_code ?? 0;
+  return {
+    terminated: {
+      exitCode,
+      reason: st?.reason || (exitCode === 0 ? 'Completed' : 'Error'),
+      ...(st?.message ? { message: st.message } : {}),
+      startedAt: nanosToTime(st?.started_at || c.created_at),
+      finishedAt: nanosToTime(st?.finished_at || c.created_at),
+      containerID: `${CONTAINER_ID_SCHEME}://${c.id}`,
+    },
+  };
+}
+
+/**
+ * The pod phase from its containers' states (kubelet getPhase, without init containers): a
+ * container waiting after it already ran counts as stopped, not as pending.
+ */
 export function getPhase(pod: Pod, statuses: ContainerStatus[]): PodPhase {
   let waiting = 0;
   let running = 0;
-  let failed = 0;
+  let stopped = 0;
+  let succeeded = 0;
   for (const s of statuses) {
     if (s.state.running) running++;
     else if (s.state.terminated) {
-      if (s.state.terminated.exitCode !== 0) failed++;
-    } else waiting++;
+      stopped++;
+      if (s.state.terminated.exitCode === 0) succeeded++;
+    } else if (s.lastState?.terminated) stopped++;
+    else waiting++;
   }
   if (statuses.length === 0 || waiting > 0) return 'Pending';
   if (running > 0) return 'Running';
-  // Every container has terminated.
-  switch (pod.spec.restartPolicy ?? 'Always') {
-    case 'Always':
-      return 'Running';
-    case 'OnFailure':
-      return failed > 0 ? 'Running' : 'Succeeded';
-    case 'Never':
-      return failed > 0 ? 'Failed' : 'Succeeded';
-  }
+  // Every container has stopped.
+  const policy = pod.spec.restartPolicy ?? 'Always';
+  if (policy === 'Always') return 'Running';
+  if (stopped === succeeded) return 'Succeeded';
+  if (policy === 'Never') return 'Failed';
+  return 'Running'; // OnFailure: the failed ones start again
 }
 
 function condition(

@@ -148,7 +148,8 @@ describe('kubelet server: paths and options', () => {
 
   it('unknown paths are 404, other methods 405', async () => {
     const { port } = await kubelet();
-    expect((await upgrade(port, '/portForward/default/demo?port=80')).code).toBe(404);
+    expect((await upgrade(port, '/portforward/default/demo?port=80')).code).toBe(404); // capital F only
+    expect((await upgrade(port, '/run/default/demo/c')).code).toBe(404);
     const res = await fetch(`http://127.0.0.1:${port}${EXEC}`, { method: 'PUT', headers: AUTH });
     expect(res.status).toBe(405);
   });

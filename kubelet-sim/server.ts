@@ -1,35 +1,30 @@
 /**
- * The kubelet's HTTP server: `/healthz`, and the streaming endpoints `/exec/{ns}/{pod}/{container}`
- * and `/attach/{ns}/{pod}/{container}` (also with `{uid}` before the container, as upstream).
- * For a stream it authenticates the apiserver, finds the container through CRI ListContainers,
- * asks the runtime for a streaming URL (CRI Exec / Attach) and proxies the same upgrade there with
- * an UpgradeAwareHandler: the kubelet is a reverse proxy too.
+ * The kubelet's HTTP server: `/healthz`, the streaming endpoints `/exec/{ns}/{pod}/{container}`,
+ * `/attach/{ns}/{pod}/{container}` (also with `{uid}` before the container) and
+ * `/portForward/{ns}/{pod}[/{uid}]`, and `/containerLogs/{ns}/{pod}/{container}`.
+ * For a stream it authenticates the apiserver, finds the container (or, for a port-forward, the
+ * pod sandbox) through CRI, asks the runtime for a streaming URL (CRI Exec / Attach /
+ * PortForward) and proxies the same upgrade there with an UpgradeAwareHandler: the kubelet is a
+ * reverse proxy too. Logs are read here (container-logs.ts).
  *
  * Mirrors kubelet `pkg/kubelet/server/server.go` (InstallDebuggingHandlers, getExec, getAttach,
- * proxyStream) and `pkg/kubelet/server/auth.go` (authenticate, then authorise `nodes/proxy`).
- * Differences, on purpose:
+ * getPortForward, getContainerLogs, proxyStream) and `pkg/kubelet/server/auth.go`
+ * (authenticate, then authorise `nodes/proxy`). Differences, on purpose:
  * - the only identity allowed is the apiserver's (`system:apiserver`, audience `kubelet`); anyone
  *   else authenticated gets 403 in upstream's wording, a missing or bad token 401;
  * - a missing container is 404 `container not found ("c")` (upstream's words, but upstream answers
  *   500), a pod with no sandbox 404 `pod does not exist`;
- * - a request that is not an upgrade is refused (400) before the runtime is asked, so it cannot use
- *   up the runtime's streaming tokens;
- * - every refusal is a Status, also CRI errors (see cri-errors.ts); no /portForward or
- *   /containerLogs yet.
+ * - a stream request that is not an upgrade is refused (400) before the runtime is asked, so it
+ *   cannot use up the runtime's streaming tokens;
+ * - every refusal is a Status, also CRI errors (see cri-errors.ts).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { APISERVER_USER, bearerToken, KUBELET_AUDIENCE, verifyToken } from '../shared/auth/tokens.js';
+import { parsePortsQuery, PortForwardError } from '../shared/portforward/protocol.js';
 import { isUpgradeRequest } from '../shared/proxy/hop-headers.js';
 import { UpgradeAwareHandler } from '../shared/proxy/upgrade-aware-handler.js';
-import {
-  KubernetesContainerNameLabel,
-  KubernetesPodNameLabel,
-  KubernetesPodNamespaceLabel,
-  KubernetesPodUIDLabel,
-  type Container,
-} from '../shared/cri/types.js';
 import {
   failureStatus,
   StatusError,
@@ -38,9 +33,21 @@ import {
   writeStatusToSocket,
   type Status,
 } from '../shared/status.js';
+import { serveContainerLogs } from './container-logs.js';
 import { criErrorToStatus } from './cri-errors.js';
 import type { RuntimeService } from './kuberuntime-manager.js';
+import {
+  parseKubeletPath,
+  pathOf,
+  type KubeletRoute,
+  type PortForwardRoute,
+  type StreamRoute,
+  type StreamVerb,
+} from './routes.js';
+import { findRunningContainer, findSandbox } from './runtime-lookup.js';
 import { errorMessage, type Logger } from './util.js';
+
+export { parseStreamPath, type StreamRoute, type StreamVerb } from './routes.js';
 
 export interface KubeletServerOptions {
   /** Key that signs the apiserver's kubelet token. */
@@ -49,16 +56,8 @@ export interface KubeletServerOptions {
   log: Logger;
   /** Time allowed to reach the runtime's streaming server (UpgradeAwareHandler backendTimeoutMs). */
   backendTimeoutMs?: number;
-}
-
-export type StreamVerb = 'exec' | 'attach';
-
-export interface StreamRoute {
-  verb: StreamVerb;
-  namespace: string;
-  pod: string;
-  uid?: string;
-  container: string;
+  /** `follow` logs: how often the file is looked at without a change event. Default 1000 ms. */
+  logPollIntervalMs?: number;
 }
 
 export interface StreamOptions {
@@ -74,6 +73,7 @@ type Reply = (status: Status, headers?: Record<string, string>) => void;
 export class KubeletServer {
   readonly server: http.Server;
   private readonly upgraded = new Set<Duplex>();
+  private readonly logStreams = new Set<ServerResponse>();
 
   constructor(private readonly opts: KubeletServerOptions) {
     this.server = http.createServer((req, res) => this.onRequest(req, res));
@@ -94,9 +94,15 @@ export class KubeletServer {
     });
   }
 
-  /** Stops listening and closes every connection, spliced streams included. */
+  /** Log responses being streamed right now (each stops when its client goes away). */
+  get activeLogStreams(): number {
+    return this.logStreams.size;
+  }
+
+  /** Stops listening and closes every connection, spliced streams and log followers included. */
   close(): Promise<void> {
     for (const s of this.upgraded) s.destroy();
+    for (const r of this.logStreams) r.destroy();
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
@@ -113,6 +119,17 @@ export class KubeletServer {
     }
     const route = this.admit(req, reply);
     if (!route) return;
+    if (route.verb === 'containerLogs') {
+      serveContainerLogs(req, res, route, {
+        runtime: this.opts.runtime,
+        active: this.logStreams,
+        pollIntervalMs: this.opts.logPollIntervalMs,
+      }).catch((err: unknown) => {
+        if (res.headersSent) return void res.destroy();
+        reply(...this.refusal(err, route));
+      });
+      return;
+    }
     // Node hands every request with an Upgrade header to 'upgrade'; what reaches here is plain.
     reply(failureStatus(400, 'Upgrade request required'));
   }
@@ -127,14 +144,21 @@ export class KubeletServer {
     const reply: Reply = (status, headers) => writeStatusToSocket(socket, status, headers);
     const route = this.admit(req, reply);
     if (!route) return;
+    if (route.verb === 'containerLogs') {
+      return reply(failureStatus(400, 'container logs are served without an upgrade'));
+    }
     if (!isUpgradeRequest(req)) return reply(failureStatus(400, 'Upgrade request required'));
-    let options: StreamOptions;
+    let backend: Promise<URL>;
     try {
-      options = streamOptions(route.verb, new URL(req.url ?? '/', 'http://kubelet').searchParams);
+      const query = new URL(req.url ?? '/', 'http://kubelet').searchParams;
+      backend =
+        route.verb === 'portForward'
+          ? this.portForwardUrl(route, portForwardPorts(req, query))
+          : this.streamUrl(route, streamOptions(route.verb, query));
     } catch (err) {
       return reply(toStatus(err));
     }
-    this.streamUrl(route, options).then(
+    backend.then(
       (url) => {
         if (socket.destroyed) return;
         const handler = new UpgradeAwareHandler({
@@ -148,29 +172,32 @@ export class KubeletServer {
         });
         handler.handleUpgrade(req, socket, head);
       },
-      (err: unknown) => {
-        if (err instanceof StatusError) return reply(err.status);
-        const { status, headers } = criErrorToStatus(err);
-        this.opts.log(
-          `${route.verb} ${route.namespace}/${route.pod}/${route.container}: ${errorMessage(err)}`,
-        );
-        reply(status, headers);
-      },
+      (err: unknown) => reply(...this.refusal(err, route)),
     );
   }
 
+  /** A lookup or CRI failure as the Status (and headers) the client gets. */
+  private refusal(err: unknown, route: KubeletRoute): [Status, Record<string, string>] {
+    if (err instanceof StatusError) return [err.status, {}];
+    const { status, headers } = criErrorToStatus(err);
+    const what = 'container' in route ? `${route.pod}/${route.container}` : route.pod;
+    this.opts.log(`${route.verb} ${route.namespace}/${what}: ${errorMessage(err)}`);
+    return [status, headers];
+  }
+
   /** Authentication, routing and method checks shared by both entry points. */
-  private admit(req: IncomingMessage, reply: Reply): StreamRoute | undefined {
+  private admit(req: IncomingMessage, reply: Reply): KubeletRoute | undefined {
     const denied = this.authenticate(req);
     if (denied) return void reply(denied);
-    let route: StreamRoute | undefined;
+    let route: KubeletRoute | undefined;
     try {
-      route = parseStreamPath(pathOf(req.url));
+      route = parseKubeletPath(pathOf(req.url));
     } catch (err) {
       return void reply(toStatus(err));
     }
     if (!route) return void reply(failureStatus(404, 'the server could not find the requested resource'));
-    if (req.method !== 'GET' && req.method !== 'POST') {
+    const allowed = route.verb === 'containerLogs' ? ['GET'] : ['GET', 'POST'];
+    if (!allowed.includes(req.method ?? '')) {
       return void reply(failureStatus(405, `method ${req.method} is not allowed on /${route.verb}`));
     }
     return route;
@@ -192,7 +219,7 @@ export class KubeletServer {
 
   /** Finds the container and asks the runtime where to stream (CRI Exec / Attach). */
   private async streamUrl(route: StreamRoute, o: StreamOptions): Promise<URL> {
-    const container = await this.findContainer(route);
+    const container = await findRunningContainer(this.opts.runtime, route);
     const { url } =
       route.verb === 'exec'
         ? await this.opts.runtime.exec({
@@ -210,80 +237,48 @@ export class KubeletServer {
             stdout: o.stdout,
             stderr: o.stderr,
           });
-    try {
-      const u = new URL(url);
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`scheme ${u.protocol}`);
-      return u;
-    } catch (err) {
-      throw StatusError.of(
-        500,
-        `runtime returned an invalid streaming URL ${JSON.stringify(url)}: ${errorMessage(err)}`,
-      );
-    }
+    return streamingUrl(url);
   }
 
-  private async findContainer(r: StreamRoute): Promise<Container> {
-    const podLabels: Record<string, string> = {
-      [KubernetesPodNamespaceLabel]: r.namespace,
-      [KubernetesPodNameLabel]: r.pod,
-    };
-    if (r.uid) podLabels[KubernetesPodUIDLabel] = r.uid;
-    const { containers } = await this.opts.runtime.listContainers({
-      filter: {
-        label_selector: { ...podLabels, [KubernetesContainerNameLabel]: r.container },
-        state: { state: 'CONTAINER_RUNNING' },
-      },
-    });
-    const running = containers.filter((c) => c.state === 'CONTAINER_RUNNING');
-    const newest = running.reduce<Container | undefined>(
-      (a, b) => (!a || b.created_at > a.created_at ? b : a),
-      undefined,
-    );
-    if (newest) return newest;
-    const { items } = await this.opts.runtime.listPodSandbox({ filter: { label_selector: podLabels } });
-    if (items.length === 0) throw StatusError.of(404, 'pod does not exist');
-    throw StatusError.of(404, `container not found (${JSON.stringify(r.container)})`);
+  /**
+   * Finds the pod's sandbox and asks the runtime where to forward (CRI PortForward). The ports go
+   * in the CRI request (kubelet GetPortForward); the runtime's URL carries its own query only.
+   */
+  private async portForwardUrl(route: PortForwardRoute, ports: number[]): Promise<URL> {
+    const sandbox = await findSandbox(this.opts.runtime, route);
+    const { url } = await this.opts.runtime.portForward({ pod_sandbox_id: sandbox.id, port: ports });
+    return streamingUrl(url);
   }
 }
 
-// DNS-1123 names, as the apiserver validates them: this also rules out `..`, `/`, `%2F` and empty.
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const UID = /^[A-Za-z0-9][-A-Za-z0-9]{0,63}$/;
+function streamingUrl(url: string): URL {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`scheme ${u.protocol}`);
+    return u;
+  } catch (err) {
+    throw StatusError.of(
+      500,
+      `runtime returned an invalid streaming URL ${JSON.stringify(url)}: ${errorMessage(err)}`,
+    );
+  }
+}
 
 /**
- * `/exec/{ns}/{pod}/{container}` or `/exec/{ns}/{pod}/{uid}/{container}` (and `/attach/…`);
- * undefined for any other path; a 400 StatusError for a stream path with invalid parts.
+ * The ports of a port-forward (portforward.NewV4Options): a WebSocket request must name them with
+ * `port` (repeated or comma-separated); a SPDY one names them per stream, so none are required.
  */
-export function parseStreamPath(path: string): StreamRoute | undefined {
-  const segments = path.split('/');
-  const verb = segments[1];
-  if (segments[0] !== '' || (verb !== 'exec' && verb !== 'attach')) return undefined;
-  const raw = segments.slice(2);
-  const usage = `expected /${verb}/{namespace}/{pod}/{container}`;
-  if (raw.length !== 3 && raw.length !== 4)
-    throw StatusError.of(400, `invalid path ${JSON.stringify(path)}: ${usage}`);
-  const parts = raw.map((s) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      throw StatusError.of(400, `invalid path ${JSON.stringify(path)}: bad escape`);
-    }
-  });
-  const [namespace, pod, a, b] = parts as [string, string, string, string | undefined];
-  const container = b ?? a;
-  const uid = b === undefined ? undefined : a;
-  check('namespace', namespace, DNS1123_LABEL, 63);
-  check('pod', pod, DNS1123_SUBDOMAIN, 253);
-  check('container', container, DNS1123_LABEL, 63);
-  if (uid !== undefined) check('pod uid', uid, UID, 64);
-  return { verb, namespace, pod, container, ...(uid !== undefined ? { uid } : {}) };
-}
-
-function check(what: string, value: string, re: RegExp, max: number): void {
-  if (!value || value.length > max || !re.test(value)) {
-    throw StatusError.of(400, `invalid ${what} name ${JSON.stringify(value)}`);
+export function portForwardPorts(req: IncomingMessage, q: URLSearchParams): number[] {
+  let ports: number[];
+  try {
+    ports = parsePortsQuery(q, 'port');
+  } catch (err) {
+    if (err instanceof PortForwardError) throw StatusError.of(400, err.message);
+    throw err;
   }
+  const websocket = (req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+  if (websocket && ports.length === 0) throw StatusError.of(400, 'query parameter "port" is required');
+  return ports;
 }
 
 /**
@@ -304,10 +299,4 @@ export function streamOptions(verb: StreamVerb, q: URLSearchParams): StreamOptio
     throw StatusError.of(400, 'you must specify at least one command for the container');
   }
   return { command: verb === 'exec' ? command : [], stdin, stdout, stderr, tty };
-}
-
-function pathOf(url: string | undefined): string {
-  const u = url ?? '/';
-  const q = u.indexOf('?');
-  return q < 0 ? u : u.slice(0, q);
 }

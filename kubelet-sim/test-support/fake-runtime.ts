@@ -1,7 +1,8 @@
 /**
  * An in-memory CRI runtime for the kubelet-sim's unit tests: sandboxes and containers as records,
- * label/state filters as the CRI defines them, gRPC-shaped errors, and an Exec/Attach that
- * answers with a URL on a streaming server the test provides. Every call is counted.
+ * label/state filters as the CRI defines them, gRPC-shaped errors, and an Exec/Attach/PortForward
+ * that answers with a URL on a streaming server the test provides. `exit()` ends a container's main
+ * process as the runtime would see it; `logPaths` gives containers a log file. Every call is counted.
  */
 import grpc from '@grpc/grpc-js';
 import type * as T from '../../shared/cri/types.js';
@@ -17,6 +18,9 @@ export function grpcError(code: grpc.status, details: string): grpc.ServiceError
 
 interface FakeContainer extends T.Container {
   started_at: number;
+  finished_at: number;
+  exit_code: number;
+  reason: string;
 }
 
 export class FakeRuntime implements RuntimeService {
@@ -28,6 +32,8 @@ export class FakeRuntime implements RuntimeService {
   streamingBase = 'http://127.0.0.1:1';
   /** The next call of this method fails with this error. */
   failNext = new Map<string, grpc.ServiceError>();
+  /** Log file of a container (ContainerStatus log_path), by container id. */
+  logPaths = new Map<string, string>();
   private seq = 0;
 
   count(method: string): number {
@@ -122,6 +128,9 @@ export class FakeRuntime implements RuntimeService {
       annotations: { ...req.config.annotations },
       image_id: `sha256:${image}`,
       started_at: 0,
+      finished_at: 0,
+      exit_code: 0,
+      reason: '',
     });
     return { container_id: id };
   }
@@ -151,7 +160,11 @@ export class FakeRuntime implements RuntimeService {
         (!f.state || c.state === f.state.state) &&
         matches(c.labels, f.label_selector),
     );
-    return { containers: containers.map(({ started_at: _s, ...c }) => structuredClone(c)) };
+    return {
+      containers: containers.map(({ started_at: _s, finished_at: _f, exit_code: _e, reason: _r, ...c }) =>
+        structuredClone(c),
+      ),
+    };
   }
 
   async containerStatus(req: T.ContainerStatusRequest): Promise<T.ContainerStatusResponse> {
@@ -165,15 +178,15 @@ export class FakeRuntime implements RuntimeService {
         state: c.state,
         created_at: c.created_at,
         started_at: c.started_at,
-        finished_at: 0,
-        exit_code: 0,
+        finished_at: c.finished_at,
+        exit_code: c.exit_code,
         image: c.image,
         image_ref: c.image_ref,
-        reason: '',
+        reason: c.reason,
         message: '',
         labels: c.labels,
         annotations: c.annotations,
-        log_path: '',
+        log_path: this.logPaths.get(c.id) ?? '',
         image_id: c.image_id,
       },
       info: {},
@@ -190,6 +203,39 @@ export class FakeRuntime implements RuntimeService {
     this.enter('Attach', req);
     this.mustRun(req.container_id);
     return { url: `${this.streamingBase}/attach/tok${++this.seq}` };
+  }
+
+  async portForward(req: T.PortForwardRequest): Promise<T.UrlResponse> {
+    this.enter('PortForward', req);
+    const s = this.sandboxes.get(req.pod_sandbox_id);
+    if (!s) throw grpcError(grpc.status.NOT_FOUND, `sandbox ${req.pod_sandbox_id} not found`);
+    if (s.state !== 'SANDBOX_READY') {
+      throw grpcError(grpc.status.FAILED_PRECONDITION, `sandbox ${req.pod_sandbox_id} is not ready`);
+    }
+    return { url: `${this.streamingBase}/portforward/tok${++this.seq}` };
+  }
+
+  /** The container's main process ends with `exitCode` (as the runtime would record it). */
+  exit(id: string, exitCode: number): void {
+    const c = this.containers.get(id);
+    if (!c || c.state !== 'CONTAINER_RUNNING') throw new Error(`container ${id} is not running`);
+    Object.assign(c, {
+      state: 'CONTAINER_EXITED',
+      exit_code: exitCode,
+      reason: exitCode === 0 ? 'Completed' : 'Error',
+      finished_at: Date.now() * 1e6,
+    });
+  }
+
+  /** The containers of a pod by the kubelet's labels, oldest first. */
+  containersOf(podName: string, container?: string): FakeContainer[] {
+    return [...this.containers.values()]
+      .filter(
+        (c) =>
+          c.labels['io.kubernetes.pod.name'] === podName &&
+          (container === undefined || c.labels['io.kubernetes.container.name'] === container),
+      )
+      .sort((a, b) => a.created_at - b.created_at);
   }
 
   private mustRun(id: string): void {
