@@ -1,18 +1,24 @@
 /**
  * kexec's entry point as a function: parse, run, report. `main.ts` calls it with the real process
- * streams; tests call it with their own.
+ * streams; tests call it with their own (and may inject the stream clients and a stop signal).
  */
-import type { Writable } from 'node:stream';
+import { runAttach } from './attach.js';
 import { exitCodeOf, formatError } from './errors.js';
-import { runExec, type ExecIO } from './exec.js';
+import { runExec } from './exec.js';
 import { runProgram } from './options.js';
+import { runPortForward } from './port-forward.js';
+import type { KexecIO } from './stream-session.js';
 
 /** Runs kexec with the user's arguments; resolves to the exit code (errors already printed). */
-export async function kexec(argv: string[], io: ExecIO & { stderr: Writable }): Promise<number> {
+export async function kexec(argv: string[], io: KexecIO): Promise<number> {
   try {
     return await runProgram(
       argv,
-      { exec: (o) => runExec(o, io) },
+      {
+        exec: (o) => runExec(o, io),
+        attach: (o) => runAttach(o, io),
+        portForward: (o) => runPortForward(o, io),
+      },
       { writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) },
     );
   } catch (err) {

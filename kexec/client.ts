@@ -1,15 +1,27 @@
 /**
  * From a kubeconfig to what a request needs: the server URL, the namespace, the headers
  * (bearer token, basic auth, impersonation) and the TLS options (CA, client certificate,
- * insecure-skip-tls-verify, server name). Loading and credential handling are
- * @kubernetes/client-node's KubeConfig (kubectl's loading rules: `--kubeconfig`, then
- * `$KUBECONFIG`, then `~/.kube/config`), never ours.
+ * insecure-skip-tls-verify, server name).
+ *
+ * The files are read by kubeconfig.ts with kubectl's loading rules (`--kubeconfig`, then
+ * `$KUBECONFIG`, then `~/.kube/config`). Users with credential plugins (`exec`, `auth-provider`)
+ * are handed to @kubernetes/client-node's KubeConfig, imported only then: importing it costs
+ * about a second, which every `kexec` run used to pay.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { ApiStatusError, statusFromResponse, type RequestDescription } from './errors.js';
+import {
+  defaultKubeconfig,
+  kubeconfigFiles,
+  loadKubeconfigFiles,
+  resolveContext,
+  resolvePath,
+  type ResolvedKubeconfig,
+} from './kubeconfig.js';
 
 export interface ClientConfig {
   /** The apiserver, e.g. `http://127.0.0.1:6443` (may carry a path prefix). */
@@ -26,7 +38,56 @@ export interface LoadOptions {
   namespace?: string;
 }
 
-export function loadKubeConfig(opts: LoadOptions): KubeConfig {
+function parseServer(server: string): URL {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new Error(`invalid server URL ${JSON.stringify(server)} in the kubeconfig`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error(`unsupported server URL scheme ${url.protocol} (want http or https)`);
+  }
+  return url;
+}
+
+/** Inline `-data` (base64) wins over the file, as in client-go. */
+function fileOrData(dir: string, file: string | undefined, data: string | undefined): Buffer | undefined {
+  if (data) return Buffer.from(data, 'base64');
+  if (file) return fs.readFileSync(resolvePath(dir, file));
+  return undefined;
+}
+
+/** The ClientConfig for a resolved context without credential plugins. */
+export function clientConfigFromResolved(r: ResolvedKubeconfig, namespaceFlag?: string): ClientConfig {
+  const c = r.cluster.value;
+  const u = r.user.value;
+  const server = parseServer(c.server!);
+  const headers: Record<string, string> = {};
+  const token =
+    u.token || (u.tokenFile ? fs.readFileSync(resolvePath(r.user.dir, u.tokenFile), 'utf8').trim() : '');
+  if (token) headers.Authorization = `Bearer ${token}`;
+  else if (u.username || u.password) {
+    headers.Authorization = `Basic ${Buffer.from(`${u.username ?? ''}:${u.password ?? ''}`).toString('base64')}`;
+  }
+  if (u.as) headers['Impersonate-User'] = u.as;
+  if (u['as-uid']) headers['Impersonate-Uid'] = u['as-uid'];
+
+  const tls: ConnectionOptions = {};
+  const ca = fileOrData(r.cluster.dir, c['certificate-authority'], c['certificate-authority-data']);
+  if (ca) tls.ca = ca;
+  const cert = fileOrData(r.user.dir, u['client-certificate'], u['client-certificate-data']);
+  if (cert) tls.cert = cert;
+  const key = fileOrData(r.user.dir, u['client-key'], u['client-key-data']);
+  if (key) tls.key = key;
+  if (c['insecure-skip-tls-verify']) tls.rejectUnauthorized = false;
+  if (c['tls-server-name']) tls.servername = c['tls-server-name'];
+  return { server, namespace: namespaceFlag || r.context.namespace || 'default', headers, tls };
+}
+
+/** client-node's KubeConfig with kubectl's loading rules (for credential plugins only). */
+export async function loadKubeConfig(opts: LoadOptions): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
   else kc.loadFromDefault();
@@ -44,21 +105,14 @@ export async function clientConfigFrom(kc: KubeConfig, namespaceFlag?: string): 
       'no server found for the current context (is the kubeconfig empty or its context unset?)',
     );
   }
-  let server: URL;
-  try {
-    server = new URL(cluster.server);
-  } catch {
-    throw new Error(`invalid server URL ${JSON.stringify(cluster.server)} in the kubeconfig`);
-  }
-  if (server.protocol !== 'http:' && server.protocol !== 'https:') {
-    throw new Error(`unsupported server URL scheme ${server.protocol} (want http or https)`);
-  }
+  const server = parseServer(cluster.server);
 
   // client-node refuses to build an agent for an http:// server unless insecure-skip-tls-verify is
   // set (there is no TLS to verify over plain http); we only want its headers and TLS material, so
   // over http we ask with the flag set on a copy of the cluster.
   let source = kc;
   if (server.protocol === 'http:' && !cluster.skipTLSVerify) {
+    const { KubeConfig } = await import('@kubernetes/client-node');
     source = new KubeConfig();
     source.loadFromOptions({
       clusters: kc.getClusters().map((c) => (c === cluster ? { ...c, skipTLSVerify: true } : c)),
@@ -89,8 +143,17 @@ export async function clientConfigFrom(kc: KubeConfig, namespaceFlag?: string): 
   return { server, namespace: namespaceFlag || contextNs || 'default', headers, tls };
 }
 
-export async function loadClientConfig(opts: LoadOptions): Promise<ClientConfig> {
-  return clientConfigFrom(loadKubeConfig(opts), opts.namespace);
+export async function loadClientConfig(
+  opts: LoadOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ClientConfig> {
+  const files = kubeconfigFiles(opts.kubeconfig, env);
+  const merged = files.length > 0 ? await loadKubeconfigFiles(files) : defaultKubeconfig(env);
+  const resolved = resolveContext(merged, opts.context);
+  if (resolved.user.value.exec || resolved.user.value['auth-provider']) {
+    return clientConfigFrom(await loadKubeConfig(opts), opts.namespace);
+  }
+  return clientConfigFromResolved(resolved, opts.namespace);
 }
 
 /** `path` (starting with /) under the server URL, keeping any path prefix the server URL has. */

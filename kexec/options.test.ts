@@ -1,4 +1,4 @@
-import { completeExec, podNameFrom, runProgram, type ExecOptions } from './options.js';
+import { completeExec, hoistGlobalFlags, podNameFrom, runProgram, type ExecOptions } from './options.js';
 import { UsageError } from './errors.js';
 
 async function parse(
@@ -110,5 +110,27 @@ describe('kexec argument parsing', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/POD -- COMMAND/);
     expect(r.out).toMatch(/--container/);
+  });
+
+  it('takes kubectl’s global flags before a subcommand', () => {
+    expect(hoistGlobalFlags(['--kubeconfig', 'k', '-n', 'ns', 'port-forward', 'demo', '80'])).toEqual([
+      'port-forward',
+      '--kubeconfig',
+      'k',
+      '-n',
+      'ns',
+      'demo',
+      '80',
+    ]);
+    expect(hoistGlobalFlags(['--context=x', '-nns', 'attach', 'demo'])).toEqual([
+      'attach',
+      '--context=x',
+      '-nns',
+      'demo',
+    ]);
+    // Not before a subcommand name: left to the default exec.
+    const execArgs = ['--kubeconfig', 'k', 'demo', '--', 'port-forward'];
+    expect(hoistGlobalFlags(execArgs)).toBe(execArgs);
+    expect(hoistGlobalFlags(['-it', 'attach'])).toEqual(['-it', 'attach']);
   });
 });

@@ -1,8 +1,12 @@
 /**
- * The kexec command line, as kubectl spells it (kubectl `pkg/cmd/exec/exec.go` NewCmdExec /
- * Complete / Validate):
+ * The kexec command line, as kubectl spells it (kubectl `pkg/cmd/exec/exec.go`,
+ * `pkg/cmd/attach/attach.go`, `pkg/cmd/portforward/portforward.go`: NewCmd… / Complete / Validate):
  *
- *   kexec [exec] [-n NS] [-c CONTAINER] [-i] [-t] [-q] [--kubeconfig FILE] [--context CTX] POD -- COMMAND [ARGS...]
+ *   kexec [exec] [-n NS] [-c CONTAINER] [-i] [-t] [-q] [--protocol P] POD -- COMMAND [ARGS...]
+ *   kexec attach [-n NS] [-c CONTAINER] [-i] [-t] [-q] [--protocol P] POD
+ *   kexec port-forward [-n NS] [--address ADDR,...] [--protocol P] POD [LOCAL:]REMOTE...
+ *
+ * plus `--kubeconfig FILE` and `--context CTX` everywhere.
  *
  * Subcommands are commander commands; `exec` is the default one, so `kexec POD -- CMD` and
  * `kexec exec POD -- CMD` are the same. Everything after the first `--` is the remote command,
@@ -10,6 +14,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { UsageError } from './errors.js';
+import { parseAddresses, parsePorts, type ForwardedPort, type ListenAddress } from './forwarded-ports.js';
+import { STREAM_PROTOCOLS, type StreamProtocol } from './remotecommand-executor.js';
 
 /** Flags every subcommand that talks to the apiserver accepts (kubectl's global flags). */
 export interface ConnectionFlags {
@@ -25,11 +31,24 @@ export interface ExecOptions extends ConnectionFlags {
   tty: boolean;
   quiet: boolean;
   command: string[];
+  /** `--protocol`; undefined: the environment decides (see remotecommand-executor.ts). */
+  protocol?: StreamProtocol;
+}
+
+export type AttachOptions = Omit<ExecOptions, 'command'>;
+
+export interface PortForwardOptions extends ConnectionFlags {
+  pod: string;
+  ports: ForwardedPort[];
+  addresses: ListenAddress[];
+  protocol?: StreamProtocol;
 }
 
 export interface KexecActions {
   /** Runs `exec`; resolves to the process exit code. */
   exec(opts: ExecOptions): Promise<number>;
+  attach?(opts: AttachOptions): Promise<number>;
+  portForward?(opts: PortForwardOptions): Promise<number>;
 }
 
 export interface ProgramIO {
@@ -42,6 +61,30 @@ function addConnectionFlags(cmd: Command): Command {
     .option('--kubeconfig <file>', 'path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)')
     .option('--context <name>', 'the kubeconfig context to use')
     .option('-n, --namespace <namespace>', 'namespace of the pod (default: the context namespace)');
+}
+
+const PROTOCOL_HELP =
+  'stream protocol: websocket (default), spdy, or auto (WebSocket, then SPDY if the upgrade is refused)';
+
+function addProtocolFlag(cmd: Command, envName: string): Command {
+  return cmd.option('--protocol <protocol>', `${PROTOCOL_HELP}; ${envName}=false means spdy`);
+}
+
+/** `--protocol`'s value, checked; undefined when not given. */
+export function protocolFlag(value: unknown, commandPath: string): StreamProtocol | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && (STREAM_PROTOCOLS as readonly string[]).includes(value)) {
+    return value as StreamProtocol;
+  }
+  throw new UsageError(
+    `invalid argument ${JSON.stringify(value)} for "--protocol": must be one of ${STREAM_PROTOCOLS.join(', ')}`,
+    commandPath,
+  );
+}
+
+function connectionFlags(flags: ConnectionFlags, commandPath: string): ConnectionFlags {
+  if (flags.namespace === '') throw new UsageError('--namespace must not be empty', commandPath);
+  return { kubeconfig: flags.kubeconfig, context: flags.context, namespace: flags.namespace };
 }
 
 /** The pod name from `POD`, `pod/POD` or `pods/POD` (kubectl accepts TYPE/NAME). */
@@ -63,7 +106,13 @@ export function podNameFrom(arg: string, commandPath: string): string {
 export function completeExec(
   operands: string[],
   argsLenAtDash: number,
-  flags: ConnectionFlags & { container?: string; stdin?: boolean; tty?: boolean; quiet?: boolean },
+  flags: ConnectionFlags & {
+    container?: string;
+    stdin?: boolean;
+    tty?: boolean;
+    quiet?: boolean;
+    protocol?: unknown;
+  },
   commandPath = 'kexec exec',
 ): ExecOptions {
   let pod = '';
@@ -87,18 +136,82 @@ export function completeExec(
   if (command.length === 0) {
     throw new UsageError('you must specify at least one command for the container', commandPath);
   }
-  if (flags.namespace === '') throw new UsageError('--namespace must not be empty', commandPath);
   return {
-    kubeconfig: flags.kubeconfig,
-    context: flags.context,
-    namespace: flags.namespace,
+    ...connectionFlags(flags, commandPath),
     pod: podNameFrom(pod, commandPath),
     container: flags.container || undefined,
     stdin: Boolean(flags.stdin),
     tty: Boolean(flags.tty),
     quiet: Boolean(flags.quiet),
     command,
+    protocol: protocolFlag(flags.protocol, commandPath),
   };
+}
+
+/** kubectl attach's Validate: one pod (POD or pod/NAME; kubectl also takes `TYPE NAME`). */
+export function completeAttach(
+  operands: string[],
+  flags: Parameters<typeof completeExec>[2],
+  commandPath = 'kexec attach',
+): AttachOptions {
+  if (operands.length === 0) throw new UsageError('at least 1 argument is required for attach', commandPath);
+  let pod = operands[0];
+  if (operands.length === 2) pod = `${operands[0]}/${operands[1]}`;
+  if (operands.length > 2) {
+    throw new UsageError(
+      `expected POD, TYPE/NAME, or TYPE NAME, (at most 2 arguments) saw ${operands.length}: [${operands.join(' ')}]`,
+      commandPath,
+    );
+  }
+  return {
+    ...connectionFlags(flags, commandPath),
+    pod: podNameFrom(pod, commandPath),
+    container: flags.container || undefined,
+    stdin: Boolean(flags.stdin),
+    tty: Boolean(flags.tty),
+    quiet: Boolean(flags.quiet),
+    protocol: protocolFlag(flags.protocol, commandPath),
+  };
+}
+
+/** kubectl port-forward's Complete/Validate: POD then one or more port specs. */
+export function completePortForward(
+  operands: string[],
+  flags: ConnectionFlags & { address?: string[]; protocol?: unknown },
+  commandPath = 'kexec port-forward',
+): PortForwardOptions {
+  if (operands.length < 2) {
+    throw new UsageError('TYPE/NAME and list of ports are required for port-forward', commandPath);
+  }
+  const protocol = protocolFlag(flags.protocol, commandPath);
+  return {
+    ...connectionFlags(flags, commandPath),
+    pod: podNameFrom(operands[0], commandPath),
+    ports: parsePorts(operands.slice(1)),
+    addresses: parseAddresses(flags.address?.length ? flags.address : ['localhost']),
+    protocol,
+  };
+}
+
+const SUBCOMMANDS = new Set(['exec', 'attach', 'port-forward']);
+const GLOBAL_VALUE_FLAGS = new Set(['--kubeconfig', '--context', '-n', '--namespace']);
+
+/**
+ * kubectl's global flags may come before the subcommand (`kexec --kubeconfig F port-forward …`):
+ * moves leading `--kubeconfig`, `--context`, `-n`/`--namespace` (with their values) to just after
+ * an explicit subcommand name, where that subcommand parses them. Anything else is left alone, so
+ * `kexec --kubeconfig F POD -- CMD` still runs the default `exec`.
+ */
+export function hoistGlobalFlags(argv: string[]): string[] {
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i];
+    if (GLOBAL_VALUE_FLAGS.has(a)) i += 2;
+    else if (/^--(kubeconfig|context|namespace)=/.test(a) || /^-n.+/.test(a)) i += 1;
+    else break;
+  }
+  if (i === 0 || i >= argv.length || !SUBCOMMANDS.has(argv[i])) return argv;
+  return [argv[i], ...argv.slice(0, i), ...argv.slice(i + 1)];
 }
 
 /**
@@ -115,7 +228,7 @@ export function buildProgram(argv: string[], actions: KexecActions, io: ProgramI
     .exitOverride()
     .showHelpAfterError("See 'kexec -h' for help and examples");
 
-  addConnectionFlags(
+  const execCmd = addConnectionFlags(
     program
       .command('exec', { isDefault: true })
       .description('Execute a command in a container (the default command)')
@@ -126,7 +239,8 @@ export function buildProgram(argv: string[], actions: KexecActions, io: ProgramI
     .option('-c, --container <name>', 'container name (default: the pod’s default container)')
     .option('-i, --stdin', 'pass stdin to the container', false)
     .option('-t, --tty', 'stdin is a TTY', false)
-    .option('-q, --quiet', 'only print output from the remote session', false)
+    .option('-q, --quiet', 'only print output from the remote session', false);
+  addProtocolFlag(execCmd, 'KUBECTL_REMOTE_COMMAND_WEBSOCKETS')
     .addHelpText(
       'after',
       `
@@ -144,13 +258,94 @@ Examples:
       const opts = completeExec(operands, argsLenAtDash, flags as Parameters<typeof completeExec>[2]);
       await actions.exec(opts);
     });
+
+  const attachCmd = addConnectionFlags(
+    program
+      .command('attach')
+      .description('Attach to a process that is already running inside an existing container')
+      .usage('[options] POD')
+      .argument('[pod...]', 'the pod (NAME, pod/NAME or pod NAME)'),
+  )
+    .option('-c, --container <name>', 'container name (default: the pod’s default container)')
+    .option('-i, --stdin', 'pass stdin to the container', false)
+    .option('-t, --tty', 'stdin is a TTY', false)
+    .option('-q, --quiet', 'only print output from the remote session', false);
+  addProtocolFlag(attachCmd, 'KUBECTL_REMOTE_COMMAND_WEBSOCKETS')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  # Get output from running pod demo, first container
+  kexec attach demo
+
+  # Switch to raw terminal mode; sends stdin to the main process of container demo of pod demo
+  kexec attach demo -c demo -i -t`,
+    )
+    .exitOverride()
+    .action(async (operands: string[], flags: Record<string, unknown>) => {
+      const opts = completeAttach(operands, flags as Parameters<typeof completeAttach>[1]);
+      if (!actions.attach) throw new UsageError('attach is not available', 'kexec attach');
+      await actions.attach(opts);
+    });
+
+  const pfCmd = addConnectionFlags(
+    program
+      .command('port-forward')
+      .description('Forward one or more local ports to a pod')
+      .usage('[options] POD [LOCAL_PORT:]REMOTE_PORT [...[LOCAL_PORT_N:]REMOTE_PORT_N]')
+      .argument('[pod]', 'the pod (NAME or pod/NAME)')
+      .argument('[ports...]', 'LOCAL:REMOTE, REMOTE (same local port) or :REMOTE (any free local port)'),
+  ).option(
+    '--address <addresses>',
+    'addresses to listen on (comma-separated, repeatable); only IP addresses or localhost',
+    (value: string, prev: string[] | undefined) => [
+      ...(prev ?? []),
+      ...value
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean),
+    ],
+  );
+  addProtocolFlag(pfCmd, 'KUBECTL_PORT_FORWARD_WEBSOCKETS')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  # Listen on ports 5000 and 6000 locally, forwarding data to/from ports 5000 and 6000 in the pod
+  kexec port-forward demo 5000 6000
+
+  # Listen on port 8888 locally, forwarding to 5000 in the pod
+  kexec port-forward demo 8888:5000
+
+  # Listen on a random port locally, forwarding to 5000 in the pod
+  kexec port-forward demo :5000
+
+  # Listen on port 8888 on localhost and 10.0.0.2, forwarding to 5000 in the pod
+  kexec port-forward --address localhost,10.0.0.2 demo 8888:5000`,
+    )
+    .exitOverride()
+    .action(async (pod: string | undefined, ports: string[], flags: Record<string, unknown>) => {
+      const operands = pod === undefined ? [] : [pod, ...ports];
+      const opts = completePortForward(operands, flags as Parameters<typeof completePortForward>[1]);
+      if (!actions.portForward) throw new UsageError('port-forward is not available', 'kexec port-forward');
+      await actions.portForward(opts);
+    });
   return program;
 }
 
 /** Parses `argv` (user arguments) and runs the chosen action; resolves to the exit code. */
 export async function runProgram(argv: string[], actions: KexecActions, io: ProgramIO): Promise<number> {
   let code = 0;
-  const program = buildProgram(argv, { exec: async (o) => (code = await actions.exec(o)) }, io);
+  argv = hoistGlobalFlags(argv);
+  const program = buildProgram(
+    argv,
+    {
+      exec: async (o) => (code = await actions.exec(o)),
+      attach: actions.attach && (async (o) => (code = await actions.attach!(o))),
+      portForward: actions.portForward && (async (o) => (code = await actions.portForward!(o))),
+    },
+    io,
+  );
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

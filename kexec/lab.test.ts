@@ -1,0 +1,101 @@
+/**
+ * kexec against the real lab (apiserver → kubelet-sim → cri-shim, from dist/: `npm run build`
+ * first), through lab/lab.ts startLab with its default https apiserver and lab CA (so the
+ * kubeconfig's certificate-authority is read by kexec's own loader).
+ *
+ * Port-forward: lab sandboxes share the host's network (cri-shim/port-forward.ts), so a TCP
+ * server on the host's 127.0.0.1 stands in for a server in the pod.
+ */
+import { jest } from '@jest/globals';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { closeServer, listen } from '../shared/test-support/loopback.js';
+import { startLab, type Lab } from '../lab/lab.js';
+import { start } from './test-support/io.js';
+
+jest.setTimeout(60_000);
+
+let lab: Lab | undefined;
+let dir = '';
+let backend: net.Server;
+const backendSockets = new Set<net.Socket>();
+let backendPort = 0;
+let closedPort = 0;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kexec-lab-'));
+  lab = await startLab({ dir: path.join(dir, 'lab'), port: 0, log: () => {} });
+  backend = net.createServer({ allowHalfOpen: true }, (s) => {
+    backendSockets.add(s);
+    s.on('close', () => backendSockets.delete(s));
+    s.on('data', (c: Buffer) => s.write(c.toString().toUpperCase()));
+    s.on('end', () => s.end());
+    s.on('error', () => {});
+  });
+  backendPort = await listen(backend);
+  const gone = net.createServer();
+  closedPort = await listen(gone);
+  await closeServer(gone);
+});
+
+afterAll(async () => {
+  await lab?.stop();
+  await closeServer(backend, backendSockets);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function exchange(port: number, text: string): Promise<string> {
+  const s = net.connect({ host: '127.0.0.1', port });
+  await once(s, 'connect');
+  let got = '';
+  s.on('data', (c: Buffer) => {
+    got += c.toString();
+    if (got.length >= text.length) s.end();
+  });
+  s.on('error', () => {});
+  const closed = once(s, 'close');
+  s.write(text);
+  await closed;
+  return got;
+}
+
+describe.each(['websocket', 'spdy'] as const)('kexec port-forward through the lab (%s)', (protocol) => {
+  it('forwards, reports a closed port, and keeps forwarding', async () => {
+    const ac = new AbortController();
+    const pf = start(
+      [
+        '--kubeconfig',
+        lab!.kubeconfigPath,
+        'port-forward',
+        '--protocol',
+        protocol,
+        'demo',
+        `:${backendPort}`,
+        `:${closedPort}`,
+      ],
+      { signal: ac.signal },
+    );
+    const ready = await Promise.race([
+      pf.stdout.waitFor(new RegExp(`127\\.0\\.0\\.1:(\\d+) -> ${closedPort}\n`)),
+      pf.done.then(() => undefined),
+    ]);
+    expect({ ready: !!ready, stderr: pf.stderr.data }).toEqual({ ready: true, stderr: '' });
+    const [, good] = await pf.stdout.waitFor(new RegExp(`127\\.0\\.0\\.1:(\\d+) -> ${backendPort}\n`));
+    const [, bad] = ready!;
+
+    expect(await exchange(Number(good), 'first')).toBe('FIRST');
+    expect(await exchange(Number(bad), 'nobody')).toBe('');
+    await pf.stderr.waitFor(/\n/);
+    expect(pf.stderr.data).toMatch(
+      new RegExp(
+        `^error: an error occurred forwarding ${bad} -> ${closedPort}: error forwarding port ${closedPort} to pod [0-9a-f]+, uid : dial tcp4 127\\.0\\.0\\.1:${closedPort}: connect: connection refused\n$`,
+      ),
+    );
+    expect(await exchange(Number(good), 'second')).toBe('SECOND');
+    ac.abort();
+    expect(await pf.done).toBe(0);
+  });
+});

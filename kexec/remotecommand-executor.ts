@@ -1,0 +1,107 @@
+/**
+ * How exec and attach reach the remotecommand stream: over WebSocket, over SPDY/3.1, or WebSocket
+ * first with SPDY as the fallback. One code path for both commands: they differ only in the URL.
+ *
+ * Mirrors client-go `tools/remotecommand` (NewWebSocketExecutor: a GET upgrade; NewSPDYExecutor: a
+ * POST upgrade; NewFallbackExecutor: run the primary, and run the secondary only when the primary
+ * failed with `httpstream.IsUpgradeFailure`, i.e. the server answered the WebSocket handshake
+ * with something other than 101 — an old apiserver's 400, a proxy's 403) and kubectl
+ * `pkg/cmd/util` RemoteCommandWebsockets (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false` forces SPDY).
+ *
+ * Differences: the default is plain WebSocket, not the fallback (`--protocol auto` asks for it);
+ * the clients are loaded on first use, so `kexec --help` does not pay for them.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import type { Status } from '../shared/status.js';
+
+export const STREAM_PROTOCOLS = ['websocket', 'spdy', 'auto'] as const;
+export type StreamProtocol = (typeof STREAM_PROTOCOLS)[number];
+
+/** kubectl's switch for exec, attach and cp. */
+export const REMOTE_COMMAND_WEBSOCKETS_ENV = 'KUBECTL_REMOTE_COMMAND_WEBSOCKETS';
+
+/** What both remotecommand clients take (shared/remotecommand and shared/spdy). */
+export interface StreamClientOptions {
+  url: string;
+  headers?: Record<string, string>;
+  tls?: ConnectionOptions;
+  stdin?: Readable | null;
+  stdout?: Writable | null;
+  stderr?: Writable | null;
+  tty?: boolean;
+  resize?: (send: (size: { width: number; height: number }) => void) => () => void;
+}
+
+export interface StreamClientResult {
+  status: Status;
+  exitCode: number;
+  protocol?: string;
+}
+
+export type StreamClient = (opts: StreamClientOptions) => Promise<StreamClientResult>;
+
+/** The clients, injectable for tests; absent ones are imported when first needed. */
+export interface StreamClients {
+  /** shared/remotecommand/websocket-client.ts runChannelClient. */
+  runChannelClient?: StreamClient;
+  /** shared/spdy/remotecommand-client.ts runSpdyClient. */
+  runSpdyClient?: StreamClient;
+}
+
+/**
+ * The protocol to use: the flag when given, else SPDY when the environment disables WebSockets
+ * (any capitalisation of `false`, as kubectl reads it), else WebSocket.
+ */
+export function resolveStreamProtocol(
+  flag: StreamProtocol | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  envName = REMOTE_COMMAND_WEBSOCKETS_ENV,
+): StreamProtocol {
+  if (flag !== undefined) return flag;
+  return env[envName]?.trim().toLowerCase() === 'false' ? 'spdy' : 'websocket';
+}
+
+/**
+ * httpstream.IsUpgradeFailure for our clients: the WebSocket handshake got an HTTP answer other
+ * than 101 (the channel client's ChannelClientError carries its code). A refused connection, a
+ * TLS failure or a timeout are not upgrade failures: SPDY would fail the same way.
+ */
+export function isUpgradeFailure(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { httpCode?: unknown }).httpCode;
+  return typeof code === 'number' && code !== 101 && code > 0;
+}
+
+async function websocketClient(clients: StreamClients): Promise<StreamClient> {
+  return (
+    clients.runChannelClient ?? (await import('../shared/remotecommand/websocket-client.js')).runChannelClient
+  );
+}
+
+async function spdyClient(clients: StreamClients): Promise<StreamClient> {
+  return clients.runSpdyClient ?? (await import('../shared/spdy/remotecommand-client.js')).runSpdyClient;
+}
+
+/**
+ * Runs one remotecommand session with the chosen protocol. With `auto`, a WebSocket upgrade
+ * failure is retried once over SPDY; nothing has been read from stdin by then (the channel
+ * client starts reading it only after the 101), so the second attempt sees all of it.
+ */
+export async function streamRemoteCommand(
+  protocol: StreamProtocol,
+  opts: StreamClientOptions,
+  clients: StreamClients = {},
+  onFallback?: (err: unknown) => void,
+): Promise<StreamClientResult> {
+  if (protocol === 'spdy') return (await spdyClient(clients))(opts);
+  const ws = await websocketClient(clients);
+  if (protocol === 'websocket') return ws(opts);
+  try {
+    return await ws(opts);
+  } catch (err) {
+    if (!isUpgradeFailure(err)) throw err;
+    onFallback?.(err);
+    return (await spdyClient(clients))(opts);
+  }
+}
