@@ -29,6 +29,8 @@ export interface ChannelClientOptions {
   resize?: (send: (size: TerminalSize) => void) => () => void;
   /** Time allowed for the handshake. */
   handshakeTimeoutMs?: number;
+  /** Aborting closes the connection at once (the session then fails as a lost connection). */
+  signal?: AbortSignal;
 }
 
 export interface ChannelClientResult {
@@ -88,6 +90,9 @@ export function runChannelClient(opts: ChannelClientOptions): Promise<ChannelCli
     });
 
     ws.on('error', (err) => settle(() => reject(err)));
+    const abort = (): void => ws.terminate();
+    if (opts.signal?.aborted) abort();
+    else opts.signal?.addEventListener('abort', abort, { once: true });
 
     ws.on('open', () => {
       proto = protocolByName(ws.protocol);
@@ -173,7 +178,8 @@ async function pumpStdin(ws: WebSocket, proto: ChannelProtocol, stdin: Readable)
   if (proto.version >= 5) await send(ws, encodeClose(Channel.Stdin));
 }
 
-function statusFromBody(code: number, body: Buffer): Status {
+/** The Status in a refused upgrade's body, or one made from its text (as client-go does). */
+export function statusFromBody(code: number, body: Buffer): Status {
   try {
     const parsed = JSON.parse(body.toString('utf8')) as Status;
     if (parsed && typeof parsed === 'object' && parsed.status === 'Failure') return parsed;

@@ -18,12 +18,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex, Readable } from 'node:stream';
-import { failureStatus, type Status } from '../status.js';
 import { encodeResize } from '../remotecommand/codec.js';
 import { decodeStatus, exitCodeOf } from '../remotecommand/exit-status.js';
 import { protocolByName } from '../remotecommand/protocol.js';
 import {
   ChannelClientError,
+  statusFromBody,
   type ChannelClientOptions,
   type ChannelClientResult,
 } from '../remotecommand/websocket-client.js';
@@ -55,6 +55,9 @@ export async function runSpdyClient(opts: SpdyClientOptions): Promise<ChannelCli
     throw new Error(`server chose an unknown protocol version ${JSON.stringify(protocol)}`);
   }
   const conn = new SpdyConnection(socket, { ...opts.connection, role: 'client', head });
+  const abort = (): void => void conn.close();
+  if (opts.signal?.aborted) abort();
+  else opts.signal?.addEventListener('abort', abort, { once: true });
   let goaway = false;
   conn.once('goaway', () => (goaway = true));
 
@@ -97,6 +100,7 @@ export async function runSpdyClient(opts: SpdyClientOptions): Promise<ChannelCli
     return { status, exitCode: exitCodeOf(status), protocol: proto.name };
   } finally {
     unsubscribe?.();
+    opts.signal?.removeEventListener('abort', abort);
     await conn.close();
   }
 }
@@ -126,6 +130,7 @@ function upgrade(opts: SpdyClientOptions): Promise<{ socket: Duplex; head: Buffe
       clearTimeout(timer);
       reject(err);
     });
+    opts.signal?.addEventListener('abort', () => req.destroy(new Error('aborted')), { once: true });
     req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       clearTimeout(timer);
       if (!isSpdyUpgrade(res.headers)) {
@@ -195,15 +200,4 @@ async function pumpStdin(input: Readable, stream: SpdyStream): Promise<void> {
     // A failing local stdin ends the input like EOF.
   }
   if (!stream.writableEnded && !stream.destroyed) stream.end();
-}
-
-function statusFromBody(code: number, body: Buffer): Status {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as Status;
-    if (parsed && typeof parsed === 'object' && parsed.status === 'Failure') return parsed;
-  } catch {
-    // not a Status: describe it
-  }
-  const text = body.toString('utf8').trim();
-  return failureStatus(code || 500, text || `unable to upgrade connection: HTTP ${code}`);
 }
