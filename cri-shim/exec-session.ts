@@ -12,43 +12,115 @@
  *   channel: Success, NonZeroExitCode with an ExitCode cause (128+n for a signal), or
  *   InternalError when the command cannot be started — `exec: "x": executable file not found in
  *   $PATH`, as runc words it (kubectl then prints the message and exits 1, as with containerd);
- * - the client going away kills the process group: nothing keeps running unobserved.
- * With `tty`, stderr is merged into stdout (no pseudo-terminal yet; a later issue adds one).
+ * - the client going away kills the process group (with a terminal, its whole session — a shell
+ *   puts each job in a group of its own): nothing keeps running unobserved.
+ * With `tty` the command runs under a pseudo-terminal (terminal-process.ts) inside the same
+ * isolation: stderr is the terminal too, the process starts once the client's first resize
+ * message arrived (or after INITIAL_RESIZE_WAIT_MS), later resizes set the terminal size, and
+ * stdin EOF types ^D. The session is a RemoteCommandSession: WebSocket or SPDY alike.
  */
-import type { ChannelServerSession } from '../shared/remotecommand/websocket-server.js';
+import type { RemoteCommandSession } from '../shared/remotecommand/session.js';
+import type { TerminalSize } from '../shared/remotecommand/codec.js';
 import { exitStatus, internalErrorStatus } from '../shared/remotecommand/exit-status.js';
+import type { Status } from '../shared/status.js';
 import { CriError } from './errors.js';
-import { killGroup } from './process-group.js';
+import type { RuntimeProcess } from './process-group.js';
 import type { ExecRequestEntry } from './request-cache.js';
-import { short, type ContainerRuntime } from './runtime.js';
+import { killTree, short, type ContainerRuntime } from './runtime.js';
+import type { TerminalProcess } from './terminal-process.js';
+
+/**
+ * How long a terminal exec waits for the client's first resize before starting the process with
+ * the default size. kubectl sends its size right after connecting; waiting for it means `stty size`
+ * is right from the first instruction (kubernetes#47990).
+ */
+export const INITIAL_RESIZE_WAIT_MS = 150;
 
 export function serveExec(
   runtime: ContainerRuntime,
   req: ExecRequestEntry,
-  session: ChannelServerSession,
+  session: RemoteCommandSession,
   log: (line: string) => void,
 ): Promise<void> {
-  const wantStderr = !!session.stderr || req.tty;
+  if (req.tty) return serveTerminalExec(runtime, req, session, log);
   let child;
   try {
     child = runtime.spawnExec(req.containerId, req.cmd, [
       session.stdin ? 'pipe' : 'ignore',
       session.stdout ? 'pipe' : 'ignore',
-      wantStderr ? 'pipe' : 'ignore',
+      session.stderr ? 'pipe' : 'ignore',
     ]);
   } catch (err) {
-    const message = err instanceof CriError ? err.message : `failed to exec in container: ${String(err)}`;
-    log(`exec in ${short(req.containerId)} ${JSON.stringify(req.cmd)} refused: ${message}`);
-    return session.finish(internalErrorStatus(message));
+    return refuse(req, session, log, err);
   }
+  return runExec(req, child, session, log);
+}
+
+/** An exec with `tty`: the command runs under a pseudo-terminal; resizes reach it. */
+async function serveTerminalExec(
+  runtime: ContainerRuntime,
+  req: ExecRequestEntry,
+  session: RemoteCommandSession,
+  log: (line: string) => void,
+): Promise<void> {
+  let latest: TerminalSize | undefined;
+  let child: TerminalProcess | undefined;
+  session.on('resize', (size) => {
+    latest = size;
+    child?.resize(size);
+  });
+  // Resize messages exist from v3 on; older clients cannot send one, so there is nothing to wait for.
+  if (session.protocol.version >= 3) await firstResize(session, INITIAL_RESIZE_WAIT_MS);
+  if (session.isClosed) return;
+  try {
+    child = runtime.spawnExecTerminal(req.containerId, req.cmd, latest);
+  } catch (err) {
+    return refuse(req, session, log, err);
+  }
+  return runExec(req, child, session, log);
+}
+
+/** Resolves at the first resize message, the session's end, or after `ms`, whichever comes first. */
+function firstResize(session: RemoteCommandSession, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    session.once('resize', done);
+    session.once('close', done);
+  });
+}
+
+function refuse(
+  req: ExecRequestEntry,
+  session: RemoteCommandSession,
+  log: (line: string) => void,
+  err: unknown,
+): Promise<void> {
+  const message = err instanceof CriError ? err.message : `failed to exec in container: ${String(err)}`;
+  log(`exec in ${short(req.containerId)} ${JSON.stringify(req.cmd)} refused: ${message}`);
+  return session.finish(internalErrorStatus(message));
+}
+
+/** Wires a started exec to its session and ends the session with the exit Status. */
+function runExec(
+  req: ExecRequestEntry,
+  child: RuntimeProcess,
+  session: RemoteCommandSession,
+  log: (line: string) => void,
+): Promise<void> {
   const pid = child.pid;
-  log(`exec in ${short(req.containerId)}: pid ${pid} ${JSON.stringify(req.cmd)}`);
+  log(`exec in ${short(req.containerId)}: pid ${pid} ${JSON.stringify(req.cmd)}${req.tty ? ' (tty)' : ''}`);
 
   let ended = false;
-  session.on('close', () => {
+  session.once('close', () => {
     if (!ended) {
-      log(`exec pid ${pid}: client went away, killing its process group`);
-      killGroup(pid);
+      log(`exec pid ${pid}: client went away, killing its process tree`);
+      // A client leaving is no end-of-input: nothing more goes to the process (no ^D on a terminal).
+      session.stdin?.unpipe();
+      killTree(child);
     }
   });
 
@@ -56,26 +128,28 @@ export function serveExec(
     child.stdin.on('error', () => {}); // EPIPE when the process exits without reading stdin
     session.stdin.pipe(child.stdin);
   }
-  const stdoutSink = session.stdout;
-  const stderrSink = session.stderr ?? (req.tty ? session.stdout : null);
-  stdoutSink?.on('error', () => {});
-  stderrSink?.on('error', () => {});
-  if (child.stdout && stdoutSink) child.stdout.pipe(stdoutSink, { end: false });
-  if (child.stderr && stderrSink) child.stderr.pipe(stderrSink, { end: false });
+  session.stdout?.on('error', () => {});
+  session.stderr?.on('error', () => {});
+  if (child.stdout) {
+    if (session.stdout) child.stdout.pipe(session.stdout, { end: false });
+    else child.stdout.resume();
+  }
+  if (child.stderr && session.stderr) child.stderr.pipe(session.stderr, { end: false });
 
+  const events = child as NodeJS.EventEmitter;
   return new Promise<void>((resolve) => {
-    const end = (status: Parameters<ChannelServerSession['finish']>[0]): void => {
+    const end = (status: Status): void => {
       if (ended) return;
       ended = true;
       session.stdin?.unpipe();
       void session.finish(status).then(resolve, resolve);
     };
     // 'close' comes after the process exited AND its output pipes drained into the session.
-    child.once('close', (code, signal) => {
+    events.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
       log(`exec pid ${pid} ended: ${code ?? signal}`);
       end(exitStatus(code, signal, req.cmd));
     });
-    child.once('error', (err) => {
+    events.once('error', (err: Error) => {
       if (child.pid === undefined) end(internalErrorStatus(`failed to exec in container: ${err.message}`));
     });
   });

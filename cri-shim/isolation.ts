@@ -126,8 +126,20 @@ export function resolveExecutable(
   return undefined;
 }
 
-/** How to spawn `argv` inside the container (never through a shell). */
-export function processSpec(mode: IsolationMode, view: ContainerView, argv: readonly string[]): ProcessSpec {
+/**
+ * How to spawn `argv` inside the container (never through a shell). With `tty` the spec is meant
+ * for a pseudo-terminal (terminal-process.ts); under bwrap it then starts through a host `sh` that
+ * binds the terminal's own `/dev/pts/N` into the container: bwrap's fresh devpts would not contain
+ * it, and `tty` would answer `/dev/console` (bwrap binds the host terminal there). Only that one
+ * pts node is visible, never the host's other terminals. The container's argv is still passed as
+ * arguments, not through the shell.
+ */
+export function processSpec(
+  mode: IsolationMode,
+  view: ContainerView,
+  argv: readonly string[],
+  opts: { tty?: boolean } = {},
+): ProcessSpec {
   if (argv.length === 0) throw new Error('empty command');
   if (mode === 'none') {
     const cwd = hostPathOf('none', view, '.') ?? view.dirs.root;
@@ -148,8 +160,7 @@ export function processSpec(mode: IsolationMode, view: ContainerView, argv: read
     ...hostMounts(),
     '--proc',
     '/proc',
-    '--dev',
-    '/dev',
+    ...(opts.tty ? [] : ['--dev', '/dev']),
     ...WRITABLE.flatMap((w) => ['--bind', view.dirs[w], `/${w}`]),
     '--chdir',
     view.workingDir,
@@ -159,5 +170,8 @@ export function processSpec(mode: IsolationMode, view: ContainerView, argv: read
     ...argv,
   ];
   // bwrap itself needs a PATH to be found; the container's env is set by --clearenv/--setenv.
-  return { file: 'bwrap', args, cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } };
+  const hostEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  if (!opts.tty) return { file: 'bwrap', args, cwd: '/', env: hostEnv };
+  const script = 'p=$(tty) || exit 126; exec bwrap --dev /dev --tmpfs /dev/pts --dev-bind "$p" "$p" "$@"';
+  return { file: '/bin/sh', args: ['-c', script, 'sh', ...args], cwd: '/', env: hostEnv };
 }

@@ -33,6 +33,11 @@ const program = new Command('cri-shim')
     '/tmp/kexec-lab/cri-shim',
   )
   .option('--images <dir>', 'image templates directory (default: cri-shim/images in the package)')
+  .option(
+    '--spdy-only',
+    'streaming server: refuse WebSocket upgrades, as real CRI runtimes (SPDY/3.1 only)',
+    false,
+  )
   .addOption(
     new Option('--isolation <mode>', 'process isolation: bubblewrap, none, or bwrap when it works')
       .choices(['auto', 'bwrap', 'none'])
@@ -48,6 +53,7 @@ async function main(): Promise<void> {
     root: string;
     images?: string;
     isolation: IsolationRequest;
+    spdyOnly: boolean;
   }>();
   const shim = await startCriShim({
     listen: o.listen,
@@ -56,6 +62,7 @@ async function main(): Promise<void> {
     root: o.root,
     images: o.images,
     isolation: o.isolation,
+    spdyOnly: o.spdyOnly,
   });
   let stopping = false;
   const stop = (signal: string): void => {

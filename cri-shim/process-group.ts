@@ -5,11 +5,48 @@
  * shim shutdown all end in `killGroup`.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
+import type { TerminalSize } from '../shared/remotecommand/codec.js';
 import type { ProcessSpec } from './isolation.js';
+import { TerminalProcess } from './terminal-process.js';
+
+/** A container's main process or an exec: piped (ChildProcess) or under a terminal. */
+export type RuntimeProcess = ChildProcess | TerminalProcess;
 
 export function spawnGroup(spec: ProcessSpec, stdio: StdioOptions): ChildProcess {
   return spawn(spec.file, spec.args, { cwd: spec.cwd, env: spec.env, stdio, detached: true });
+}
+
+/** Starts a process under a pseudo-terminal: it leads its own session (and so its own group). */
+export function spawnTerminal(spec: ProcessSpec, size?: TerminalSize): TerminalProcess {
+  return new TerminalProcess(spec, size);
+}
+
+/**
+ * Kills every process of session `sid` (SIGKILL). A shell on a terminal puts each job in a
+ * process group of its own, so killing the leader's group is not enough there; the session is.
+ * Linux only (/proc); elsewhere it does nothing.
+ */
+export function killSession(sid: number | undefined): void {
+  if (!sid) return;
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc');
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      // after "pid (comm) ": state ppid pgrp session …
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[3]) === sid) process.kill(Number(name), 'SIGKILL');
+    } catch {
+      // raced with its exit
+    }
+  }
 }
 
 /** Signals a whole process group; a group that is already gone is not an error. */
@@ -23,11 +60,12 @@ export function killGroup(pid: number | undefined, signal: NodeJS.Signals = 'SIG
 }
 
 /** Resolves when the child has exited (immediately if it already has). */
-export function exited(child: ChildProcess): Promise<void> {
+export function exited(child: RuntimeProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const e = child as NodeJS.EventEmitter;
   return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.once('error', () => resolve());
+    e.once('exit', () => resolve());
+    e.once('error', () => resolve());
   });
 }
 

@@ -15,6 +15,10 @@
  * container always has one. ContainerStatus reports the full path. The file is opened at start
  * and appended to: a container started again keeps its earlier lines, as upstream.
  *
+ * A container created with `tty` runs its main process under a pseudo-terminal
+ * (terminal-process.ts), as runc's console: one output stream, logged as stdout; attach clients
+ * share it and resize it. `stdin_once` is kept for attach (attach-session.ts).
+ *
  * Layout under `--root`: `sandboxes/<id>/[logs/]`, `containers/<id>/{root,tmp,var,container.log}`.
  */
 import { randomBytes } from 'node:crypto';
@@ -22,12 +26,22 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
+import type { TerminalSize } from '../shared/remotecommand/codec.js';
 import type * as T from '../shared/cri/types.js';
 import { ContainerLog } from './container-log.js';
 import { CriError } from './errors.js';
 import type { ImageConfig, ImageStore } from './images.js';
 import { processSpec, resolveExecutable, type ContainerView, type IsolationMode } from './isolation.js';
-import { exitCodeOf, exited, killGroup, spawnGroup } from './process-group.js';
+import {
+  exitCodeOf,
+  exited,
+  killGroup,
+  killSession,
+  spawnGroup,
+  spawnTerminal,
+  type RuntimeProcess,
+} from './process-group.js';
+import { TerminalProcess } from './terminal-process.js';
 
 const nowNs = (): number => Date.now() * 1e6;
 const newId = (): string => randomBytes(32).toString('hex');
@@ -57,6 +71,8 @@ export interface Container {
   logPath: string;
   argv: string[];
   stdin: boolean;
+  /** Close the main process's stdin when the first attached client detaches. */
+  stdinOnce: boolean;
   tty: boolean;
   view: ContainerView;
   dir: string;
@@ -67,11 +83,14 @@ export interface Container {
   exitCode: number;
   reason: string;
   message: string;
-  main?: ChildProcess;
+  /** The main process: piped, or under a terminal when the container was created with `tty`. */
+  main?: RuntimeProcess;
   /** Resolves once the main process has exited and its state is recorded. */
   mainDone?: Promise<void>;
   /** Exec processes still running in this container. */
-  execs: Set<ChildProcess>;
+  execs: Set<RuntimeProcess>;
+  /** Whether an attached client has detached already (for `stdinOnce`). */
+  stdinOnceSpent: boolean;
   /** Emits 'output' (stream: 'stdout' | 'stderr', chunk) from the main process, and 'exit'. */
   events: EventEmitter;
 }
@@ -185,6 +204,7 @@ export class ContainerRuntime {
       logPath: containerLogPath(sb, dir, config.log_path),
       argv,
       stdin: !!config.stdin,
+      stdinOnce: !!config.stdin_once,
       tty: !!config.tty,
       view: { hostname: sb.hostname, dirs, env, workingDir: config.working_dir || image.workingDir },
       dir,
@@ -196,7 +216,9 @@ export class ContainerRuntime {
       reason: '',
       message: '',
       execs: new Set(),
-      events: new EventEmitter(),
+      stdinOnceSpent: false,
+      // One 'output' and one 'exit' listener per attached client: no fixed limit.
+      events: new EventEmitter().setMaxListeners(0),
     };
     this.containers.set(id, c);
     sb.containers.add(id);
@@ -234,12 +256,22 @@ export class ContainerRuntime {
     } catch (err) {
       return fail(`failed to create container log ${JSON.stringify(c.logPath)}: ${(err as Error).message}`);
     }
-    const child = spawnGroup(processSpec(this.opts.isolation, c.view, c.argv), [
-      c.stdin ? 'pipe' : 'ignore',
-      'pipe',
-      'pipe',
-    ]);
+    let child: RuntimeProcess;
+    try {
+      // With `tty` the main process gets a terminal, as runc's console: its stderr is its stdout.
+      child = c.tty
+        ? spawnTerminal(processSpec(this.opts.isolation, c.view, c.argv, { tty: true }))
+        : spawnGroup(processSpec(this.opts.isolation, c.view, c.argv), [
+            c.stdin ? 'pipe' : 'ignore',
+            'pipe',
+            'pipe',
+          ]);
+    } catch (err) {
+      log.close();
+      return fail(`failed to start the container process: ${(err as Error).message}`);
+    }
     c.main = child;
+    c.stdinOnceSpent = false;
     c.mainDone = new Promise((resolve) => c.events.once('exit', () => resolve()));
     c.state = 'CONTAINER_RUNNING';
     c.startedAt = nowNs();
@@ -268,10 +300,12 @@ export class ContainerRuntime {
     };
     // The container is its process tree: when the main process ends, whatever it left behind in
     // its group goes too (bwrap's PID namespace does this by itself; `none` needs the kill).
-    child.once('exit', () => killGroup(child.pid));
-    child.once('close', (code, signal) => finish(code, signal));
-    child.once('error', (err) => {
-      if (child.pid === undefined) finish(null, null, err);
+    onProcessEvents(child, {
+      exit: () => killTree(child),
+      close: (code, signal) => finish(code, signal),
+      error: (err) => {
+        if (child.pid === undefined) finish(null, null, err);
+      },
     });
     this.opts.log(`container ${short(id)} started: pid ${child.pid} ${JSON.stringify(c.argv)}`);
   }
@@ -337,19 +371,66 @@ export class ContainerRuntime {
       throw CriError.internal(`exec: ${JSON.stringify(argv[0])}: executable file not found in $PATH`);
     }
     const child = spawnGroup(processSpec(this.opts.isolation, c.view, argv), stdio);
+    this.trackExec(c, child);
+    return child;
+  }
+
+  /**
+   * Like spawnExec, under a pseudo-terminal of the given initial size (an exec with `tty`).
+   * Throws a CriError when the executable does not exist or the terminal cannot be set up.
+   */
+  spawnExecTerminal(id: string, argv: readonly string[], size?: TerminalSize): TerminalProcess {
+    const c = this.runningContainer(id);
+    if (argv.length === 0) throw CriError.invalid('exec command must not be empty');
+    if (!resolveExecutable(this.opts.isolation, c.view, argv[0]!)) {
+      throw CriError.internal(`exec: ${JSON.stringify(argv[0])}: executable file not found in $PATH`);
+    }
+    let child: TerminalProcess;
+    try {
+      child = spawnTerminal(processSpec(this.opts.isolation, c.view, argv, { tty: true }), size);
+    } catch (err) {
+      throw CriError.internal(`failed to exec in container: ${(err as Error).message}`);
+    }
+    this.trackExec(c, child);
+    return child;
+  }
+
+  private trackExec(c: Container, child: RuntimeProcess): void {
     c.execs.add(child);
     // An exec is its process tree too: background children die with it, so no output pipe is held
     // open after the command ends (which would keep the session from finishing).
-    child.once('exit', () => killGroup(child.pid));
-    child.once('close', () => c.execs.delete(child));
-    child.once('error', () => c.execs.delete(child));
-    return child;
+    onProcessEvents(child, {
+      exit: () => killTree(child),
+      close: () => c.execs.delete(child),
+      error: () => c.execs.delete(child),
+    });
   }
 
   /** Kills every process of every container and waits for them (shim shutdown). */
   async shutdown(): Promise<void> {
     await Promise.all([...this.containers.keys()].map((id) => this.stopContainer(id, 0).catch(() => {})));
   }
+}
+
+/** Kills what a process left behind: its group, and for a terminal its whole session (shell jobs). */
+export function killTree(p: RuntimeProcess): void {
+  killGroup(p.pid);
+  if (p instanceof TerminalProcess) killSession(p.pid);
+}
+
+/** Subscribes to exit/close/error of either kind of process (their emitter types differ). */
+function onProcessEvents(
+  p: RuntimeProcess,
+  on: {
+    exit: () => void;
+    close: (code: number | null, signal: NodeJS.Signals | null) => void;
+    error: (err: Error) => void;
+  },
+): void {
+  const e = p as EventEmitter;
+  e.once('exit', on.exit);
+  e.once('close', on.close);
+  e.once('error', on.error);
 }
 
 /** Where a container's CRI log goes (see the module comment). */

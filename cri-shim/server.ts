@@ -33,6 +33,11 @@ export interface CriShimOptions {
   log?: (line: string) => void;
   /** Longest container log line before it is split into partial (P) lines; default 16 KiB. */
   maxLogLineBytes?: number;
+  /**
+   * Refuse WebSocket upgrades on the streaming server (400 Status), as real CRI runtimes, which
+   * only speak SPDY; the apiserver's StreamTranslator bridges v5 WebSocket clients.
+   */
+  spdyOnly?: boolean;
   /** For tests: a smaller request cache. */
   requestCache?: RequestCache;
 }
@@ -97,7 +102,7 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
   });
   const cache = opts.requestCache ?? new RequestCache();
 
-  const streaming = new StreamingServer({ runtime, cache, log });
+  const streaming = new StreamingServer({ runtime, cache, log, spdyOnly: opts.spdyOnly });
   const streamingUrl = await streaming.listen(opts.streamingAddress ?? '127.0.0.1', opts.streamingPort ?? 0);
 
   const server = new grpc.Server();
@@ -113,7 +118,7 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
     throw err;
   }
   log(
-    `CRI on ${bound.endpoint}, streaming on ${streamingUrl}, isolation ${isolation}, images ${images.root} (${images.list().join(', ') || 'none'})`,
+    `CRI on ${bound.endpoint}, streaming on ${streamingUrl}${opts.spdyOnly ? ' (SPDY only)' : ''}, isolation ${isolation}, images ${images.root} (${images.list().join(', ') || 'none'})`,
   );
 
   let closing: Promise<void> | undefined;

@@ -10,14 +10,33 @@
  * each port is dialled once per connection (`port-forward.ts`), and the session closes once every
  * port's connection is done. Over SPDY (a POST, `portforward.k8s.io`) one connection carries any
  * number of forwarded connections, one stream pair each, the port in the pair's headers.
- * Differences: exec/attach are WebSocket (GET) only for now — their SPDY POST gets a 400 Status
- * without consuming its token. Every refusal is a Kubernetes Status, written before any upgrade.
+ * Exec and attach speak both transports — a WebSocket GET (channel.k8s.io v1–v5) or a SPDY/3.1
+ * upgrade (v1–v4, one stream per channel) — and then run the same code with the session typed as
+ * a RemoteCommandSession. A token is spent only on a well-formed upgrade of either kind (for SPDY:
+ * with a protocol version we speak), so a malformed attempt does not cost the client its URL.
+ * `spdyOnly` (`--spdy-only`) refuses WebSocket upgrades with a 400 Status, as real CRI runtimes
+ * do, which only speak SPDY (the apiserver's StreamTranslator bridges a v5 WebSocket client).
+ * Every refusal is a Kubernetes Status, written before any upgrade.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { failureStatus, writeStatus, writeStatusToSocket } from '../shared/status.js';
-import { acceptChannelSession, type ChannelServerSession } from '../shared/remotecommand/websocket-server.js';
+import { negotiateProtocol } from '../shared/remotecommand/protocol.js';
+import type { RemoteCommandSession } from '../shared/remotecommand/session.js';
+import {
+  acceptChannelSession,
+  ChannelServerSession,
+  type StreamOptions,
+} from '../shared/remotecommand/websocket-server.js';
+import { acceptSpdySession, type SpdySessionOptions } from '../shared/spdy/remotecommand-server.js';
+import {
+  isSpdyUpgrade,
+  negotiate,
+  offeredProtocols,
+  SPDY_31,
+  SPDY_SERVER_PROTOCOLS,
+} from '../shared/spdy/upgrade.js';
 import { parsePortsQuery, PortForwardError } from '../shared/portforward/protocol.js';
 import { acceptSpdyPortForward, type SpdyPortForwardSession } from '../shared/portforward/spdy-server.js';
 import {
@@ -27,7 +46,12 @@ import {
 import { serveAttach } from './attach-session.js';
 import { serveExec } from './exec-session.js';
 import { forwardPort } from './port-forward.js';
-import type { PortForwardRequestEntry, RequestCache } from './request-cache.js';
+import type {
+  AttachRequestEntry,
+  ExecRequestEntry,
+  PortForwardRequestEntry,
+  RequestCache,
+} from './request-cache.js';
 import type { ContainerRuntime } from './runtime.js';
 
 const ROUTE = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]{1,128})$/;
@@ -36,11 +60,45 @@ export interface StreamingServerOptions {
   runtime: ContainerRuntime;
   cache: RequestCache;
   log: (line: string) => void;
+  /** Refuse WebSocket upgrades with a 400 Status, as CRI runtimes (SPDY only) do. */
+  spdyOnly?: boolean;
+  /** SPDY session options (stream creation timeout: 30 s by default, as the kubelet). */
+  spdy?: SpdySessionOptions;
+}
+
+const NO_STREAMS: StreamOptions = { stdin: false, stdout: false, stderr: false, tty: false };
+
+/** Which upgrade a request asks for: a WebSocket handshake (a GET) or SPDY/3.1 (a POST, or GET). */
+function upgradeTransport(req: IncomingMessage): 'websocket' | 'spdy' | undefined {
+  if (isSpdyUpgrade(req.headers)) return 'spdy';
+  if (req.method === 'GET' && (req.headers.upgrade ?? '').toLowerCase() === 'websocket') return 'websocket';
+  return undefined;
+}
+
+/** Whether a SPDY upgrade offers a remotecommand version we speak (else the handshake refuses it). */
+function spdyVersionAcceptable(req: IncomingMessage): boolean {
+  const offered = offeredProtocols(req);
+  return !!offered && negotiate(offered, SPDY_SERVER_PROTOCOLS) !== undefined;
+}
+
+/** Whether a WebSocket handshake offers no subprotocol, or one of the channel protocols we speak. */
+function websocketProtocolAcceptable(req: IncomingMessage): boolean {
+  const offered = (req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  return offered.length === 0 || negotiateProtocol(offered) !== undefined;
+}
+
+/** A WebSocket session closes with a code and reason; a SPDY one with GOAWAY. */
+function closeSession(session: RemoteCommandSession, code: number, reason: string): Promise<void> {
+  return session instanceof ChannelServerSession ? session.close(code, reason) : session.close();
 }
 
 export class StreamingServer {
   readonly server: http.Server;
-  private readonly sessions = new Set<ChannelServerSession | PortForwardServerSession>();
+  private readonly sessions = new Set<RemoteCommandSession>();
+  private readonly portForwards = new Set<PortForwardServerSession>();
   private readonly spdySessions = new Set<SpdyPortForwardSession>();
   private readonly sockets = new Set<net.Socket>();
   private baseUrl = '';
@@ -78,7 +136,8 @@ export class StreamingServer {
   /** Ends every session and connection, then stops listening. */
   async close(): Promise<void> {
     await Promise.all([
-      ...[...this.sessions].map((s) => s.close(1001, 'server shutting down')),
+      ...[...this.sessions].map((s) => closeSession(s, 1001, 'server shutting down')),
+      ...[...this.portForwards].map((s) => s.close(1001, 'server shutting down')),
       ...[...this.spdySessions].map((s) => s.close()),
     ]);
     for (const s of this.sockets) s.destroy();
@@ -104,19 +163,37 @@ export class StreamingServer {
       return;
     }
     const [, kind, token] = m as unknown as [string, 'exec' | 'attach' | 'portforward', string];
-    if (req.method !== 'GET' && kind === 'portforward') {
-      this.serveSpdyPortForward(req, socket, head, token);
-      return;
-    }
-    if (req.method !== 'GET') {
-      // SPDY/3.1 upgrades come as POST; they get their handler in a later issue.
+    const transport = upgradeTransport(req);
+    if (!transport) {
       writeStatusToSocket(
         socket,
         failureStatus(
           400,
-          `unable to upgrade: SPDY is not supported yet by this streaming server; use a WebSocket GET`,
+          `unable to upgrade: expected a websocket GET or a ${SPDY_31} upgrade, got ${JSON.stringify(req.headers.upgrade)}`,
         ),
       );
+      return;
+    }
+    if (transport === 'websocket' && this.opts.spdyOnly) {
+      // Real CRI runtimes speak SPDY only; the apiserver's StreamTranslator copes with that.
+      writeStatusToSocket(
+        socket,
+        failureStatus(400, `unable to upgrade: this streaming server only speaks ${SPDY_31} (--spdy-only)`),
+      );
+      return;
+    }
+    if (transport === 'spdy' && kind === 'portforward') {
+      this.serveSpdyPortForward(req, socket, head, token);
+      return;
+    }
+    // A version we cannot speak is refused before the token is spent; the handshake functions
+    // write the refusal (400/403 Status) themselves.
+    if (transport === 'spdy' && !spdyVersionAcceptable(req)) {
+      void acceptSpdySession(req, socket, head, NO_STREAMS);
+      return;
+    }
+    if (transport === 'websocket' && kind !== 'portforward' && !websocketProtocolAcceptable(req)) {
+      acceptChannelSession(req, socket, head, NO_STREAMS);
       return;
     }
     let queryPorts: number[] = [];
@@ -142,22 +219,43 @@ export class StreamingServer {
       this.servePortForward(req, socket, head, entry, queryPorts.length ? queryPorts : entry.ports);
       return;
     }
-    const session = acceptChannelSession(req, socket, head, {
+    const streams = {
       stdin: entry.stdin,
       stdout: entry.stdout,
       stderr: entry.stderr && !entry.tty,
       tty: entry.tty,
-    });
-    if (!session) return;
+    };
+    if (transport === 'websocket') {
+      const session = acceptChannelSession(req, socket, head, streams);
+      if (session) this.serveRemoteCommand(entry, session);
+      return;
+    }
+    acceptSpdySession(req, socket, head, streams, this.opts.spdy).then(
+      (session) => {
+        if (session) this.serveRemoteCommand(entry, session);
+      },
+      (err: unknown) => {
+        // TIMEOUT (streams not created in time) or CONNECTION_CLOSED: the connection is closed.
+        this.opts.log(`${entry.kind} over SPDY not started: ${String(err)}`);
+        socket.destroy();
+      },
+    );
+  }
+
+  /** Exec and attach, whichever transport carries the session. */
+  private serveRemoteCommand(
+    entry: ExecRequestEntry | AttachRequestEntry,
+    session: RemoteCommandSession,
+  ): void {
     this.sessions.add(session);
-    session.on('close', () => this.sessions.delete(session));
+    session.once('close', () => this.sessions.delete(session));
     const served =
       entry.kind === 'exec'
         ? serveExec(this.opts.runtime, entry, session, this.opts.log)
-        : serveAttach(this.opts.runtime, entry, session);
+        : serveAttach(this.opts.runtime, entry, session, this.opts.log);
     served.catch((err: unknown) => {
-      this.opts.log(`${kind} session failed: ${String(err)}`);
-      void session.close(1011, 'internal error');
+      this.opts.log(`${entry.kind} session failed: ${String(err)}`);
+      void closeSession(session, 1011, 'internal error');
     });
   }
 
@@ -201,8 +299,8 @@ export class StreamingServer {
     }
     const session = acceptPortForwardSession(req, socket, head, ports);
     if (!session) return;
-    this.sessions.add(session);
-    session.on('close', () => this.sessions.delete(session));
+    this.portForwards.add(session);
+    session.on('close', () => this.portForwards.delete(session));
     const target = { sandboxId: entry.sandboxId, log: this.opts.log };
     // Upstream runs one forwarder per port and closes the connection when all have returned.
     void Promise.all(session.streams.map((s) => forwardPort(s, target))).then(() => session.finish());

@@ -191,8 +191,13 @@ async function pumpStdin(input: Readable, stream: SpdyStream): Promise<void> {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
       if (buf.length && !stream.write(buf)) {
         await new Promise<void>((resolve) => {
-          stream.once('drain', resolve);
-          stream.once('close', resolve);
+          const done = (): void => {
+            stream.off('drain', done);
+            stream.off('close', done);
+            resolve();
+          };
+          stream.on('drain', done);
+          stream.on('close', done);
         });
       }
     }
