@@ -2,8 +2,9 @@
 FROM node:20-bookworm-slim
 
 # bubblewrap: cri-shim's container isolation (`--isolation auto` falls back to none without it).
+# openssl: the lab CA and certificates (shared/tls).
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends bubblewrap \
+  && apt-get install -y --no-install-recommends bubblewrap openssl \
   && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

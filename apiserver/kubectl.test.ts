@@ -1,6 +1,6 @@
 /**
- * Real kubectl against an in-process apiserver (https with a self-signed certificate, because
- * kubectl sends its bearer token only over TLS; the in-process scheduler on). The binaries come
+ * Real kubectl against an in-process apiserver (https with a certificate from a lab CA made by
+ * shared/tls, because kubectl sends its bearer token only over TLS; the in-process scheduler on). The binaries come
  * from .tools/ (scripts/install-clients.sh): current kubectl v1.35 and old kubectl v1.20.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ADMIN_GROUP, APISERVER_AUDIENCE, mintToken } from '../shared/auth/tokens.js';
-import { generateSelfSignedCert } from './serving-cert.js';
+import { issueServingCert } from '../shared/tls/cert-issuer.js';
+import { ensureCa } from '../shared/tls/certificate-authority.js';
 import type { ApiServer } from './server.js';
 import { kubectlPath } from '../shared/test-support/kubectl.js';
 import { KEY, testServer } from './test-support/harness.js';
@@ -67,9 +68,17 @@ status:
 describe('kubectl v1.35 against the apiserver', () => {
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kexec-kubectl-'));
-    server = await testServer({ tls: generateSelfSignedCert(), scheduler: true });
+    const pki = await ensureCa(path.join(dir, 'pki'));
+    const serving = await issueServingCert(pki, 'apiserver', {
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1', '::1'],
+    });
+    server = await testServer({
+      tls: { cert: serving.certPem, key: fs.readFileSync(serving.keyFile) },
+      scheduler: true,
+    });
     const token = mintToken(KEY, { name: 'admin', groups: [ADMIN_GROUP] }, { audience: APISERVER_AUDIENCE });
-    const ca = Buffer.from(server.caCert!).toString('base64');
+    const ca = Buffer.from(pki.certPem).toString('base64');
     fs.writeFileSync(
       path.join(dir, 'kubeconfig'),
       `apiVersion: v1

@@ -6,15 +6,14 @@
  * Mirrors `cmd/kube-apiserver` (flag names `--bind-address`, `--secure-port` → `--port` here,
  * `--max-connection-bytes-per-sec`, `--tls-cert-file`, `--tls-private-key-file`, `--cert-dir`);
  * plain HTTP on loopback by default, https with the TLS flags (needed for kubectl, which sends
- * credentials only over TLS). With a self-signed certificate (`--cert-dir`) the READY line also
- * names `caFile`, the certificate a client trusts.
+ * credentials only over TLS; the lab passes `--tls-cert-file` issued from its CA). With `--cert-dir`
+ * alone (serving-cert.ts) the READY line also names `caFile`, the CA a client trusts.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { readSigningKey } from '../shared/auth/tokens.js';
-import { generateSelfSignedCert } from './serving-cert.js';
+import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
 
 function nonNegativeInt(value: string): number {
@@ -41,7 +40,7 @@ function command(): Command {
     .option('--tls-private-key-file <file>', 'the PEM private key of --tls-cert-file')
     .option(
       '--cert-dir <dir>',
-      'serve https; without --tls-cert-file, a self-signed apiserver.crt / apiserver.key is created here (and reused)',
+      'serve https; without --tls-cert-file, a CA (ca.crt) and an apiserver.crt / apiserver.key it issues are created here (and reused)',
     )
     .option('--no-scheduler', 'do not run the in-process scheduler (pods without spec.nodeName stay pending)')
     .option(
@@ -50,32 +49,6 @@ function command(): Command {
       nonNegativeInt,
       0,
     );
-}
-
-/** The certificate files to serve, from the flags (upstream MaybeDefaultWithSelfSignedCerts). */
-function servingCert(opts: {
-  tlsCertFile?: string;
-  tlsPrivateKeyFile?: string;
-  certDir?: string;
-  bindAddress: string;
-}): { certFile: string; keyFile: string; selfSigned: boolean } | undefined {
-  if (opts.tlsCertFile || opts.tlsPrivateKeyFile) {
-    if (!opts.tlsCertFile || !opts.tlsPrivateKeyFile)
-      throw new Error('--tls-cert-file and --tls-private-key-file go together');
-    return { certFile: opts.tlsCertFile, keyFile: opts.tlsPrivateKeyFile, selfSigned: false };
-  }
-  if (!opts.certDir) return undefined;
-  const certFile = path.join(opts.certDir, 'apiserver.crt');
-  const keyFile = path.join(opts.certDir, 'apiserver.key');
-  if (!fs.existsSync(certFile) || !fs.existsSync(keyFile)) {
-    const hosts = ['localhost', '127.0.0.1', '::1'];
-    if (!['0.0.0.0', '::', ...hosts].includes(opts.bindAddress)) hosts.push(opts.bindAddress);
-    const { cert, key } = generateSelfSignedCert({ hosts: [...hosts, os.hostname()] });
-    fs.mkdirSync(opts.certDir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(keyFile, key, { mode: 0o600 });
-    fs.writeFileSync(certFile, cert);
-  }
-  return { certFile, keyFile, selfSigned: true };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -90,7 +63,7 @@ async function main(argv: string[]): Promise<void> {
     certDir?: string;
     scheduler: boolean;
   }>();
-  const tls = servingCert(opts);
+  const tls = await servingCertFiles(opts);
   const server = await startApiServer({
     bindAddress: opts.bindAddress,
     port: opts.port,
@@ -100,11 +73,11 @@ async function main(argv: string[]): Promise<void> {
     scheduler: opts.scheduler,
   });
   process.stderr.write(`apiserver: serving on ${server.url}\n`);
-  // A self-signed certificate is its own CA: name it so a launcher can put it in a kubeconfig.
+  // A CA made here (--cert-dir): name it so a launcher can put it in a kubeconfig.
   const ready = {
     service: 'apiserver',
     url: server.url,
-    ...(tls?.selfSigned ? { caFile: path.resolve(tls.certFile) } : {}),
+    ...(tls?.caFile ? { caFile: path.resolve(tls.caFile) } : {}),
   };
   process.stdout.write(`READY ${JSON.stringify(ready)}\n`);
 

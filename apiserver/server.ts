@@ -43,19 +43,23 @@ export interface ApiServerOptions {
   /** One line per event; stderr by default. */
   log?: (line: string) => void;
   /**
-   * Serve https with this certificate and key (PEM). kubectl sends credentials only over TLS
-   * (serving-cert.ts); without this the server speaks plain http.
+   * Serve https with this certificate (chain) and key (PEM), e.g. issued by the lab CA
+   * (shared/tls). kubectl sends credentials only over TLS (serving-cert.ts); without this the
+   * server speaks plain http.
    */
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Run the scheduler (scheduler.ts) in this process; default true. */
   scheduler?: boolean;
+  /**
+   * Feature gate TranslateStreamCloseWebsocketRequests (default true, as upstream since 1.30): end v5
+   * WebSocket exec/attach here and speak SPDY to the kubelet (registry/stream-translator.ts).
+   */
+  translateStreamCloseWebsocketRequests?: boolean;
 }
 
 export interface ApiServer {
   url: string;
   port: number;
-  /** The PEM certificate served, when serving TLS (a client's CA bundle for it). */
-  caCert?: string;
   store: Store;
   registry: StorageRegistry;
   /** The in-process scheduler, unless disabled. */
@@ -71,6 +75,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     authorization: () => credentials.authorization(),
     maxBytesPerSec: opts.maxConnectionBytesPerSec ?? 0,
     backendTimeoutMs: opts.kubeletTimeoutMs,
+    translateStreamCloseWebsocketRequests: opts.translateStreamCloseWebsocketRequests ?? true,
     responder: (err: ProxyError, req): Status => {
       log(`kubelet proxy ${req.method} ${req.url}: ${err.code} ${err.message}`);
       return err.toStatus();
@@ -126,7 +131,6 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   let closing: Promise<void> | undefined;
   return {
     url: `${opts.tls ? 'https' : 'http'}://${address}`,
-    caCert: opts.tls?.cert.toString(),
     port,
     store,
     registry,

@@ -1,39 +1,81 @@
 import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
 import https from 'node:https';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { generateSelfSignedCert } from './serving-cert.js';
+import os from 'node:os';
+import path from 'node:path';
+import { selfSignedHosts, servingCertFiles } from './serving-cert.js';
+import { startApiServer } from './server.js';
 
-describe('generateSelfSignedCert', () => {
-  it('is a v3 CA certificate for the loopback names that a TLS client can trust as its CA', async () => {
-    const { cert, key } = generateSelfSignedCert({ hosts: ['localhost', '127.0.0.1', '::1', '2001:db8::5'] });
-    const x = new X509Certificate(cert);
-    expect(x.subject).toBe('CN=kexec-lab-apiserver');
-    expect(x.ca).toBe(true);
-    expect(x.subjectAltName).toBe(
-      'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, IP Address:2001:DB8:0:0:0:0:0:5',
+let dir = '';
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'serving-cert-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function getStatus(url: string, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+      .on('error', reject);
+  });
+}
+
+describe('servingCertFiles', () => {
+  it('is plain http without TLS flags, and takes --tls-cert-file / --tls-private-key-file as given', async () => {
+    expect(await servingCertFiles({ bindAddress: '127.0.0.1' })).toBeUndefined();
+    expect(
+      await servingCertFiles({ bindAddress: '127.0.0.1', tlsCertFile: 'a.crt', tlsPrivateKeyFile: 'a.key' }),
+    ).toEqual({ certFile: 'a.crt', keyFile: 'a.key' });
+    await expect(servingCertFiles({ bindAddress: '127.0.0.1', tlsCertFile: 'a.crt' })).rejects.toThrow(
+      /go together/,
     );
-    expect(x.checkIssued(x)).toBe(true);
-    expect(x.verify(x.publicKey)).toBe(true);
-    expect(x.checkIP('127.0.0.1')).toBe('127.0.0.1');
+  });
 
-    const server = https.createServer({ cert, key }, (_req, res) => res.end('ok'));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
+  it('--cert-dir: a CA and an apiserver certificate it issued for the loopback names, reused next time', async () => {
+    const certDir = path.join(dir, 'certs');
+    const files = await servingCertFiles({ bindAddress: '10.1.2.3', certDir });
+    expect(files).toEqual({
+      certFile: path.join(certDir, 'apiserver.crt'),
+      keyFile: path.join(certDir, 'apiserver.key'),
+      caFile: path.join(certDir, 'ca.crt'),
+    });
+    const ca = new X509Certificate(fs.readFileSync(files!.caFile!));
+    const leaf = new X509Certificate(fs.readFileSync(files!.certFile));
+    expect(ca.ca).toBe(true);
+    expect(leaf.ca).toBe(false);
+    expect(leaf.checkIssued(ca) && leaf.verify(ca.publicKey)).toBe(true);
+    for (const ip of ['127.0.0.1', '::1', '10.1.2.3']) expect(leaf.checkIP(ip)).toBe(ip);
+    expect(leaf.checkHost('localhost')).toBe('localhost');
+    expect(fs.statSync(files!.keyFile).mode & 0o777).toBe(0o600);
+
+    const again = await servingCertFiles({ bindAddress: '10.1.2.3', certDir });
+    expect(new X509Certificate(fs.readFileSync(again!.certFile)).fingerprint256).toBe(leaf.fingerprint256);
+  });
+
+  it('serves https that a client trusts through the CA file alone', async () => {
+    const files = (await servingCertFiles({ bindAddress: '127.0.0.1', certDir: dir }))!;
+    const server = await startApiServer({
+      port: 0,
+      signingKey: Buffer.alloc(32, 1),
+      log: () => {},
+      scheduler: false,
+      tls: { cert: fs.readFileSync(files.certFile), key: fs.readFileSync(files.keyFile) },
+    });
     try {
-      const port = (server.address() as AddressInfo).port;
-      const body = await new Promise<string>((resolve, reject) => {
-        https
-          .get({ host: '127.0.0.1', port, path: '/', ca: cert }, (res) => {
-            let text = '';
-            res.on('data', (c) => (text += c));
-            res.on('end', () => resolve(text));
-          })
-          .on('error', reject);
-      });
-      expect(body).toBe('ok');
+      expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      expect(await getStatus(`${server.url}/healthz`, fs.readFileSync(files.caFile!, 'utf8'))).toBe(200);
     } finally {
-      server.close();
+      await server.close();
     }
+  });
+
+  it('names only specific bind addresses', () => {
+    expect(selfSignedHosts('0.0.0.0').ipAddresses).toEqual(['127.0.0.1', '::1']);
+    expect(selfSignedHosts('::').ipAddresses).toEqual(['127.0.0.1', '::1']);
+    expect(selfSignedHosts('192.0.2.7').ipAddresses).toEqual(['127.0.0.1', '::1', '192.0.2.7']);
+    expect(selfSignedHosts('127.0.0.1').dnsNames[0]).toBe('localhost');
   });
 });

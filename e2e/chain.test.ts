@@ -1,6 +1,7 @@
 /**
- * The walking chain, end to end: three real service processes (the lab), driven by `kexec` as a
- * child process and by @kubernetes/client-node. Needs `npm run build` (npm test builds first).
+ * The walking chain, end to end: three real service processes (the lab, https from its CA),
+ * driven by `kexec` as a child process and by @kubernetes/client-node, both trusting the CA
+ * through the kubeconfig. Needs `npm run build` (npm test builds first).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -14,17 +15,20 @@ import * as k8s from '@kubernetes/client-node';
 import { APISERVER_AUDIENCE, mintToken } from '../shared/auth/tokens.js';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
 import { startLab, type Lab } from '../lab/lab.js';
+import { request, type Reply } from './support/https.js';
 import { eventually, pidsWhere, runKexec, startKexec } from './support/processes.js';
 
 let dir = '';
 let lab: Lab;
 let kubeconfig = '';
+let ca = '';
 const logs: string[] = [];
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chain-'));
   lab = await startLab({ dir: path.join(dir, 'lab'), port: 0, log: (l) => logs.push(l) });
   kubeconfig = lab.kubeconfigPath;
+  ca = fs.readFileSync(lab.caFile!, 'utf8');
 }, 90_000);
 
 afterAll(async () => {
@@ -34,18 +38,33 @@ afterAll(async () => {
 
 const kexec = (...args: string[]) => ['--kubeconfig', kubeconfig, ...args];
 
-async function api(method: string, p: string, body?: unknown, token = lab.adminToken): Promise<Response> {
-  return fetch(new URL(p, lab.apiserverUrl), {
+async function api(method: string, p: string, body?: unknown, token = lab.adminToken): Promise<Reply> {
+  return request(new URL(p, lab.apiserverUrl), {
     method,
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
+    ca,
   });
 }
 
+describe('TLS', () => {
+  it('serves https that only the lab CA vouches for', async () => {
+    expect(lab.apiserverUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect((await api('GET', '/api/v1/namespaces/default/pods/demo')).status).toBe(200);
+    await expect(request(new URL('/healthz', lab.apiserverUrl))).rejects.toMatchObject({
+      code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    });
+    expect(fs.readFileSync(kubeconfig, 'utf8')).not.toContain('insecure-skip-tls-verify');
+  });
+});
+
 describe('kexec through apiserver → kubelet-sim → cri-shim', () => {
-  it("lists the container's /root, not the host's", async () => {
+  it("lists the container's /root, not the host's, and exits as soon as it is done", async () => {
+    const started = Date.now();
     const res = await runKexec(kexec('demo', '--', 'ls', '/root'));
     expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: '' });
+    // Well under a second normally; a WebSocket close handshake nobody reads ends only at 30 s.
+    expect(Date.now() - started).toBeLessThan(10_000);
     const listed = res.stdout.toString().trim().split('\n').sort();
     expect(listed).toEqual(['README.txt', 'hello.sh', 'notes']);
     const hostRoot = fs.existsSync('/root') ? fs.readdirSync('/root').sort() : [];
@@ -172,11 +191,12 @@ describe('authentication at the apiserver', () => {
           : kind === 'kubelet'
             ? mintToken(key(), admin, { audience: 'kubelet' })
             : undefined;
-    const res = await fetch(new URL('/api/v1/namespaces/default/pods/demo', lab.apiserverUrl), {
+    const res = await request(new URL('/api/v1/namespaces/default/pods/demo', lab.apiserverUrl), {
       headers: token ? { Authorization: `Bearer ${token}` } : {},
+      ca,
     });
     expect(res.status).toBe(401);
-    const body = await res.json();
+    const body = res.json();
     expect(body).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Unauthorized', code: 401 });
     expect(JSON.stringify(body)).not.toContain('demo');
   });
@@ -230,56 +250,71 @@ describe('a malicious kubelet', () => {
     expect((await api('POST', '/api/v1/namespaces/default/pods', pod)).status).toBe(201);
   }
 
-  it('cannot redirect the apiserver elsewhere (CVE-2020-8559)', async () => {
-    let targetHits = 0;
-    const target = http.createServer((_req, res) => {
-      targetHits++;
-      res.end('secret');
-    });
-    servers.push(target);
-    const targetPort = await listen(target);
-    let kubeletHits = 0;
-    await podOnFakeNode(
-      'redirector',
-      http.createServer((_req, res) => {
-        kubeletHits++;
-        res.writeHead(302, { Location: `http://127.0.0.1:${targetPort}/exec/kube-system/etcd/etcd` });
-        res.end();
-      }),
-    );
-    const res = await runKexec(kexec('pod-on-redirector', '--', 'ls'));
-    expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(/^Error from server.*invalid upgrade response: status code 302/m);
-    expect(kubeletHits).toBe(1);
-    expect(targetHits).toBe(0);
-  });
+  // SPDY is spliced by the UpgradeAwareHandler; a v5 WebSocket is ended at the apiserver and
+  // carried to the kubelet as SPDY by the StreamTranslator. Neither may follow or splice.
+  const PATHS = [
+    ['spliced (SPDY)', 'spdy', /^Error from server.*invalid upgrade response: status code 302/m],
+    ['translated (WebSocket v5)', 'websocket', /^Error from server.*unable to upgrade connection.*302/m],
+  ] as const;
 
-  it("passes a kubelet's refusal on and never splices (CVE-2018-1002105)", async () => {
-    const received: string[] = [];
-    await podOnFakeNode(
-      'refuser',
-      net.createServer((socket) => {
-        socket.on('data', (c: Buffer) => {
-          received.push(c.toString('latin1'));
-          if (received.length > 1) return;
-          const body = JSON.stringify({
-            kind: 'Status',
-            apiVersion: 'v1',
-            metadata: {},
-            status: 'Failure',
-            message: 'kubelet refuses',
-            reason: 'BadRequest',
-            code: 400,
+  it.each(PATHS)(
+    'cannot redirect the apiserver elsewhere, %s (CVE-2020-8559)',
+    async (_n, protocol, error) => {
+      let targetHits = 0;
+      const target = http.createServer((_req, res) => {
+        targetHits++;
+        res.end('secret');
+      });
+      servers.push(target);
+      const targetPort = await listen(target);
+      let kubeletHits = 0;
+      const node = `redirector-${protocol}`;
+      await podOnFakeNode(
+        node,
+        http.createServer((_req, res) => {
+          kubeletHits++;
+          res.writeHead(302, { Location: `http://127.0.0.1:${targetPort}/exec/kube-system/etcd/etcd` });
+          res.end();
+        }),
+      );
+      const res = await runKexec(kexec('--protocol', protocol, `pod-on-${node}`, '--', 'ls'));
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(error);
+      expect(kubeletHits).toBe(1);
+      expect(targetHits).toBe(0);
+    },
+  );
+
+  it.each(PATHS)(
+    "passes a kubelet's refusal on and never splices, %s (CVE-2018-1002105)",
+    async (_n, protocol) => {
+      const received: string[] = [];
+      const node = `refuser-${protocol}`;
+      await podOnFakeNode(
+        node,
+        net.createServer((socket) => {
+          socket.on('data', (c: Buffer) => {
+            received.push(c.toString('latin1'));
+            if (received.length > 1) return;
+            const body = JSON.stringify({
+              kind: 'Status',
+              apiVersion: 'v1',
+              metadata: {},
+              status: 'Failure',
+              message: 'kubelet refuses',
+              reason: 'BadRequest',
+              code: 400,
+            });
+            socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n`);
+            socket.write(`Content-Length: ${body.length}\r\n\r\n${body}`);
           });
-          socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n`);
-          socket.write(`Content-Length: ${body.length}\r\n\r\n${body}`);
-        });
-        socket.on('error', () => {});
-      }),
-    );
-    const res = await runKexec(kexec('pod-on-refuser', '--', 'ls'));
-    expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(/Error from server \(BadRequest\): kubelet refuses/);
-    expect(received.join('').match(/^GET \/exec\//gm)).toHaveLength(1);
-  });
+          socket.on('error', () => {});
+        }),
+      );
+      const res = await runKexec(kexec('--protocol', protocol, `pod-on-${node}`, '--', 'ls'));
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/Error from server \(BadRequest\): kubelet refuses/);
+      expect(received.join('').match(/^(GET|POST) \/exec\//gm)).toHaveLength(1);
+    },
+  );
 });

@@ -1,7 +1,8 @@
 /**
  * docker-compose.yml without Docker: every service started from the compose file's own command
  * as a local process (lab/compose.ts), in dependency order, with the KEXEC_LAB_* variables mapping
- * the shared volume to a temp dir and the compose network to loopback. Needs `npm run build`.
+ * the shared volume to a temp dir and the compose network to loopback. The apiserver serves https
+ * from the CA that setup made in the shared volume. Needs `npm run build`.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -34,7 +35,7 @@ it('runs the compose demo: setup, apiserver, node, pod, then `kexec demo -- ls /
     KEXEC_LAB_DIR: dir,
     KEXEC_LAB_BIND_ADDRESS: '127.0.0.1',
     KEXEC_LAB_APISERVER_PORT: String(port),
-    KEXEC_LAB_APISERVER_URL: `http://127.0.0.1:${port}`,
+    KEXEC_LAB_APISERVER_URL: `https://127.0.0.1:${port}`,
     KEXEC_LAB_NODE_ADDRESS: '127.0.0.1',
     KEXEC_LAB_KUBELET_PORT: '0',
   });
@@ -54,4 +55,11 @@ it('runs the compose demo: setup, apiserver, node, pod, then `kexec demo -- ls /
   }
   expect(exits).toEqual({ setup: 0, pod: 0, demo: 0 });
   expect(logs).toEqual(expect.arrayContaining(['[demo] README.txt', '[demo] hello.sh', '[demo] notes']));
+  expect(fs.readdirSync(path.join(dir, 'pki')).sort()).toEqual([
+    'apiserver.crt',
+    'apiserver.key',
+    'ca.crt',
+    'ca.key',
+  ]);
+  expect(logs.some((l) => l.startsWith('[apiserver] READY ') && l.includes('"url":"https://'))).toBe(true);
 }, 120_000);

@@ -29,10 +29,12 @@ it('npm start brings the lab up, kexec works against it, Ctrl-C stops everything
     if (closed) break;
     await Promise.race([once(lab.stdout!, 'data'), once(lab, 'exit')]);
   }
-  expect(out).toMatch(/kexec lab is up: apiserver http:\/\/127\.0\.0\.1:\d+/);
+  expect(out).toMatch(/kexec lab is up: apiserver https:\/\/127\.0\.0\.1:\d+/);
   const kubeconfig = /^kubeconfig: (.+)$/m.exec(out)![1]!;
   expect(path.resolve(packageRoot(), kubeconfig)).toBe(path.join(state, 'kubeconfig'));
   expect(out).toContain('npx kexec --kubeconfig');
+  expect(out).toContain(`lab CA: ${path.join(state, 'pki', 'ca.crt')}`);
+  expect(out).toMatch(/^ {2}KUBECONFIG=\S+ kubectl exec demo -- ls \/root$/m); // no "needs https" remark
 
   const ls = await runKexec(['--kubeconfig', path.join(state, 'kubeconfig'), 'demo', '--', 'ls', '/root']);
   expect({ code: ls.code, out: ls.stdout.toString() }).toEqual({

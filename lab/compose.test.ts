@@ -43,7 +43,14 @@ describe('docker-compose.yml', () => {
       '/lab/token-signing.key',
       '--max-connection-bytes-per-sec',
       '0',
+      '--tls-cert-file',
+      '/lab/pki/apiserver.crt',
+      '--tls-private-key-file',
+      '/lab/pki/apiserver.key',
     ]);
+    expect(c.services.setup.command).toContain('https://apiserver:6443');
+    expect(c.services.node.command).toContain('https://apiserver:6443');
+    expect(c.services.node.environment).toEqual({ NODE_EXTRA_CA_CERTS: '/lab/pki/ca.crt' });
     expect(c.services.demo.command).toEqual([
       'node',
       'bin/kexec.js',
@@ -69,13 +76,15 @@ describe('docker-compose.yml', () => {
   it('maps the shared volume and addresses to local values through KEXEC_LAB_*', () => {
     const c = loadCompose(undefined, {
       KEXEC_LAB_DIR: '/tmp/x',
-      KEXEC_LAB_APISERVER_URL: 'http://127.0.0.1:7000',
+      KEXEC_LAB_APISERVER_URL: 'https://127.0.0.1:7000',
       KEXEC_LAB_NODE_ADDRESS: '127.0.0.1',
     });
     expect(c.services.node.command).toEqual(
-      expect.arrayContaining(['/tmp/x', 'http://127.0.0.1:7000', '127.0.0.1']),
+      expect.arrayContaining(['/tmp/x', 'https://127.0.0.1:7000', '127.0.0.1']),
     );
     expect(c.services.apiserver.command).toContain('/tmp/x/token-signing.key');
+    expect(c.services.apiserver.command).toContain('/tmp/x/pki/apiserver.crt');
+    expect(c.services.node.environment.NODE_EXTRA_CA_CERTS).toBe('/tmp/x/pki/ca.crt');
   });
 
   it('refuses a shell-string command and an unknown dependency', () => {

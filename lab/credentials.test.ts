@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { APISERVER_AUDIENCE, readSigningKey, verifyToken } from '../shared/auth/tokens.js';
+import YAML from 'yaml';
 import { loadClientConfig } from '../kexec/client.js';
 import { writeCredentials, writeKubeconfig } from './credentials.js';
 
@@ -47,5 +48,20 @@ describe('lab credentials', () => {
     expect(cfg.server.href).toBe('http://127.0.0.1:6443/');
     expect(cfg.namespace).toBe('default');
     expect(cfg.headers.Authorization).toBe('Bearer tok');
+  });
+
+  it('over https carries the CA as certificate-authority-data, never insecure-skip-tls-verify', async () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const file = writeKubeconfig(path.join(dir, 'kubeconfig'), 'https://127.0.0.1:6443', 'tok', {
+      caPem: ca,
+    });
+    const doc = YAML.parse(fs.readFileSync(file, 'utf8')) as { clusters: { cluster: object }[] };
+    expect(doc.clusters[0]!.cluster).toEqual({
+      server: 'https://127.0.0.1:6443',
+      'certificate-authority-data': Buffer.from(ca).toString('base64'),
+    });
+    const cfg = await loadClientConfig({ kubeconfig: file });
+    expect(cfg.tls.ca?.toString()).toBe(ca);
+    expect(cfg.tls.rejectUnauthorized).not.toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The lab's credentials (docs/wiring.md "Credentials"): one HS256 signing key, the admin's token
  * for the kubeconfig and each node's token for its kubelet, all files mode 0600; and the
- * kubeconfig that points kexec / kubectl at the apiserver.
+ * kubeconfig that points kexec / kubectl at the apiserver and trusts the lab CA (pki.ts).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -70,32 +70,46 @@ export function writeCredentials(
   return { dir, keyFile, adminToken, adminTokenFile, nodeTokenFiles };
 }
 
-/** The kubeconfig (YAML text) for the lab admin: one cluster, one user, one context. */
-export function kubeconfigYaml(server: string, token: string, namespace = 'default'): string {
+export interface KubeconfigOptions {
+  namespace?: string;
+  /** PEM of the CA that issued the apiserver's certificate: `certificate-authority-data`. */
+  caPem?: string;
+}
+
+/**
+ * The kubeconfig (YAML text) for the lab admin: one cluster, one user, one context. Over https
+ * the cluster carries the lab CA (never insecure-skip-tls-verify).
+ */
+export function kubeconfigYaml(server: string, token: string, opts: KubeconfigOptions = {}): string {
+  const cluster: Record<string, unknown> = { server };
+  if (opts.caPem) cluster['certificate-authority-data'] = Buffer.from(opts.caPem).toString('base64');
+  // Meaningless over plain http (kubectl ignores it there), but @kubernetes/client-node refuses an
+  // http:// server without it.
+  if (server.startsWith('http:')) cluster['insecure-skip-tls-verify'] = true;
   const doc = {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [
+    clusters: [{ name: 'kexec-lab', cluster }],
+    users: [{ name: 'kexec-lab-admin', user: { token } }],
+    contexts: [
       {
         name: 'kexec-lab',
-        cluster: {
-          server,
-          // Meaningless over plain http (kubectl ignores it there), but @kubernetes/client-node
-          // refuses an http:// server without it.
-          ...(server.startsWith('http:') ? { 'insecure-skip-tls-verify': true } : {}),
-        },
+        context: { cluster: 'kexec-lab', user: 'kexec-lab-admin', namespace: opts.namespace ?? 'default' },
       },
     ],
-    users: [{ name: 'kexec-lab-admin', user: { token } }],
-    contexts: [{ name: 'kexec-lab', context: { cluster: 'kexec-lab', user: 'kexec-lab-admin', namespace } }],
     'current-context': 'kexec-lab',
     preferences: {},
   };
   return YAML.stringify(doc);
 }
 
-export function writeKubeconfig(file: string, server: string, token: string, namespace = 'default'): string {
+export function writeKubeconfig(
+  file: string,
+  server: string,
+  token: string,
+  opts: KubeconfigOptions = {},
+): string {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  writePrivate(file, kubeconfigYaml(server, token, namespace));
+  writePrivate(file, kubeconfigYaml(server, token, opts));
   return file;
 }

@@ -1,17 +1,18 @@
 /**
  * The lab launcher with the real services (from dist/: `npm run build` first), in-process through
- * startLab: READY lines, credentials, kubeconfig, the demo pod, the exec chain through kexec, a
- * clean stop, and a service dying on its own.
+ * startLab: READY lines, the lab CA, credentials, kubeconfig, the demo pod, the exec chain through
+ * kexec, a clean stop; and a plain-http lab (`insecureHttp`) with a service dying on its own.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable, PassThrough } from 'node:stream';
+import YAML from 'yaml';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
 import { kexec } from '../kexec/cli.js';
 import { apiJson, loadClientConfig } from '../kexec/client.js';
 import type { PodLike } from '../kexec/exec.js';
-import { startLab, type Lab } from './lab.js';
+import { startLab, tryCommands, type Lab } from './lab.js';
 
 class Sink extends Writable {
   data = '';
@@ -28,6 +29,25 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+async function kexecLs(kubeconfig: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const code = await kexec(['--kubeconfig', kubeconfig, 'demo', '--', 'ls', '/root'], {
+    stdin: new PassThrough(),
+    stdout,
+    stderr,
+    runChannelClient,
+  });
+  return { code, stdout: stdout.data, stderr: stderr.data };
+}
+
+function kubeconfigCluster(file: string): Record<string, unknown> {
+  const doc = YAML.parse(fs.readFileSync(file, 'utf8')) as {
+    clusters: { cluster: Record<string, unknown> }[];
+  };
+  return doc.clusters[0]!.cluster;
 }
 
 async function gone(pid: number): Promise<boolean> {
@@ -60,8 +80,21 @@ describe('startLab', () => {
     expect(logs.some((l) => l.startsWith('[cri-shim] READY '))).toBe(true);
   });
 
+  it('serves https from the lab CA, which the kubeconfig carries', () => {
+    expect(lab!.apiserverUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(lab!.caFile).toBe(path.join(dir, 'state', 'pki', 'ca.crt'));
+    expect(kubeconfigCluster(lab!.kubeconfigPath)).toEqual({
+      server: lab!.apiserverUrl,
+      'certificate-authority-data': fs.readFileSync(lab!.caFile!).toString('base64'),
+    });
+    expect(logs).toContain(
+      `[lab] lab CA ${lab!.caFile}; apiserver serving certificate ${path.join(dir, 'state', 'pki', 'apiserver.crt')}`,
+    );
+    const kubectl = tryCommands(lab!.kubeconfigPath, lab!.apiserverUrl, dir).at(-1);
+    expect(kubectl).toBe('KUBECONFIG=state/kubeconfig kubectl exec demo -- ls /root');
+  });
+
   it('writes a kubeconfig with the real apiserver port and the admin token; the demo pod runs', async () => {
-    expect(lab!.apiserverUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(lab!.apiserverUrl).not.toMatch(/:0$/);
     expect(fs.statSync(lab!.kubeconfigPath).mode & 0o777).toBe(0o600);
     const cfg = await loadClientConfig({ kubeconfig: lab!.kubeconfigPath });
@@ -75,16 +108,9 @@ describe('startLab', () => {
   });
 
   it('kexec runs a command in the demo pod through the three hops', async () => {
-    const stdout = new Sink();
-    const stderr = new Sink();
-    const code = await kexec(['--kubeconfig', lab!.kubeconfigPath, 'demo', '--', 'ls', '/root'], {
-      stdin: new PassThrough(),
-      stdout,
-      stderr,
-      runChannelClient,
-    });
-    expect({ code, stderr: stderr.data }).toEqual({ code: 0, stderr: '' });
-    expect(stdout.data).toMatch(/README\.txt/);
+    const { code, stdout, stderr } = await kexecLs(lab!.kubeconfigPath);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toMatch(/README\.txt/);
   });
 
   it('stops every process, and a second stop is harmless', async () => {
@@ -95,20 +121,33 @@ describe('startLab', () => {
   });
 });
 
-describe('a service that dies on its own', () => {
-  it('is reported through failed', async () => {
-    const other = await startLab({
-      dir: path.join(dir, 'crash'),
-      port: 0,
-      demoPod: false,
-      log: () => {},
+describe('an --insecure-http lab', () => {
+  let plain: Lab | undefined;
+  beforeAll(async () => {
+    plain = await startLab({ dir: path.join(dir, 'plain'), port: 0, insecureHttp: true, log: () => {} });
+  }, 90_000);
+  afterAll(() => plain?.stop());
+
+  it('serves plain http, makes no CA, and kexec still runs through the three hops', async () => {
+    expect(plain!.apiserverUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(plain!.caFile).toBeUndefined();
+    expect(fs.existsSync(path.join(dir, 'plain', 'pki'))).toBe(false);
+    expect(kubeconfigCluster(plain!.kubeconfigPath)).toEqual({
+      server: plain!.apiserverUrl,
+      'insecure-skip-tls-verify': true,
     });
-    try {
-      process.kill(other.pids.apiserver, 'SIGKILL');
-      await expect(other.failed).resolves.toEqual({ service: 'apiserver', code: null, signal: 'SIGKILL' });
-    } finally {
-      await other.stop();
-    }
-    for (const pid of Object.values(other.pids)) expect(await gone(pid)).toBe(true);
+    const { code, stdout, stderr } = await kexecLs(plain!.kubeconfigPath);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toMatch(/README\.txt/);
+    expect(tryCommands(plain!.kubeconfigPath, plain!.apiserverUrl).at(-1)).toMatch(
+      /# needs https \(start without --insecure-http\)/,
+    );
+  });
+
+  it('reports a service that dies on its own through failed', async () => {
+    process.kill(plain!.pids.apiserver, 'SIGKILL');
+    await expect(plain!.failed).resolves.toEqual({ service: 'apiserver', code: null, signal: 'SIGKILL' });
+    await plain!.stop();
+    for (const pid of Object.values(plain!.pids)) expect(await gone(pid)).toBe(true);
   }, 60_000);
 });

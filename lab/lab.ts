@@ -2,6 +2,11 @@
  * The lab: cri-shim, apiserver and kubelet-sim as three separate child processes, wired as
  * docs/wiring.md says, plus credentials, a kubeconfig and a running `demo` pod.
  *
+ * TLS by default: the lab CA in `DIR/pki` (made at first start, kept after) issues the apiserver's
+ * serving certificate; the kubeconfig carries the CA and the kubelet-sim trusts it through
+ * NODE_EXTRA_CA_CERTS (pki.ts). `insecureHttp` keeps plain http, e.g. to read the exchange in a
+ * packet capture; real kubectl then sends no credentials (see tryCommands).
+ *
  * Start-up waits for each READY line (never sleeps), then creates the pod through the API and polls
  * it (bounded) until Running. `stop()` stops the kubelet, then the apiserver and the runtime, and
  * waits for every exit (bounded, then SIGKILL). A service that exits on its own is reported through
@@ -10,8 +15,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../shared/cri/package-root.js';
-import type { ClientConfig } from '../kexec/client.js';
+import { loadClientConfig } from '../kexec/client.js';
 import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig } from './credentials.js';
+import { ensureLabPki, trustEnv, type LabPki } from './pki.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { defaultLog, describeExit, startService, type ExitInfo, type Service } from './supervisor.js';
 
@@ -23,6 +29,8 @@ export interface LabOptions {
   /** The apiserver's `--max-connection-bytes-per-sec` (0 = unlimited). */
   maxConnectionBytesPerSec?: number;
   nodeName?: string;
+  /** Serve the apiserver over plain http instead of https from the lab CA. Default false. */
+  insecureHttp?: boolean;
   /** cri-shim `--isolation`. */
   isolation?: 'auto' | 'bwrap' | 'none';
   /** Create the demo pod and wait for it (default true). */
@@ -45,6 +53,8 @@ export interface Lab {
   dir: string;
   kubeconfigPath: string;
   apiserverUrl: string;
+  /** The lab CA (`DIR/pki/ca.crt`) the kubeconfig trusts; undefined with insecureHttp. */
+  caFile?: string;
   kubeletUrl: string;
   adminToken: string;
   /** pid of each service process. */
@@ -75,12 +85,13 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   let stopping = false;
   let reportFailure!: (f: ServiceFailure) => void;
   const failed = new Promise<ServiceFailure>((r) => (reportFailure = r));
-  const start = (name: string, args: string[]): Service => {
+  const start = (name: string, args: string[], env?: NodeJS.ProcessEnv): Service => {
     const svc = startService({
       name,
       script: path.join(dist, name, 'main.js'),
       args,
       cwd: root,
+      env: env && { ...process.env, ...env },
       log,
       readyTimeoutMs: opts.readyTimeoutMs,
     });
@@ -122,6 +133,11 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const orDied = <T>(p: Promise<T>): Promise<T> => Promise.race([p, died, interrupted]);
 
   try {
+    let pki: LabPki | undefined;
+    if (!opts.insecureHttp) {
+      pki = await orDied(ensureLabPki(dir));
+      say(`lab CA ${pki.caFile}; apiserver serving certificate ${pki.apiserverCertFile}`);
+    }
     const sock = path.join(dir, 'cri-shim.sock');
     const listen = sock.length <= MAX_UNIX_SOCKET_PATH ? `unix://${sock}` : 'tcp://127.0.0.1:0';
     const criShim = start('cri-shim', [
@@ -145,40 +161,46 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       creds.keyFile,
       '--max-connection-bytes-per-sec',
       String(opts.maxConnectionBytesPerSec ?? 0),
+      ...(pki
+        ? ['--tls-cert-file', pki.apiserverCertFile, '--tls-private-key-file', pki.apiserverKeyFile]
+        : []),
     ]);
     const [criReady, apiReady] = await orDied(Promise.all([criShim.ready, apiserver.ready]));
     const endpoint = String(criReady.endpoint);
     const apiserverUrl = String(apiReady.url);
     say(`cri-shim ready at ${endpoint}, apiserver ready at ${apiserverUrl}`);
 
-    const kubelet = start('kubelet-sim', [
-      '--apiserver',
-      apiserverUrl,
-      '--token-file',
-      creds.nodeTokenFiles[nodeName],
-      '--token-signing-key-file',
-      creds.keyFile,
-      '--node-name',
-      nodeName,
-      '--address',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--container-runtime-endpoint',
-      endpoint,
-    ]);
+    // The kubelet-sim dials the https apiserver with Node's fetch: the CA reaches it by environment.
+    const kubelet = start(
+      'kubelet-sim',
+      [
+        '--apiserver',
+        apiserverUrl,
+        '--token-file',
+        creds.nodeTokenFiles[nodeName],
+        '--token-signing-key-file',
+        creds.keyFile,
+        '--node-name',
+        nodeName,
+        '--address',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--container-runtime-endpoint',
+        endpoint,
+      ],
+      pki && trustEnv(pki),
+    );
     const kubeletReady = await orDied(kubelet.ready);
     const kubeletUrl = String(kubeletReady.url);
     say(`kubelet-sim ready at ${kubeletUrl}, node ${String(kubeletReady.node ?? nodeName)} registered`);
 
-    const kubeconfigPath = writeKubeconfig(path.join(dir, KUBECONFIG_FILE), apiserverUrl, creds.adminToken);
+    const kubeconfigPath = writeKubeconfig(path.join(dir, KUBECONFIG_FILE), apiserverUrl, creds.adminToken, {
+      caPem: pki?.caPem,
+    });
     if (opts.demoPod ?? true) {
-      const cfg: ClientConfig = {
-        server: new URL(apiserverUrl),
-        namespace: 'default',
-        headers: { Authorization: `Bearer ${creds.adminToken}` },
-        tls: {},
-      };
+      // Through the kubeconfig just written, as any client: it proves the CA in it works.
+      const cfg = await loadClientConfig({ kubeconfig: kubeconfigPath });
       const pod = demoPod({ nodeName });
       const how = await orDied(ensurePod(cfg, pod));
       say(`pod default/demo ${how === 'created' ? 'created' : 'already exists'}; waiting for it to run`);
@@ -194,6 +216,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       dir,
       kubeconfigPath,
       apiserverUrl,
+      caFile: pki?.caFile,
       kubeletUrl,
       adminToken: creds.adminToken,
       pids: Object.fromEntries(services.map((s) => [s.name, s.pid])),
@@ -217,6 +240,6 @@ export function tryCommands(kubeconfigPath: string, apiserverUrl: string, cwd = 
     `npx kexec --kubeconfig ${shown} -it demo -- sh`,
     apiserverUrl.startsWith('https:')
       ? kubectl
-      : `${kubectl}   # needs an https apiserver: kubectl sends no credentials over plain http`,
+      : `${kubectl}   # needs https (start without --insecure-http): kubectl sends no token over plain http`,
   ];
 }

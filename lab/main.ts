@@ -2,7 +2,7 @@
  * `npm start`: the lab in the foreground (see lab.ts). Ctrl-C / SIGTERM / SIGHUP stop every
  * service and exit 0; a service dying on its own stops the rest and exits 1.
  *
- *   node dist/lab/main.js [--dir .lab] [--port 6443] [--max-connection-bytes-per-sec N]
+ *   node dist/lab/main.js [--dir .lab] [--port 6443] [--max-connection-bytes-per-sec N] [--insecure-http]
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startLab, tryCommands } from './lab.js';
@@ -30,6 +30,11 @@ const program = new Command('kexec-lab')
     0,
   )
   .option('--node-name <name>', 'name of the node', 'node-1')
+  .option(
+    '--insecure-http',
+    'serve the apiserver over plain http (to read the exchange in a packet capture; kubectl then sends no token)',
+    false,
+  )
   .addOption(
     new Option('--isolation <mode>', 'cri-shim process isolation')
       .choices(['auto', 'bwrap', 'none'])
@@ -44,6 +49,7 @@ async function main(): Promise<number> {
     port: number;
     maxConnectionBytesPerSec: number;
     nodeName: string;
+    insecureHttp: boolean;
     isolation: 'auto' | 'bwrap' | 'none';
   }>();
   const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
@@ -63,6 +69,7 @@ async function main(): Promise<number> {
       port: o.port,
       maxConnectionBytesPerSec: o.maxConnectionBytesPerSec,
       nodeName: o.nodeName,
+      insecureHttp: o.insecureHttp,
       isolation: o.isolation,
       signal: interrupt.signal,
     });
@@ -81,6 +88,7 @@ async function main(): Promise<number> {
       '',
       `kexec lab is up: apiserver ${lab.apiserverUrl}, node ${o.nodeName}, pod default/demo Running.`,
       `kubeconfig: ${lab.kubeconfigPath}`,
+      ...(lab.caFile ? [`lab CA: ${lab.caFile}`] : []),
       '',
       'Try:',
       `  ${first}`,

@@ -2,7 +2,11 @@
  * The compose `node` container: one node = cri-shim + kubelet-sim, still two separate processes
  * (docs/wiring.md), started in order and supervised together.
  *
- *   node dist/lab/node-main.js --dir /lab --apiserver http://apiserver:6443 --node-name node-1 --address auto
+ *   NODE_EXTRA_CA_CERTS=/lab/pki/ca.crt \
+ *   node dist/lab/node-main.js --dir /lab --apiserver https://apiserver:6443 --node-name node-1 --address auto
+ *
+ * The kubelet-sim inherits this process's environment: NODE_EXTRA_CA_CERTS makes it trust the lab
+ * CA that issued the apiserver's certificate (lab/pki.ts).
  *
  * Credentials come from `--dir` (written by `setup-main.js credentials`). `--address auto` uses the
  * IPv4 address this host name resolves to (the container's address on the compose network), which

@@ -1,8 +1,10 @@
 /**
  * One-shot set-up steps for the compose lab (and anyone scripting a lab by hand):
  *
- *   node dist/lab/setup-main.js credentials --dir /lab --server http://apiserver:6443 --node-name node-1
- *     signing key (kept if present), admin and node tokens, DIR/kubeconfig — all 0600;
+ *   node dist/lab/setup-main.js credentials --dir /lab --server https://apiserver:6443 --node-name node-1
+ *     signing key (kept if present), admin and node tokens, DIR/kubeconfig — all 0600; for an
+ *     https server also the lab CA (kept if present) and the apiserver's serving certificate for
+ *     the server's host name in DIR/pki (pki.ts), and the kubeconfig carries the CA;
  *   node dist/lab/setup-main.js demo-pod --kubeconfig /lab/kubeconfig --node-name node-1 --timeout 120
  *     waits (bounded) for the apiserver, creates pod default/demo (kept if it exists) and waits
  *     until it is Running.
@@ -12,6 +14,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { loadClientConfig } from '../kexec/client.js';
 import { formatError } from '../kexec/errors.js';
 import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig } from './credentials.js';
+import { ensureLabPki } from './pki.js';
 import { demoPod, ensurePod, retryUntilReachable, waitForPodRunning } from './pods.js';
 
 function seconds(v: string): number {
@@ -25,14 +28,24 @@ const program = new Command('setup').description('kexec lab set-up steps (used b
 
 program
   .command('credentials')
-  .description('write the signing key (kept if present), the tokens and the kubeconfig')
+  .description(
+    'write the signing key (kept if present), the tokens, the kubeconfig and, for an https server, the lab CA and apiserver certificate',
+  )
   .requiredOption('--dir <dir>', 'lab directory')
-  .requiredOption('--server <url>', 'apiserver URL for the kubeconfig')
+  .requiredOption('--server <url>', 'apiserver URL for the kubeconfig (its host goes into the certificate)')
   .option('--node-name <name>', 'node to mint a token for', 'node-1')
   .option('--new-key', 'replace an existing signing key', false)
-  .action((o: { dir: string; server: string; nodeName: string; newKey: boolean }) => {
+  .action(async (o: { dir: string; server: string; nodeName: string; newKey: boolean }) => {
+    const server = new URL(o.server);
+    if (server.protocol !== 'https:' && server.protocol !== 'http:')
+      throw new Error(`--server must be an http(s) URL, got ${o.server}`);
     const creds = writeCredentials(path.resolve(o.dir), [o.nodeName], { reuseKey: !o.newKey });
-    const kubeconfig = writeKubeconfig(path.join(creds.dir, KUBECONFIG_FILE), o.server, creds.adminToken);
+    const pki = server.protocol === 'https:' ? await ensureLabPki(creds.dir, [server.hostname]) : undefined;
+    if (pki)
+      say(`lab CA ${pki.caFile}; apiserver certificate ${pki.apiserverCertFile} for ${server.hostname}`);
+    const kubeconfig = writeKubeconfig(path.join(creds.dir, KUBECONFIG_FILE), o.server, creds.adminToken, {
+      caPem: pki?.caPem,
+    });
     say(`credentials for admin and ${o.nodeName} in ${creds.dir}; kubeconfig ${kubeconfig} → ${o.server}`);
   });
 

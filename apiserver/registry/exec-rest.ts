@@ -17,6 +17,7 @@ import type { Status } from '../../shared/status.js';
 import { badRequest } from '../api/errors.js';
 import { queryBool, streamOptions, streamParams, type PodLocator } from './pod-location.js';
 import type { ConnectHandler, Connecter, Context } from './rest.js';
+import { StreamTranslatorHandler, TranslatingHandler } from './stream-translator.js';
 
 export interface KubeletProxyConfig {
   /** The `Authorization` value the apiserver presents to kubelets. */
@@ -26,6 +27,11 @@ export interface KubeletProxyConfig {
   backendTimeoutMs?: number;
   /** Maps a proxy failure to the client's Status (and is the place to log it). */
   responder?: (err: ProxyError, req: IncomingMessage) => Status;
+  /**
+   * Feature gate TranslateStreamCloseWebsocketRequests (default on, as upstream since 1.30):
+   * v5 WebSocket exec/attach is ended here and carried to the kubelet as SPDY.
+   */
+  translateStreamCloseWebsocketRequests?: boolean;
 }
 
 /** newThrottledUpgradeAwareProxyHandler, with this hop's credentials. */
@@ -73,8 +79,20 @@ export class ExecREST extends PodStreamREST {
       'exec',
       streamParams(opts, true),
     );
-    return kubeletProxyHandler(loc!, this.cfg, true);
+    return streamHandler(loc!, opts, this.cfg);
   }
+}
+
+/** The spliced handler, wrapped in the StreamTranslator for v5 WebSocket clients when enabled. */
+function streamHandler(
+  loc: URL,
+  opts: ReturnType<typeof streamOptions>,
+  cfg: KubeletProxyConfig,
+): ConnectHandler {
+  const splice = kubeletProxyHandler(loc, cfg, true);
+  if (cfg.translateStreamCloseWebsocketRequests === false) return splice;
+  const translator = new StreamTranslatorHandler(loc, opts, { authorization: cfg.authorization });
+  return new TranslatingHandler(splice, translator);
 }
 
 export class AttachREST extends PodStreamREST {
@@ -89,7 +107,7 @@ export class AttachREST extends PodStreamREST {
       'attach',
       streamParams(opts, false),
     );
-    return kubeletProxyHandler(loc!, this.cfg, true);
+    return streamHandler(loc!, opts, this.cfg);
   }
 }
 

@@ -77,6 +77,9 @@ export function acceptChannelSession(
   wss.handleUpgrade(req, socket, head, (ws) => {
     session = new ChannelServerSession(ws, protocolByName(ws.protocol)!, streams);
   });
+  // A caller that paused the socket while it did async work (authn, a lookup) hands it over
+  // here; ws only reads a flowing socket, and would miss even the client's close frame.
+  socket.resume();
   return session;
 }
 
@@ -117,6 +120,11 @@ export class ChannelServerSession extends EventEmitter<SessionEvents> {
       this.stderr?.destroy();
       this.emit('close');
     });
+    // The upgrade handler may have paused the socket (the apiserver does until the backend has
+    // accepted) and ws does not resume it: unread, the client's CLOSE frame and pings would go
+    // unanswered and every close would wait out ws's 30 s close timer. Reading starts now; stdin
+    // backpressure pauses it again (onMessage).
+    ws.resume();
     // The "ready" signal: an empty message on the first channel the server writes to.
     const first = this.stdout ? Channel.Stdout : this.stderr ? Channel.Stderr : Channel.Error;
     this.send(first, Buffer.alloc(0));

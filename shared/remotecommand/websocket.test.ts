@@ -18,10 +18,18 @@ afterEach(async () => {
 });
 
 /** An HTTP server whose every upgrade becomes a channel session running `program`. */
-async function server(program: Program): Promise<{ url: string; sessions: ChannelServerSession[] }> {
+async function server(
+  program: Program,
+  opts: { pauseFirst?: boolean } = {},
+): Promise<{ url: string; sessions: ChannelServerSession[] }> {
   const sessions: ChannelServerSession[] = [];
   const srv = http.createServer();
-  srv.on('upgrade', (req, socket, head) => {
+  srv.on('upgrade', async (req, socket, head) => {
+    if (opts.pauseFirst) {
+      // As the apiserver does while it authenticates and looks the pod up.
+      socket.pause();
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const q = new URL(req.url!, 'http://x').searchParams;
     const s = acceptChannelSession(req, socket, head, {
       stdin: q.get('input') === '1',
@@ -100,6 +108,21 @@ describe('remotecommand over WebSocket', () => {
       expect(res.exitCode).toBe(protocol.startsWith('v4') ? 4 : 0);
     },
   );
+
+  it('reads a socket its caller paused: stdin arrives and the close handshake completes', async () => {
+    const { url } = await server(cat, { pauseFirst: true });
+    const out = sink();
+    const started = Date.now();
+    const res = await runChannelClient({
+      url: `${url}?input=1`,
+      stdin: Readable.from([Buffer.from('paused?')]),
+      stdout: out.stream,
+    });
+    expect(out.text()).toBe('paused?');
+    expect(res.exitCode).toBe(0);
+    // A server that stops reading only drops the connection at ws's 30 s close timeout.
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
 
   it('sends the empty ready message first, on stdout', async () => {
     const { url } = await server((s) => void s.finish(exitStatus(0)));
