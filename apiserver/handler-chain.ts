@@ -157,6 +157,17 @@ export class HandlerChain {
       res.setHeader('Etag', `"${this.openapi.coreV1Hash}"`);
       return writeJSON(res, 200, this.openapi.coreV1);
     }
+    if (path === '/openapi/v2' && (req.headers.accept ?? '').includes('protobuf')) {
+      // kubectl before 1.27 insists on a protobuf OpenAPI v2 document for apply and validation
+      // (client-go discovery OpenAPISchema). An empty gnostic Document, the zero-length protobuf
+      // message, names no schemas: kubectl then checks nothing client-side and uses its built-in
+      // types for patches, and this server validates fields itself.
+      res.writeHead(200, {
+        'Content-Type': 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf',
+        'Content-Length': '0',
+      });
+      return void res.end();
+    }
     throw resourceNotFound();
   }
 }

@@ -80,7 +80,14 @@ export class KubeletServer {
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
-    this.server.on('clientError', (_err, socket: Duplex) => socket.destroy());
+    // A malformed request gets an answer before the close, as Node's default handler gives:
+    // 431 when the request line or headers exceed maxHeaderSize, else 400.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const status =
+        err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+      socket.destroy();
+    });
   }
 
   /** Listens; resolves with the real port (for `port` 0). */

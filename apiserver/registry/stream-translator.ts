@@ -14,6 +14,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TerminalSize } from '../../shared/remotecommand/codec.js';
 import { internalErrorStatus } from '../../shared/remotecommand/exit-status.js';
 import { ChannelClientError } from '../../shared/remotecommand/websocket-client.js';
 import { acceptChannelSession, type StreamOptions } from '../../shared/remotecommand/websocket-server.js';
@@ -54,6 +55,14 @@ export class StreamTranslatorHandler implements ConnectHandler {
     // The client leaving closes the kubelet connection, which kills the process there.
     const gone = new AbortController();
     session.once('close', () => gone.abort());
+    // Clients send their terminal size right after the upgrade, long before the SPDY resize
+    // stream to the kubelet exists: keep the latest size and hand it over then (k8s #47990).
+    let latest: TerminalSize | undefined;
+    let forward: ((size: TerminalSize) => void) | undefined;
+    session.on('resize', (size) => {
+      latest = size;
+      forward?.(size);
+    });
     runSpdyClient({
       url: this.location.href,
       headers: { Authorization: this.cfg.authorization() },
@@ -62,8 +71,9 @@ export class StreamTranslatorHandler implements ConnectHandler {
       stderr: session.stderr,
       tty: this.streams.tty,
       resize: (send) => {
-        session.on('resize', send);
-        return () => session.off('resize', send);
+        forward = send;
+        if (latest) send(latest);
+        return () => (forward = undefined);
       },
       signal: gone.signal,
     }).then(

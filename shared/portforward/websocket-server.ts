@@ -133,6 +133,7 @@ export class PortForwardServerSession extends EventEmitter<SessionEvents> {
   close(code = 1000, reason = ''): Promise<void> {
     if (this.closed) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.once('close', resolve));
+    this.ws.resume(); // a socket paused by backpressure would never read the close frame
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(code, reason.slice(0, 120));
     else this.ws.terminate();
     return done;

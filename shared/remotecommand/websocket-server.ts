@@ -77,9 +77,6 @@ export function acceptChannelSession(
   wss.handleUpgrade(req, socket, head, (ws) => {
     session = new ChannelServerSession(ws, protocolByName(ws.protocol)!, streams);
   });
-  // A caller that paused the socket while it did async work (authn, a lookup) hands it over
-  // here; ws only reads a flowing socket, and would miss even the client's close frame.
-  socket.resume();
   return session;
 }
 
@@ -152,6 +149,8 @@ export class ChannelServerSession extends EventEmitter<SessionEvents> {
   close(code = 1000, reason = ''): Promise<void> {
     if (this.closed) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.once('close', resolve));
+    // Paused by stdin backpressure, the socket would never read the client's close frame.
+    this.ws.resume();
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(code, reason.slice(0, 120));
     else this.ws.terminate();
     return done;
@@ -176,7 +175,11 @@ export class ChannelServerSession extends EventEmitter<SessionEvents> {
     try {
       const msg = decodeMessage(this.protocol, data, isBinary);
       if (msg.kind === 'close') {
-        if (msg.channel === Channel.Stdin) this.stdin?.push(null);
+        if (msg.channel === Channel.Stdin) {
+          this.stdin?.push(null);
+          // Nobody reads stdin any more to resume a paused socket; keep reading (pings, close).
+          this.ws.resume();
+        }
         return;
       }
       if (msg.channel === Channel.Stdin) {

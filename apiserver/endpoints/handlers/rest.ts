@@ -12,7 +12,7 @@ import { isRecord } from '../../api/types.js';
 import type { Attributes } from '../../authz.js';
 import { admitNodeWrite } from '../../node-restriction.js';
 import type { KubeList, KubeObject, WatchEvent } from '../../api/types.js';
-import type { Context, DeleteOptions, WriteOptions } from '../../registry/rest.js';
+import { isLister, type Context, type DeleteOptions, type WriteOptions } from '../../registry/rest.js';
 import { includeObjectPolicy, isList, transform } from '../../printers/table-convertor.js';
 import { checkFields, fieldValidationDirective, warningHeaders } from '../../registry/field-validation.js';
 import { contentType, negotiate } from '../negotiation.js';
@@ -83,7 +83,25 @@ export async function serveResource(
               type: ev.type,
               object: transform(ev.object as KubeObject, target, a.storage.kind, include) as KubeObject,
             };
-      return serveWatch(a.storage, ctx, opts, q.get('timeoutSeconds'), scope.watchLimits, req, res, render);
+      const storage = a.storage;
+      const initialEventsEnd =
+        q.get('sendInitialEvents') === 'true' && q.get('allowWatchBookmarks') === 'true' && isLister(storage)
+          ? {
+              kind: storage.kind,
+              resourceVersion: async () => (await storage.list(ctx, opts)).metadata?.resourceVersion ?? '0',
+            }
+          : undefined;
+      return serveWatch(
+        storage,
+        ctx,
+        opts,
+        q.get('timeoutSeconds'),
+        scope.watchLimits,
+        req,
+        res,
+        render,
+        initialEventsEnd,
+      );
     }
     case 'create': {
       const obj = decodeObject(req, await readBody(req));

@@ -38,6 +38,12 @@ export async function serveWatch(
   res: ServerResponse,
   /** Renders each event for the client (a Table per event for kubectl get -w). */
   render: (ev: WatchEvent) => WatchEvent = (ev) => ev,
+  /**
+   * `sendInitialEvents=true&allowWatchBookmarks=true` (the WatchList that client-go 1.32+ informers
+   * and `kubectl wait` use): after the initial ADDED events, a BOOKMARK annotated
+   * `k8s.io/initial-events-end` at this resourceVersion, or the client waits for it forever.
+   */
+  initialEventsEnd?: { kind: string; resourceVersion: () => Promise<string> },
 ): Promise<void> {
   let timeout = limits.defaultTimeoutSeconds;
   if (timeoutParam !== null) {
@@ -65,7 +71,7 @@ export async function serveWatch(
       queued.push(ev);
       return;
     }
-    res.write(JSON.stringify(render(ev)) + '\n');
+    res.write(JSON.stringify(ev.type === 'BOOKMARK' ? ev : render(ev)) + '\n');
     if (res.writableLength > limits.maxBufferedBytes) finish();
   };
   const timer = setTimeout(finish, timeout * 1000);
@@ -81,6 +87,17 @@ export async function serveWatch(
       throw err;
     }
     queued.push({ type: 'ERROR', object: toStatus(err) });
+  }
+  if (handle && initialEventsEnd) {
+    const resourceVersion = await initialEventsEnd.resourceVersion();
+    queued.push({
+      type: 'BOOKMARK',
+      object: {
+        kind: initialEventsEnd.kind,
+        apiVersion: 'v1',
+        metadata: { resourceVersion, annotations: { 'k8s.io/initial-events-end': 'true' } },
+      },
+    });
   }
   if (done) {
     handle?.stop();

@@ -1,0 +1,170 @@
+/**
+ * Faults: one hop of the chain (cri-shim, kubelet-sim, apiserver) is SIGKILLed while `kexec` runs
+ * a command. The client must say so within 5 s and exit non-zero, nothing may keep running in the
+ * container, and the hop, started again with the very argv and environment it had (read from
+ * /proc before the kill), must serve again. A fresh lab per hop keeps the cases independent.
+ *
+ * Also pins the close handshake of a translated (v5 WebSocket) session without stdin: the
+ * apiserver pauses the client socket until the kubelet accepts, and nothing resumed it, so the
+ * client's CLOSE frame went unread and every such exec took ws's 30 s close timer to end.
+ *
+ * The client killed mid-command is in chain.test.ts. Needs `npm run build`.
+ */
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { apiRequest, apiUrl, loadClientConfig } from '../kexec/client.js';
+import { startLab, type Lab } from '../lab/lab.js';
+import { demoPod, ensurePod, waitForPodRunning } from '../lab/pods.js';
+import { descendants, launchSpecOf, restart, waitUntil, type Restarted } from './support/faults.js';
+import { collect, pidsWhere, runKexec, startKexec } from './support/processes.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function freshLab(logs: string[]): Promise<Lab> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faults-'));
+  dirs.push(dir);
+  return startLab({ dir: path.join(dir, 'lab'), port: 0, log: (l) => logs.push(l) });
+}
+
+/** Starts `sh -c 'echo started; exec sleep MARKER'` through kexec and waits for "started". */
+async function startSleeper(lab: Lab) {
+  const marker = String(40000 + Math.floor(Math.random() * 20000));
+  const child = startKexec([
+    '--kubeconfig',
+    lab.kubeconfigPath,
+    'demo',
+    '--',
+    'sh',
+    '-c',
+    `echo started; exec sleep ${marker}`,
+  ]);
+  child.stdin!.end();
+  const done = collect(child);
+  let seen = '';
+  const deadline = Date.now() + 15_000;
+  while (!seen.includes('started') && Date.now() < deadline) {
+    const [chunk] = (await Promise.race([
+      once(child.stdout!, 'data'),
+      new Promise((r) => setTimeout(() => r([Buffer.alloc(0)]), 1000)),
+    ])) as [Buffer];
+    seen += chunk.toString();
+  }
+  expect(seen).toContain('started');
+  const sleeping = () => pidsWhere((argv) => argv.join(' ') === `sleep ${marker}`);
+  expect(sleeping()).toHaveLength(1);
+  return { child, done, sleeping };
+}
+
+/** Runs `echo MARK` through kexec until it works, at most `timeoutMs`. */
+async function servesAgain(lab: Lab, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const res = await runKexec(['--kubeconfig', lab.kubeconfigPath, 'demo', '--', 'echo', 'back']);
+    if (res.code === 0 && res.stdout.toString() === 'back\n') return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
+
+describe.each(['cri-shim', 'kubelet-sim', 'apiserver'] as const)('SIGKILL of the %s mid-command', (hop) => {
+  let lab: Lab;
+  let again: Restarted | undefined;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    lab = await freshLab(logs);
+  }, 60_000);
+
+  afterAll(async () => {
+    await lab?.stop();
+    await again?.stop();
+  });
+
+  it('fails the client within 5 s, leaves nothing in the container, and serves again once restarted', async () => {
+    const pid = lab.pids[hop]!;
+    const spec = launchSpecOf(pid);
+    if (hop === 'apiserver') {
+      // The lab picked a free port (`--port 0`); the kubelet-sim and kubeconfig know the real one.
+      const i = spec.argv.indexOf('--port');
+      spec.argv[i + 1] = new URL(lab.apiserverUrl).port;
+    }
+    const inContainers = hop === 'cri-shim' ? descendants(pid) : [];
+    const { done, sleeping } = await startSleeper(lab);
+
+    const t0 = Date.now();
+    process.kill(pid, 'SIGKILL');
+    const res = await done;
+    const elapsed = Date.now() - t0;
+    expect(elapsed).toBeLessThan(5000);
+    expect(res.code).not.toBe(0);
+    expect(res.code).not.toBeNull();
+    expect(res.stderr).toMatch(/^(error: |Error from server).*(closed|connection|translating)/m);
+
+    // No process left in any container: the exec, and with the runtime gone every container
+    // process (bwrap --die-with-parent).
+    expect(await waitUntil(() => sleeping().length === 0, 5000)).toBe(true);
+    const alive = (p: number) => {
+      try {
+        return !fs.readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z ');
+      } catch {
+        return false;
+      }
+    };
+    expect(await waitUntil(() => inContainers.every((p) => !alive(p)), 5000)).toBe(true);
+
+    again = await restart(spec, (l) => logs.push(`[${hop} again] ${l}`));
+    if (hop === 'apiserver') {
+      // Its storage is in memory (no etcd): what the kubelet registered and the demo pod are
+      // restored by the admin, as from a backup. Like upstream, the kubelet does not re-register a
+      // Node that vanished while it ran.
+      const cfg = await loadClientConfig({ kubeconfig: lab.kubeconfigPath });
+      const kubelet = new URL(lab.kubeletUrl);
+      const node = {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: 'node-1' },
+        status: {
+          addresses: [{ type: 'InternalIP', address: kubelet.hostname }],
+          daemonEndpoints: { kubeletEndpoint: { Port: Number(kubelet.port) } },
+        },
+      };
+      const created = await apiRequest(cfg, 'POST', apiUrl(cfg, '/api/v1/nodes'), node);
+      expect(created.code).toBe(201);
+      await ensurePod(cfg, demoPod({ nodeName: 'node-1' }));
+      await waitForPodRunning(cfg, 'default', 'demo', { timeoutMs: 20_000 });
+    }
+    const ok = await servesAgain(lab, 25_000);
+    if (!ok) throw new Error(`${hop} did not serve again; last logs:\n${logs.slice(-30).join('\n')}`);
+  }, 55_000);
+});
+
+describe('a translated exec without stdin', () => {
+  let lab: Lab;
+  const logs: string[] = [];
+  beforeAll(async () => {
+    lab = await freshLab(logs);
+  }, 60_000);
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  it('ends as soon as the command does (the client CLOSE is read, not timed out)', async () => {
+    const t0 = Date.now();
+    const res = await runKexec([
+      '--kubeconfig',
+      lab.kubeconfigPath,
+      '--protocol',
+      'websocket',
+      'demo',
+      '--',
+      'true',
+    ]);
+    expect(res.code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  }, 20_000);
+});
