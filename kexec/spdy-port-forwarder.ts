@@ -14,18 +14,12 @@
  * kubectl then exits with "lost connection to pod"); and if the connection is lost anyway, the
  * next local connection dials a new one.
  */
-import http from 'node:http';
-import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { ConnectionOptions } from 'node:tls';
+import { ChannelClientError } from '../shared/remotecommand/websocket-client.js';
 import { SpdyConnection } from '../shared/spdy/connection.js';
+import { dialSpdy, type SpdyDialOptions } from '../shared/spdy/dial.js';
 import type { SpdyStream } from '../shared/spdy/stream.js';
-import {
-  DEFAULT_STREAM_CREATION_TIMEOUT_MS,
-  HEADER_PROTOCOL_VERSION,
-  isSpdyUpgrade,
-  SPDY_31,
-} from '../shared/spdy/upgrade.js';
+import { DEFAULT_STREAM_CREATION_TIMEOUT_MS } from '../shared/spdy/upgrade.js';
 import {
   HEADER_PORT,
   HEADER_REQUEST_ID,
@@ -34,84 +28,9 @@ import {
   STREAM_TYPE_DATA,
   STREAM_TYPE_ERROR,
 } from '../shared/portforward/protocol.js';
-import { ApiStatusError, statusFromResponse } from './errors.js';
+import { ApiStatusError } from './errors.js';
 
-export interface SpdyDialOptions {
-  /** The `pods/POD/portforward` URL. */
-  url: string;
-  headers?: Record<string, string>;
-  tls?: ConnectionOptions;
-  timeoutMs?: number;
-}
-
-const MAX_ERROR_BODY = 64 * 1024;
 const MAX_ERROR_TEXT = 64 * 1024;
-
-/**
- * POSTs a SPDY/3.1 upgrade offering `protocols`; resolves with the upgraded socket and the chosen
- * protocol. A non-101 answer rejects with an ApiStatusError carrying the server's Status.
- */
-export function dialSpdy(
-  opts: SpdyDialOptions,
-  protocols: readonly string[],
-): Promise<{ socket: Duplex; head: Buffer; protocol: string }> {
-  const url = new URL(opts.url.replace(/^ws(s?):/, 'http$1:'));
-  const request = url.protocol === 'https:' ? https.request : http.request;
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      ...(url.protocol === 'https:' ? opts.tls : {}),
-      method: 'POST',
-      agent: false,
-      headers: {
-        ...opts.headers,
-        Connection: 'Upgrade',
-        Upgrade: SPDY_31,
-        [HEADER_PROTOCOL_VERSION]: [...protocols],
-      },
-    });
-    const timer = setTimeout(
-      () => req.destroy(new Error(`upgrade timed out after ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      clearTimeout(timer);
-      if (!isSpdyUpgrade(res.headers)) {
-        socket.destroy();
-        reject(new Error(`server switched to ${JSON.stringify(res.headers.upgrade)}, not ${SPDY_31}`));
-        return;
-      }
-      const chosen = res.headers[HEADER_PROTOCOL_VERSION.toLowerCase()];
-      resolve({ socket, head, protocol: (Array.isArray(chosen) ? chosen[0] : chosen) ?? '' });
-    });
-    req.on('response', (res) => {
-      clearTimeout(timer);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= MAX_ERROR_BODY) chunks.push(c);
-      });
-      res.on('error', () => {});
-      res.on('end', () => {
-        const code = res.statusCode ?? 0;
-        const body = Buffer.concat(chunks).toString('utf8');
-        reject(
-          new ApiStatusError(
-            statusFromResponse(code, body, res.headers['content-type'], { method: 'POST' }),
-            code,
-          ),
-        );
-        req.destroy();
-      });
-    });
-    req.end();
-  });
-}
 
 /** Reads a stream to its end, keeping at most `limit` bytes. */
 function readAll(stream: SpdyStream, limit: number): Promise<string> {
@@ -149,8 +68,8 @@ export class SpdyPortForwarder {
         try {
           dialed = await dialSpdy(this.opts, [PORT_FORWARD_PROTOCOL_V1]);
         } catch (err) {
-          throw err instanceof ApiStatusError
-            ? err
+          throw err instanceof ChannelClientError
+            ? new ApiStatusError(err.status, err.httpCode)
             : new Error(`error upgrading connection: ${(err as Error).message}`);
         }
         if (dialed.protocol !== PORT_FORWARD_PROTOCOL_V1) {

@@ -8,13 +8,11 @@
  * the error stream is the failure for that connection. Unlike WebSocket v4, SPDY half-closes: the
  * data stream's end() is a FIN, so the target sees EOF while its answer still comes back.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
+import { ChannelClientError } from '../remotecommand/websocket-client.js';
 import { SpdyConnection } from '../spdy/connection.js';
+import { dialSpdy } from '../spdy/dial.js';
 import type { SpdyStream } from '../spdy/stream.js';
-import { HEADER_PROTOCOL_VERSION, isSpdyUpgrade, SPDY_31 } from '../spdy/upgrade.js';
 import {
   HEADER_PORT,
   HEADER_REQUEST_ID,
@@ -72,55 +70,19 @@ export class SpdyPortForwardClient {
 }
 
 /** POSTs the SPDY upgrade offering `portforward.k8s.io`; resolves with the client once upgraded. */
-export function dialSpdyPortForward(opts: SpdyPortForwardClientOptions): Promise<SpdyPortForwardClient> {
-  const url = new URL(opts.url.replace(/^ws(s?):/, 'http$1:'));
-  const request = url.protocol === 'https:' ? https.request : http.request;
-  const timeoutMs = opts.handshakeTimeoutMs ?? 30_000;
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      ...opts.tls,
-      method: 'POST',
-      agent: false,
-      headers: {
-        ...opts.headers,
-        Connection: 'Upgrade',
-        Upgrade: SPDY_31,
-        [HEADER_PROTOCOL_VERSION]: PORT_FORWARD_PROTOCOL_V1,
-      },
-    });
-    const timer = setTimeout(
-      () => req.destroy(new Error(`upgrade timed out after ${timeoutMs} ms`)),
-      timeoutMs,
+export async function dialSpdyPortForward(
+  opts: SpdyPortForwardClientOptions,
+): Promise<SpdyPortForwardClient> {
+  try {
+    const { socket, head } = await dialSpdy(
+      { url: opts.url, headers: opts.headers, tls: opts.tls, timeoutMs: opts.handshakeTimeoutMs },
+      [PORT_FORWARD_PROTOCOL_V1],
     );
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      clearTimeout(timer);
-      if (!isSpdyUpgrade(res.headers)) {
-        socket.destroy();
-        reject(new PortForwardError('UPGRADE_REFUSED', `server switched to ${String(res.headers.upgrade)}`));
-        return;
-      }
-      resolve(new SpdyPortForwardClient(new SpdyConnection(socket, { role: 'client', head })));
-    });
-    req.on('response', (res) => {
-      clearTimeout(timer);
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.length < 64 && chunks.push(c));
-      res.on('error', () => {});
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        let message = body.trim() || `HTTP ${res.statusCode}`;
-        try {
-          message = (JSON.parse(body) as { message?: string }).message ?? message;
-        } catch {
-          // plain text
-        }
-        reject(new PortForwardError('UPGRADE_REFUSED', message, res.statusCode));
-      });
-    });
-    req.end();
-  });
+    return new SpdyPortForwardClient(new SpdyConnection(socket, { role: 'client', head }));
+  } catch (err) {
+    if (err instanceof ChannelClientError) {
+      throw new PortForwardError('UPGRADE_REFUSED', err.message, err.httpCode);
+    }
+    throw err;
+  }
 }

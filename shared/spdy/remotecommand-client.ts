@@ -15,28 +15,15 @@
  * where success writes nothing, the error stream must have ended by FIN, RST_STREAM or GOAWAY
  * rather than by the socket dropping.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { Duplex, Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { encodeResize } from '../remotecommand/codec.js';
 import { decodeStatus, exitCodeOf } from '../remotecommand/exit-status.js';
 import { protocolByName } from '../remotecommand/protocol.js';
-import {
-  ChannelClientError,
-  statusFromBody,
-  type ChannelClientOptions,
-  type ChannelClientResult,
-} from '../remotecommand/websocket-client.js';
+import type { ChannelClientOptions, ChannelClientResult } from '../remotecommand/websocket-client.js';
 import { SpdyConnection, type SpdyConnectionOptions } from './connection.js';
+import { dialSpdy } from './dial.js';
 import type { SpdyStream } from './stream.js';
-import {
-  DEFAULT_STREAM_CREATION_TIMEOUT_MS,
-  HEADER_PROTOCOL_VERSION,
-  isSpdyUpgrade,
-  SPDY_31,
-  SPDY_CLIENT_PROTOCOLS,
-  StreamType,
-} from './upgrade.js';
+import { DEFAULT_STREAM_CREATION_TIMEOUT_MS, SPDY_CLIENT_PROTOCOLS, StreamType } from './upgrade.js';
 
 export interface SpdyClientOptions extends ChannelClientOptions {
   /** How long each stream may wait for the server's SYN_REPLY (client-go: 30 s). */
@@ -44,11 +31,19 @@ export interface SpdyClientOptions extends ChannelClientOptions {
   connection?: Omit<SpdyConnectionOptions, 'role' | 'head'>;
 }
 
-const MAX_ERROR_BODY = 64 * 1024;
 const MAX_STATUS_BYTES = 1024 * 1024;
 
 export async function runSpdyClient(opts: SpdyClientOptions): Promise<ChannelClientResult> {
-  const { socket, head, protocol } = await upgrade(opts);
+  const { socket, head, protocol } = await dialSpdy(
+    {
+      url: opts.url,
+      headers: opts.headers,
+      tls: opts.tls,
+      timeoutMs: opts.handshakeTimeoutMs,
+      signal: opts.signal,
+    },
+    opts.protocols ?? SPDY_CLIENT_PROTOCOLS,
+  );
   const proto = protocolByName(protocol || 'channel.k8s.io');
   if (!proto || proto.base64) {
     socket.destroy();
@@ -103,61 +98,6 @@ export async function runSpdyClient(opts: SpdyClientOptions): Promise<ChannelCli
     opts.signal?.removeEventListener('abort', abort);
     await conn.close();
   }
-}
-
-/** POSTs the upgrade request; resolves with the upgraded socket, or rejects with the refusal. */
-function upgrade(opts: SpdyClientOptions): Promise<{ socket: Duplex; head: Buffer; protocol: string }> {
-  const url = new URL(opts.url.replace(/^ws(s?):/, 'http$1:'));
-  const request = url.protocol === 'https:' ? https.request : http.request;
-  const protocols = [...(opts.protocols ?? SPDY_CLIENT_PROTOCOLS)];
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      ...opts.tls,
-      method: 'POST',
-      agent: false,
-      headers: {
-        ...opts.headers,
-        Connection: 'Upgrade',
-        Upgrade: SPDY_31,
-        [HEADER_PROTOCOL_VERSION]: protocols,
-      },
-    });
-    const timer = setTimeout(
-      () => req.destroy(new Error(`upgrade timed out after ${opts.handshakeTimeoutMs ?? 30_000} ms`)),
-      opts.handshakeTimeoutMs ?? 30_000,
-    );
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    opts.signal?.addEventListener('abort', () => req.destroy(new Error('aborted')), { once: true });
-    req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      clearTimeout(timer);
-      if (!isSpdyUpgrade(res.headers)) {
-        socket.destroy();
-        reject(new Error(`server switched to ${JSON.stringify(res.headers.upgrade)}, not ${SPDY_31}`));
-        return;
-      }
-      const chosen = res.headers[HEADER_PROTOCOL_VERSION.toLowerCase()];
-      resolve({ socket, head, protocol: (Array.isArray(chosen) ? chosen[0] : chosen) ?? '' });
-    });
-    req.on('response', (res) => {
-      clearTimeout(timer);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= MAX_ERROR_BODY) chunks.push(c);
-      });
-      res.on('error', () => {});
-      res.on('end', () => {
-        const code = res.statusCode ?? 0;
-        reject(new ChannelClientError(statusFromBody(code, Buffer.concat(chunks)), code));
-        req.destroy();
-      });
-    });
-    req.end();
-  });
 }
 
 /** Everything the stream delivers up to `limit` bytes (the rest is read and dropped). */

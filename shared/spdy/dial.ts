@@ -1,0 +1,95 @@
+/**
+ * The client side of a SPDY/3.1 upgrade: a POST with `Connection: Upgrade`, `Upgrade: SPDY/3.1`
+ * and one `X-Stream-Protocol-Version` line per protocol offered. Every SPDY client here (exec and
+ * attach, port-forward, the apiserver's StreamTranslator) dials through this one function.
+ *
+ * Mirrors client-go `transport/spdy/spdy.go` and apimachinery `pkg/util/httpstream/spdy/roundtripper.go`
+ * (the 101 names the chosen protocol; none means the first/legacy one; any other answer is an
+ * upgrade failure carrying the server's Status, never followed when it is a redirect).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import { ChannelClientError, statusFromBody } from '../remotecommand/websocket-client.js';
+import { HEADER_PROTOCOL_VERSION, isSpdyUpgrade, SPDY_31 } from './upgrade.js';
+
+export interface SpdyDialOptions {
+  /** http(s) URL (ws(s) is accepted and turned into http(s)). */
+  url: string;
+  headers?: Record<string, string>;
+  tls?: ConnectionOptions;
+  /** Time allowed for the upgrade; default 30 s. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface SpdyDialed {
+  socket: Duplex;
+  /** Bytes read past the 101 (the first frames). */
+  head: Buffer;
+  /** The protocol the server chose ('' when it named none). */
+  protocol: string;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+/** Resolves with the upgraded socket; a non-101 answer rejects with a ChannelClientError. */
+export function dialSpdy(opts: SpdyDialOptions, protocols: readonly string[]): Promise<SpdyDialed> {
+  const url = new URL(opts.url.replace(/^ws(s?):/, 'http$1:'));
+  const request = url.protocol === 'https:' ? https.request : http.request;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      ...(url.protocol === 'https:' ? opts.tls : {}),
+      method: 'POST',
+      agent: false,
+      headers: {
+        ...opts.headers,
+        Connection: 'Upgrade',
+        Upgrade: SPDY_31,
+        [HEADER_PROTOCOL_VERSION]: [...protocols],
+      },
+    });
+    const timer = setTimeout(
+      () => req.destroy(new Error(`upgrade timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const abort = (): void => void req.destroy(new Error('aborted'));
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    const settle = (): void => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', abort);
+    };
+    req.on('error', (err) => {
+      settle();
+      reject(err);
+    });
+    req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      settle();
+      if (!isSpdyUpgrade(res.headers)) {
+        socket.destroy();
+        reject(new Error(`server switched to ${JSON.stringify(res.headers.upgrade)}, not ${SPDY_31}`));
+        return;
+      }
+      const chosen = res.headers[HEADER_PROTOCOL_VERSION.toLowerCase()];
+      resolve({ socket, head, protocol: (Array.isArray(chosen) ? chosen[0] : chosen) ?? '' });
+    });
+    req.on('response', (res) => {
+      settle();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= MAX_ERROR_BODY) chunks.push(c);
+      });
+      res.on('error', () => {});
+      res.on('end', () => {
+        const code = res.statusCode ?? 0;
+        reject(new ChannelClientError(statusFromBody(code, Buffer.concat(chunks)), code));
+        req.destroy();
+      });
+    });
+    req.end();
+  });
+}
