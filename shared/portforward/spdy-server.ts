@@ -15,19 +15,10 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { failureStatus, writeStatusToSocket } from '../status.js';
 import { SpdyConnection, type CloseReason, type SpdyConnectionOptions } from '../spdy/connection.js';
 import { headerValue } from '../spdy/header-block.js';
 import type { SpdyStream } from '../spdy/stream.js';
-import {
-  DEFAULT_STREAM_CREATION_TIMEOUT_MS,
-  HEADER_ACCEPTED_PROTOCOL_VERSIONS,
-  HEADER_PROTOCOL_VERSION,
-  isSpdyUpgrade,
-  negotiate,
-  offeredProtocols,
-  writeSwitchingProtocols,
-} from '../spdy/upgrade.js';
+import { DEFAULT_STREAM_CREATION_TIMEOUT_MS, acceptSpdyUpgrade } from '../spdy/upgrade.js';
 import {
   HEADER_PORT,
   HEADER_REQUEST_ID,
@@ -76,31 +67,7 @@ export function acceptSpdyPortForward(
   head: Buffer,
   opts: SpdyPortForwardOptions = {},
 ): SpdyPortForwardSession | undefined {
-  if (!isSpdyUpgrade(req.headers)) {
-    writeStatusToSocket(socket, failureStatus(400, 'unable to upgrade: missing upgrade headers in request'));
-    return undefined;
-  }
-  const offered = offeredProtocols(req);
-  if (!offered || offered.length === 0) {
-    const why = offered ? 'contains no valid protocols' : 'does not exist in request';
-    writeStatusToSocket(
-      socket,
-      failureStatus(400, `unable to upgrade: header ${HEADER_PROTOCOL_VERSION} ${why}`),
-    );
-    return undefined;
-  }
-  const supported = [PORT_FORWARD_PROTOCOL_V1];
-  const chosen = negotiate(offered, supported);
-  if (!chosen) {
-    const message =
-      `unable to upgrade: unable to negotiate protocol: client supports [${offered.join(' ')}], ` +
-      `server accepts [${supported.join(' ')}]`;
-    writeStatusToSocket(socket, failureStatus(403, message), {
-      [HEADER_ACCEPTED_PROTOCOL_VERSIONS]: supported.join(', '),
-    });
-    return undefined;
-  }
-  writeSwitchingProtocols(socket, chosen);
+  if (!acceptSpdyUpgrade(req, socket, [PORT_FORWARD_PROTOCOL_V1])) return undefined;
   const conn = new SpdyConnection(socket, { ...opts.connection, role: 'server', head });
   return new SpdyPortForwardSession(conn, opts.streamCreationTimeoutMs ?? DEFAULT_STREAM_CREATION_TIMEOUT_MS);
 }

@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Readable, Writable, Duplex } from 'node:stream';
-import { failureStatus, writeStatusToSocket, type Status } from '../status.js';
+import type { Status } from '../status.js';
 import { RemoteCommandError, type TerminalSize } from '../remotecommand/codec.js';
 import { encodeStatus } from '../remotecommand/exit-status.js';
 import { protocolByName, type ChannelProtocol } from '../remotecommand/protocol.js';
@@ -33,14 +33,9 @@ import { ResizeDecoder } from './resize-stream.js';
 import type { SpdyStream } from './stream.js';
 import {
   DEFAULT_STREAM_CREATION_TIMEOUT_MS,
-  HEADER_ACCEPTED_PROTOCOL_VERSIONS,
-  HEADER_PROTOCOL_VERSION,
-  isSpdyUpgrade,
-  negotiate,
-  offeredProtocols,
+  acceptSpdyUpgrade,
   SPDY_SERVER_PROTOCOLS,
   StreamType,
-  writeSwitchingProtocols,
   type StreamTypeName,
 } from './upgrade.js';
 
@@ -74,33 +69,11 @@ export async function acceptSpdySession(
   streams: StreamOptions,
   opts: SpdySessionOptions = {},
 ): Promise<SpdyServerSession | undefined> {
-  const supported = opts.supportedProtocols ?? SPDY_SERVER_PROTOCOLS;
-  if (!isSpdyUpgrade(req.headers)) {
-    writeStatusToSocket(socket, failureStatus(400, 'unable to upgrade: missing upgrade headers in request'));
-    return undefined;
-  }
-  const offered = offeredProtocols(req);
-  if (!offered || offered.length === 0) {
-    const why = offered ? 'contains no valid protocols' : 'does not exist in request';
-    writeStatusToSocket(
-      socket,
-      failureStatus(400, `unable to upgrade: header ${HEADER_PROTOCOL_VERSION} ${why}`),
-    );
-    return undefined;
-  }
-  const chosen = negotiate(offered, supported);
-  const protocol = chosen ? protocolByName(chosen) : undefined;
-  if (!chosen || !protocol) {
-    const message =
-      `unable to upgrade: unable to negotiate protocol: client supports [${offered.join(' ')}], ` +
-      `server accepts [${supported.join(' ')}]`;
-    writeStatusToSocket(socket, failureStatus(403, message), {
-      [HEADER_ACCEPTED_PROTOCOL_VERSIONS]: supported.join(', '),
-    });
-    return undefined;
-  }
-
-  writeSwitchingProtocols(socket, chosen);
+  // Only versions that name a channel protocol (v1–v4) can be served.
+  const supported = (opts.supportedProtocols ?? SPDY_SERVER_PROTOCOLS).filter((p) => protocolByName(p));
+  const chosen = acceptSpdyUpgrade(req, socket, supported);
+  if (!chosen) return undefined;
+  const protocol = protocolByName(chosen)!;
   const conn = new SpdyConnection(socket, { ...opts.connection, role: 'server', head });
   const found = await waitForStreams(
     conn,

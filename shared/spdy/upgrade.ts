@@ -12,6 +12,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { failureStatus, writeStatusToSocket } from '../status.js';
 
 export const HEADER_PROTOCOL_VERSION = 'X-Stream-Protocol-Version';
 export const HEADER_ACCEPTED_PROTOCOL_VERSIONS = 'X-Accepted-Stream-Protocol-Versions';
@@ -81,4 +82,42 @@ export function writeSwitchingProtocols(socket: Duplex, protocol: string): void 
       `Upgrade: ${SPDY_31}\r\n` +
       `${HEADER_PROTOCOL_VERSION}: ${protocol}\r\n\r\n`,
   );
+}
+
+/**
+ * The server side of the handshake, as apimachinery `httpstream.Handshake`: checks the upgrade
+ * headers, picks the first offered protocol the server supports and writes the 101. A refusal is
+ * a Status on the socket (400 for a missing or empty header, 403 with the accepted versions when
+ * nothing matches) and returns undefined.
+ */
+export function acceptSpdyUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  supported: readonly string[],
+): string | undefined {
+  if (!isSpdyUpgrade(req.headers)) {
+    writeStatusToSocket(socket, failureStatus(400, 'unable to upgrade: missing upgrade headers in request'));
+    return undefined;
+  }
+  const offered = offeredProtocols(req);
+  if (!offered || offered.length === 0) {
+    const why = offered ? 'contains no valid protocols' : 'does not exist in request';
+    writeStatusToSocket(
+      socket,
+      failureStatus(400, `unable to upgrade: header ${HEADER_PROTOCOL_VERSION} ${why}`),
+    );
+    return undefined;
+  }
+  const chosen = negotiate(offered, supported);
+  if (!chosen) {
+    const message =
+      `unable to upgrade: unable to negotiate protocol: client supports [${offered.join(' ')}], ` +
+      `server accepts [${supported.join(' ')}]`;
+    writeStatusToSocket(socket, failureStatus(403, message), {
+      [HEADER_ACCEPTED_PROTOCOL_VERSIONS]: supported.join(', '),
+    });
+    return undefined;
+  }
+  writeSwitchingProtocols(socket, chosen);
+  return chosen;
 }
