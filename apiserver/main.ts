@@ -28,6 +28,21 @@ function port(value: string): number {
   return n;
 }
 
+const KNOWN_GATES = ['TranslateStreamCloseWebsocketRequests'];
+
+/** `--feature-gates A=true,B=false`, as kube-apiserver spells it; only our gates are accepted. */
+function featureGates(value: string): Record<string, boolean> {
+  const gates: Record<string, boolean> = {};
+  for (const pair of value.split(',').filter(Boolean)) {
+    const m = /^([A-Za-z0-9]+)=(true|false)$/.exec(pair.trim());
+    if (!m) throw new InvalidArgumentError(`expected Name=true|false, got ${JSON.stringify(pair)}`);
+    if (!KNOWN_GATES.includes(m[1]!))
+      throw new InvalidArgumentError(`unknown feature gate ${m[1]} (known: ${KNOWN_GATES.join(', ')})`);
+    gates[m[1]!] = m[2] === 'true';
+  }
+  return gates;
+}
+
 function command(): Command {
   return new Command('apiserver')
     .description(
@@ -43,6 +58,12 @@ function command(): Command {
       'serve https; without --tls-cert-file, a CA (ca.crt) and an apiserver.crt / apiserver.key it issues are created here (and reused)',
     )
     .option('--no-scheduler', 'do not run the in-process scheduler (pods without spec.nodeName stay pending)')
+    .option(
+      '--feature-gates <gates>',
+      'TranslateStreamCloseWebsocketRequests=true|false: end v5 WebSocket exec/attach here and speak SPDY to the kubelet (default true, as upstream)',
+      featureGates,
+      {},
+    )
     .option(
       '--max-connection-bytes-per-sec <n>',
       'rate limit for each direction of proxied exec/attach/port-forward streams (0 = unlimited)',
@@ -62,6 +83,7 @@ async function main(argv: string[]): Promise<void> {
     tlsPrivateKeyFile?: string;
     certDir?: string;
     scheduler: boolean;
+    featureGates: Record<string, boolean>;
   }>();
   const tls = await servingCertFiles(opts);
   const server = await startApiServer({
@@ -71,6 +93,7 @@ async function main(argv: string[]): Promise<void> {
     maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec,
     tls: tls && { cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile) },
     scheduler: opts.scheduler,
+    translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
   });
   process.stderr.write(`apiserver: serving on ${server.url}\n`);
   // A CA made here (--cert-dir): name it so a launcher can put it in a kubeconfig.

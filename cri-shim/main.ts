@@ -8,6 +8,7 @@
  * group, remove the socket and exit 0.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
 import { startCriShim } from './server.js';
 import type { IsolationRequest } from './isolation.js';
 
@@ -39,6 +40,14 @@ const program = new Command('cri-shim')
     false,
   )
   .addOption(
+    new Option(
+      '--streaming-connection-idle-timeout <duration>',
+      'end exec/attach/port-forward sessions with no traffic either way for this long (Go duration: 4h, 30s, 500ms; 0 = never)',
+    )
+      .argParser(idleTimeoutArgument)
+      .default(DEFAULT_STREAMING_IDLE_TIMEOUT_MS, '4h'),
+  )
+  .addOption(
     new Option('--isolation <mode>', 'process isolation: bubblewrap, none, or bwrap when it works')
       .choices(['auto', 'bwrap', 'none'])
       .default('auto'),
@@ -54,6 +63,7 @@ async function main(): Promise<void> {
     images?: string;
     isolation: IsolationRequest;
     spdyOnly: boolean;
+    streamingConnectionIdleTimeout: number;
   }>();
   const shim = await startCriShim({
     listen: o.listen,
@@ -63,6 +73,7 @@ async function main(): Promise<void> {
     images: o.images,
     isolation: o.isolation,
     spdyOnly: o.spdyOnly,
+    streamingConnectionIdleTimeoutMs: o.streamingConnectionIdleTimeout,
   });
   let stopping = false;
   const stop = (signal: string): void => {

@@ -38,6 +38,11 @@ export interface CriShimOptions {
    * only speak SPDY; the apiserver's StreamTranslator bridges v5 WebSocket clients.
    */
   spdyOnly?: boolean;
+  /**
+   * End exec/attach/port-forward sessions whose connection carried no bytes either way for this
+   * long (kubelet `--streaming-connection-idle-timeout`); default 4 h; 0 = never.
+   */
+  streamingConnectionIdleTimeoutMs?: number;
   /** For tests: a smaller request cache. */
   requestCache?: RequestCache;
 }
@@ -102,7 +107,13 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
   });
   const cache = opts.requestCache ?? new RequestCache();
 
-  const streaming = new StreamingServer({ runtime, cache, log, spdyOnly: opts.spdyOnly });
+  const streaming = new StreamingServer({
+    runtime,
+    cache,
+    log,
+    spdyOnly: opts.spdyOnly,
+    streamingConnectionIdleTimeoutMs: opts.streamingConnectionIdleTimeoutMs,
+  });
   const streamingUrl = await streaming.listen(opts.streamingAddress ?? '127.0.0.1', opts.streamingPort ?? 0);
 
   const server = new grpc.Server();

@@ -17,11 +17,16 @@
  * `spdyOnly` (`--spdy-only`) refuses WebSocket upgrades with a 400 Status, as real CRI runtimes
  * do, which only speak SPDY (the apiserver's StreamTranslator bridges a v5 WebSocket client).
  * Every refusal is a Kubernetes Status, written before any upgrade.
+ * `streamingConnectionIdleTimeoutMs` (`--streaming-connection-idle-timeout`, 4h by default, 0 =
+ * none) ends any of these sessions whose connection carried no bytes either way for that long
+ * (idle-timeout.ts): exec and attach with an InternalError Status (an exec's process is then
+ * killed, as when its client leaves), port-forward by closing the connection.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { failureStatus, writeStatus, writeStatusToSocket } from '../shared/status.js';
+import { internalErrorStatus } from '../shared/remotecommand/exit-status.js';
 import { negotiateProtocol } from '../shared/remotecommand/protocol.js';
 import type { RemoteCommandSession } from '../shared/remotecommand/session.js';
 import {
@@ -45,6 +50,7 @@ import {
 } from '../shared/portforward/websocket-server.js';
 import { serveAttach } from './attach-session.js';
 import { serveExec } from './exec-session.js';
+import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutMessage, watchIdle } from './idle-timeout.js';
 import { forwardPort } from './port-forward.js';
 import type {
   AttachRequestEntry,
@@ -64,7 +70,12 @@ export interface StreamingServerOptions {
   spdyOnly?: boolean;
   /** SPDY session options (stream creation timeout: 30 s by default, as the kubelet). */
   spdy?: SpdySessionOptions;
+  /** End sessions idle (no bytes either way) this long; default 4 h as the kubelet; 0 = never. */
+  streamingConnectionIdleTimeoutMs?: number;
 }
+
+/** After an idle timeout, how long the client has to take the Status before the connection goes. */
+const IDLE_FINISH_GRACE_MS = 5000;
 
 const NO_STREAMS: StreamOptions = { stdin: false, stdout: false, stderr: false, tty: false };
 
@@ -102,8 +113,10 @@ export class StreamingServer {
   private readonly spdySessions = new Set<SpdyPortForwardSession>();
   private readonly sockets = new Set<net.Socket>();
   private baseUrl = '';
+  private readonly idleTimeoutMs: number;
 
   constructor(private readonly opts: StreamingServerOptions) {
+    this.idleTimeoutMs = opts.streamingConnectionIdleTimeoutMs ?? DEFAULT_STREAMING_IDLE_TIMEOUT_MS;
     this.server = http.createServer((req, res) => this.onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(req, socket, head),
@@ -227,12 +240,12 @@ export class StreamingServer {
     };
     if (transport === 'websocket') {
       const session = acceptChannelSession(req, socket, head, streams);
-      if (session) this.serveRemoteCommand(entry, session);
+      if (session) this.serveRemoteCommand(entry, session, socket);
       return;
     }
     acceptSpdySession(req, socket, head, streams, this.opts.spdy).then(
       (session) => {
-        if (session) this.serveRemoteCommand(entry, session);
+        if (session) this.serveRemoteCommand(entry, session, socket);
       },
       (err: unknown) => {
         // TIMEOUT (streams not created in time) or CONNECTION_CLOSED: the connection is closed.
@@ -246,9 +259,20 @@ export class StreamingServer {
   private serveRemoteCommand(
     entry: ExecRequestEntry | AttachRequestEntry,
     session: RemoteCommandSession,
+    socket: Duplex,
   ): void {
     this.sessions.add(session);
-    session.once('close', () => this.sessions.delete(session));
+    const stopIdle = watchIdle(socket, this.idleTimeoutMs, () => {
+      const message = idleTimeoutMessage(this.idleTimeoutMs);
+      this.opts.log(`${entry.kind} in ${entry.containerId.slice(0, 12)}: ${message}; ending the session`);
+      void session.finish(internalErrorStatus(message));
+      // A client that does not take even the Status is cut off, as for any shutdown.
+      setTimeout(() => void closeSession(session, 1001, 'idle timeout'), IDLE_FINISH_GRACE_MS).unref();
+    });
+    session.once('close', () => {
+      stopIdle();
+      this.sessions.delete(session);
+    });
     const served =
       entry.kind === 'exec'
         ? serveExec(this.opts.runtime, entry, session, this.opts.log)
@@ -272,7 +296,14 @@ export class StreamingServer {
     const session = acceptSpdyPortForward(req, socket, head);
     if (!session) return;
     this.spdySessions.add(session);
-    session.on('close', () => this.spdySessions.delete(session));
+    const stopIdle = watchIdle(socket, this.idleTimeoutMs, () => {
+      this.opts.log(`port-forward over SPDY: ${idleTimeoutMessage(this.idleTimeoutMs)}; closing`);
+      void session.close();
+    });
+    session.on('close', () => {
+      stopIdle();
+      this.spdySessions.delete(session);
+    });
     const target = { sandboxId: entry.sandboxId, log: this.opts.log };
     session.on('pair', (pair) => {
       void forwardPort(pair, target).then(() => {
@@ -300,7 +331,14 @@ export class StreamingServer {
     const session = acceptPortForwardSession(req, socket, head, ports);
     if (!session) return;
     this.portForwards.add(session);
-    session.on('close', () => this.portForwards.delete(session));
+    const stopIdle = watchIdle(socket, this.idleTimeoutMs, () => {
+      this.opts.log(`port-forward: ${idleTimeoutMessage(this.idleTimeoutMs)}; closing`);
+      void session.close(1001, 'idle timeout');
+    });
+    session.on('close', () => {
+      stopIdle();
+      this.portForwards.delete(session);
+    });
     const target = { sandboxId: entry.sandboxId, log: this.opts.log };
     // Upstream runs one forwarder per port and closes the connection when all have returned.
     void Promise.all(session.streams.map((s) => forwardPort(s, target))).then(() => session.finish());
