@@ -167,6 +167,11 @@ export function processSpec(
     '--clearenv',
     ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
     '--',
+    // On a terminal the command leads its own session inside the pid namespace, with the pty as
+    // its controlling terminal: otherwise the terminal's foreground group is bwrap's, outside the
+    // namespace, and an interactive shell cannot hand the terminal back when it exits ("Cannot
+    // set tty process group", exit 2). --wait keeps the exit code.
+    ...(opts.tty ? ['setsid', '--ctty', '--wait'] : []),
     ...argv,
   ];
   // bwrap itself needs a PATH to be found; the container's env is set by --clearenv/--setenv.

@@ -8,7 +8,13 @@ import fs from 'node:fs';
 import { Writable } from 'node:stream';
 import { runSpdyClient } from '../shared/spdy/remotecommand-client.js';
 import { bwrapWorks, type IsolationMode } from './isolation.js';
-import { openWs, sessionMembers, startFixture, type ShimFixture } from './test-support/shim-fixture.js';
+import {
+  openWs,
+  processesWithArgv,
+  sessionMembers,
+  startFixture,
+  type ShimFixture,
+} from './test-support/shim-fixture.js';
 import { alive, eventually } from './test-support/ws-exec-client.js';
 
 const MODES: IsolationMode[] = bwrapWorks() ? ['bwrap', 'none'] : ['none'];
@@ -87,17 +93,20 @@ describe.each(MODES)('terminals with isolation %s', (mode) => {
     expect((await s.closed).status).toMatchObject({ reason: 'NonZeroExitCode' });
   });
 
-  test('closing the client kills the terminal process and its whole session', async () => {
+  test('closing the client kills the terminal process and everything it started', async () => {
     const c = fx.shim.runtime.containers.get(containerId)!;
     const before = new Set(c.execs);
-    // A job-control shell would put `sleep` in a group of its own: the session is what counts.
-    const s = await openWs(await ttyExec(['sh', '-c', 'sleep 1000 & sleep 1000 & wait'], true));
+    // A job-control shell would put `sleep` in a group of its own, and the command leads its own
+    // session inside the sandbox: what must die is every process it started.
+    const mark = String(70000 + Math.floor(Math.random() * 10000));
+    const sleeps = () => processesWithArgv(['sleep', mark]);
+    const s = await openWs(await ttyExec(['sh', '-c', `sleep ${mark} & sleep ${mark} & wait`], true));
     s.resize(80, 24);
     await eventually(() => [...c.execs].some((p) => !before.has(p)), 5000, 'the exec to start');
     const pid = [...c.execs].find((p) => !before.has(p))!.pid!;
-    await eventually(() => sessionMembers(pid).length >= 3, 5000, 'the sleeps to start');
+    await eventually(() => sleeps().length === 2, 5000, 'the sleeps to start');
     s.ws.terminate();
-    await eventually(() => !alive(pid) && sessionMembers(pid).length === 0, 5000, 'the session to die');
+    await eventually(() => !alive(pid) && sleeps().length === 0, 5000, 'the processes to die');
     await eventually(() => !c.execs.size || [...c.execs].every((p) => before.has(p)), 5000, 'exec forgotten');
   });
 

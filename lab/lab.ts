@@ -28,7 +28,13 @@ export interface LabOptions {
   port?: number;
   /** The apiserver's `--max-connection-bytes-per-sec` (0 = unlimited). */
   maxConnectionBytesPerSec?: number;
+  /** Name of the first node (the demo pod's). Default `node-1`. */
   nodeName?: string;
+  /**
+   * How many kubelet-sim + cri-shim pairs to start (default 1). Node 1 is `nodeName`, node k ≥ 2 is
+   * `node-k`, each with its own cri-shim root and socket (`DIR/cri-shim-k`) and kubelet port.
+   */
+  nodes?: number;
   /** Serve the apiserver over plain http instead of https from the lab CA. Default false. */
   insecureHttp?: boolean;
   /** cri-shim `--isolation`. */
@@ -49,15 +55,33 @@ export interface ServiceFailure extends ExitInfo {
   service: string;
 }
 
+/** One kubelet-sim + cri-shim pair. */
+export interface LabNode {
+  name: string;
+  kubeletUrl: string;
+  /** The cri-shim's CRI endpoint (`unix://…` or `tcp://…`). */
+  criEndpoint: string;
+  /** The cri-shim's `--root`: `containers/<id>` and `sandboxes/<id>` live there. */
+  criRoot: string;
+  /** Keys of `Lab.pids` for this node's services. */
+  services: { criShim: string; kubelet: string };
+}
+
 export interface Lab {
   dir: string;
   kubeconfigPath: string;
   apiserverUrl: string;
   /** The lab CA (`DIR/pki/ca.crt`) the kubeconfig trusts; undefined with insecureHttp. */
   caFile?: string;
+  /** The first node's kubelet. */
   kubeletUrl: string;
   adminToken: string;
-  /** pid of each service process. */
+  /** Every node, node 1 first. */
+  nodes: LabNode[];
+  /**
+   * pid of each service process: `apiserver`, node 1's `cri-shim` and `kubelet-sim`, and node k's
+   * `cri-shim-k` and `kubelet-sim-k` for k ≥ 2.
+   */
   pids: Record<string, number>;
   /** Resolves when a service exits without being asked to (the lab is then broken). */
   failed: Promise<ServiceFailure>;
@@ -73,6 +97,21 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const say = (line: string) => log(`[lab] ${line}`);
   const dir = path.resolve(opts.dir ?? '.lab');
   const nodeName = opts.nodeName ?? 'node-1';
+  const nodeCount = opts.nodes ?? 1;
+  if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new Error(`nodes must be an integer ≥ 1`);
+  const nodePlan = Array.from({ length: nodeCount }, (_, i) => {
+    const suffix = i === 0 ? '' : `-${i + 1}`;
+    return {
+      name: i === 0 ? nodeName : `node-${i + 1}`,
+      criShim: `cri-shim${suffix}`,
+      kubelet: `kubelet-sim${suffix}`,
+      criRoot: path.join(dir, `cri-shim${suffix}`),
+      sock: path.join(dir, `cri-shim${suffix}.sock`),
+    };
+  });
+  if (new Set(nodePlan.map((n) => n.name)).size !== nodePlan.length) {
+    throw new Error(`node names clash: ${nodePlan.map((n) => n.name).join(', ')}`);
+  }
   const root = packageRoot();
   const dist = opts.distDir ?? path.join(root, 'dist');
   for (const svc of ['apiserver', 'kubelet-sim', 'cri-shim']) {
@@ -80,15 +119,23 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
   }
 
-  const creds = writeCredentials(dir, [nodeName]);
+  const creds = writeCredentials(
+    dir,
+    nodePlan.map((n) => n.name),
+  );
   const services: Service[] = [];
   let stopping = false;
   let reportFailure!: (f: ServiceFailure) => void;
   const failed = new Promise<ServiceFailure>((r) => (reportFailure = r));
-  const start = (name: string, args: string[], env?: NodeJS.ProcessEnv): Service => {
+  const start = (
+    name: string,
+    args: string[],
+    env?: NodeJS.ProcessEnv,
+    program: 'apiserver' | 'kubelet-sim' | 'cri-shim' = name as 'apiserver',
+  ): Service => {
     const svc = startService({
       name,
-      script: path.join(dist, name, 'main.js'),
+      script: path.join(dist, program, 'main.js'),
       args,
       cwd: root,
       env: env && { ...process.env, ...env },
@@ -106,9 +153,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const stop = (): Promise<void> => {
     stopping = true;
     stopPromise ??= (async () => {
-      const byName = (n: string) => services.filter((s) => s.name === n);
-      // The kubelet first, so it does not log errors about a vanished apiserver or runtime.
-      await Promise.all(byName('kubelet-sim').map((s) => s.stop()));
+      // The kubelets first, so they do not log errors about a vanished apiserver or runtime.
+      await Promise.all(services.filter((s) => s.name.startsWith('kubelet-sim')).map((s) => s.stop()));
       await Promise.all(services.map((s) => s.stop()));
     })();
     return stopPromise;
@@ -138,20 +184,26 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       pki = await orDied(ensureLabPki(dir));
       say(`lab CA ${pki.caFile}; apiserver serving certificate ${pki.apiserverCertFile}`);
     }
-    const sock = path.join(dir, 'cri-shim.sock');
-    const listen = sock.length <= MAX_UNIX_SOCKET_PATH ? `unix://${sock}` : 'tcp://127.0.0.1:0';
-    const criShim = start('cri-shim', [
-      '--listen',
-      listen,
-      '--streaming-address',
-      '127.0.0.1',
-      '--streaming-port',
-      '0',
-      '--root',
-      path.join(dir, 'cri-shim'),
-      '--isolation',
-      opts.isolation ?? 'auto',
-    ]);
+    const criShims = nodePlan.map((n) => {
+      const listen = n.sock.length <= MAX_UNIX_SOCKET_PATH ? `unix://${n.sock}` : 'tcp://127.0.0.1:0';
+      return start(
+        n.criShim,
+        [
+          '--listen',
+          listen,
+          '--streaming-address',
+          '127.0.0.1',
+          '--streaming-port',
+          '0',
+          '--root',
+          n.criRoot,
+          '--isolation',
+          opts.isolation ?? 'auto',
+        ],
+        undefined,
+        'cri-shim',
+      );
+    });
     const apiserver = start('apiserver', [
       '--bind-address',
       '127.0.0.1',
@@ -165,35 +217,51 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         ? ['--tls-cert-file', pki.apiserverCertFile, '--tls-private-key-file', pki.apiserverKeyFile]
         : []),
     ]);
-    const [criReady, apiReady] = await orDied(Promise.all([criShim.ready, apiserver.ready]));
-    const endpoint = String(criReady.endpoint);
+    const [apiReady, ...criReadies] = await orDied(
+      Promise.all([apiserver.ready, ...criShims.map((c) => c.ready)]),
+    );
     const apiserverUrl = String(apiReady.url);
-    say(`cri-shim ready at ${endpoint}, apiserver ready at ${apiserverUrl}`);
+    const endpoints = criReadies.map((r) => String(r.endpoint));
+    say(`apiserver ready at ${apiserverUrl}; cri-shim ready at ${endpoints.join(', ')}`);
 
     // The kubelet-sim dials the https apiserver with Node's fetch: the CA reaches it by environment.
-    const kubelet = start(
-      'kubelet-sim',
-      [
-        '--apiserver',
-        apiserverUrl,
-        '--token-file',
-        creds.nodeTokenFiles[nodeName],
-        '--token-signing-key-file',
-        creds.keyFile,
-        '--node-name',
-        nodeName,
-        '--address',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--container-runtime-endpoint',
-        endpoint,
-      ],
-      pki && trustEnv(pki),
+    const kubelets = nodePlan.map((n, i) =>
+      start(
+        n.kubelet,
+        [
+          '--apiserver',
+          apiserverUrl,
+          '--token-file',
+          creds.nodeTokenFiles[n.name]!,
+          '--token-signing-key-file',
+          creds.keyFile,
+          '--node-name',
+          n.name,
+          '--address',
+          '127.0.0.1',
+          '--port',
+          '0',
+          '--container-runtime-endpoint',
+          endpoints[i]!,
+        ],
+        pki && trustEnv(pki),
+        'kubelet-sim',
+      ),
     );
-    const kubeletReady = await orDied(kubelet.ready);
-    const kubeletUrl = String(kubeletReady.url);
-    say(`kubelet-sim ready at ${kubeletUrl}, node ${String(kubeletReady.node ?? nodeName)} registered`);
+    const kubeletReadies = await orDied(Promise.all(kubelets.map((k) => k.ready)));
+    const nodes: LabNode[] = nodePlan.map((n, i) => ({
+      name: n.name,
+      kubeletUrl: String(kubeletReadies[i]!.url),
+      criEndpoint: endpoints[i]!,
+      criRoot: n.criRoot,
+      services: { criShim: n.criShim, kubelet: n.kubelet },
+    }));
+    for (const [i, n] of nodes.entries()) {
+      say(
+        `kubelet-sim ready at ${n.kubeletUrl}, node ${String(kubeletReadies[i]!.node ?? n.name)} registered`,
+      );
+    }
+    const kubeletUrl = nodes[0]!.kubeletUrl;
 
     const kubeconfigPath = writeKubeconfig(path.join(dir, KUBECONFIG_FILE), apiserverUrl, creds.adminToken, {
       caPem: pki?.caPem,
@@ -219,6 +287,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       caFile: pki?.caFile,
       kubeletUrl,
       adminToken: creds.adminToken,
+      nodes,
       pids: Object.fromEntries(services.map((s) => [s.name, s.pid])),
       failed,
       stop,

@@ -2,7 +2,7 @@
  * `npm start`: the lab in the foreground (see lab.ts). Ctrl-C / SIGTERM / SIGHUP stop every
  * service and exit 0; a service dying on its own stops the rest and exits 1.
  *
- *   node dist/lab/main.js [--dir .lab] [--port 6443] [--max-connection-bytes-per-sec N] [--insecure-http]
+ *   node dist/lab/main.js [--dir .lab] [--port 6443] [--nodes 1] [--max-connection-bytes-per-sec N] [--insecure-http]
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startLab, tryCommands } from './lab.js';
@@ -13,6 +13,15 @@ function nonNegativeInt(max: number) {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0 || n > max)
       throw new InvalidArgumentError(`expected an integer 0-${max}`);
+    return n;
+  };
+}
+
+function positiveInt(max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > max)
+      throw new InvalidArgumentError(`expected an integer 1-${max}`);
     return n;
   };
 }
@@ -29,7 +38,13 @@ const program = new Command('kexec-lab')
     nonNegativeInt(Number.MAX_SAFE_INTEGER),
     0,
   )
-  .option('--node-name <name>', 'name of the node', 'node-1')
+  .option('--node-name <name>', 'name of the first node (the demo pod runs there)', 'node-1')
+  .option(
+    '--nodes <n>',
+    'how many kubelet-sim + cri-shim pairs (nodes node-2 … node-N after the first)',
+    positiveInt(64),
+    1,
+  )
   .option(
     '--insecure-http',
     'serve the apiserver over plain http (to read the exchange in a packet capture; kubectl then sends no token)',
@@ -49,6 +64,7 @@ async function main(): Promise<number> {
     port: number;
     maxConnectionBytesPerSec: number;
     nodeName: string;
+    nodes: number;
     insecureHttp: boolean;
     isolation: 'auto' | 'bwrap' | 'none';
   }>();
@@ -69,6 +85,7 @@ async function main(): Promise<number> {
       port: o.port,
       maxConnectionBytesPerSec: o.maxConnectionBytesPerSec,
       nodeName: o.nodeName,
+      nodes: o.nodes,
       insecureHttp: o.insecureHttp,
       isolation: o.isolation,
       signal: interrupt.signal,
@@ -86,7 +103,9 @@ async function main(): Promise<number> {
   process.stdout.write(
     [
       '',
-      `kexec lab is up: apiserver ${lab.apiserverUrl}, node ${o.nodeName}, pod default/demo Running.`,
+      `kexec lab is up: apiserver ${lab.apiserverUrl}, ${
+        lab.nodes.length === 1 ? `node ${o.nodeName}` : `nodes ${lab.nodes.map((n) => n.name).join(', ')}`
+      }, pod default/demo Running on ${o.nodeName}.`,
       `kubeconfig: ${lab.kubeconfigPath}`,
       ...(lab.caFile ? [`lab CA: ${lab.caFile}`] : []),
       '',

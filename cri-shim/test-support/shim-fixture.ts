@@ -141,3 +141,20 @@ export function sessionMembers(sid: number): number[] {
   }
   return found;
 }
+
+/** Live processes whose argv is exactly `argv` (wherever they are: a pid namespace, a new session). */
+export function processesWithArgv(argv: readonly string[]): number[] {
+  const want = argv.join('\0') + '\0';
+  const found: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
+      if (fs.readFileSync(`/proc/${name}/cmdline`, 'utf8') === want) found.push(Number(name));
+    } catch {
+      // raced with its exit
+    }
+  }
+  return found;
+}
