@@ -240,12 +240,12 @@ export class StreamingServer {
     };
     if (transport === 'websocket') {
       const session = acceptChannelSession(req, socket, head, streams);
-      if (session) this.serveRemoteCommand(entry, session, socket);
+      if (session) this.serveRemoteCommand(entry, session, socket, 'WebSocket');
       return;
     }
     acceptSpdySession(req, socket, head, streams, this.opts.spdy).then(
       (session) => {
-        if (session) this.serveRemoteCommand(entry, session, socket);
+        if (session) this.serveRemoteCommand(entry, session, socket, 'SPDY/3.1');
       },
       (err: unknown) => {
         // TIMEOUT (streams not created in time) or CONNECTION_CLOSED: the connection is closed.
@@ -260,7 +260,11 @@ export class StreamingServer {
     entry: ExecRequestEntry | AttachRequestEntry,
     session: RemoteCommandSession,
     socket: Duplex,
+    transport: 'WebSocket' | 'SPDY/3.1',
   ): void {
+    // One line a session, so a student can see which protocol reached the runtime.
+    const proto = session.protocol.name || 'channel.k8s.io';
+    this.opts.log(`${entry.kind} in ${entry.containerId.slice(0, 12)} over ${transport} (${proto})`);
     this.sessions.add(session);
     const stopIdle = watchIdle(socket, this.idleTimeoutMs, () => {
       const message = idleTimeoutMessage(this.idleTimeoutMs);

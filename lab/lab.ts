@@ -39,6 +39,16 @@ export interface LabOptions {
   insecureHttp?: boolean;
   /** cri-shim `--isolation`. */
   isolation?: 'auto' | 'bwrap' | 'none';
+  /**
+   * The runtime speaks SPDY only (cri-shim `--spdy-only`), like containerd and CRI-O: WebSocket
+   * clients then depend on the apiserver's StreamTranslator. Default false.
+   */
+  spdyOnlyRuntime?: boolean;
+  /**
+   * The apiserver's StreamTranslator (feature gate TranslateStreamCloseWebsocketRequests, default
+   * true as upstream). False splices v5 WebSocket sessions all the way to the runtime.
+   */
+  streamTranslation?: boolean;
   /** Create the demo pod and wait for it (default true). */
   demoPod?: boolean;
   /** Where the compiled services live. Default `<package root>/dist`. */
@@ -199,6 +209,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
           n.criRoot,
           '--isolation',
           opts.isolation ?? 'auto',
+          ...(opts.spdyOnlyRuntime ? ['--spdy-only'] : []),
         ],
         undefined,
         'cri-shim',
@@ -213,6 +224,9 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       creds.keyFile,
       '--max-connection-bytes-per-sec',
       String(opts.maxConnectionBytesPerSec ?? 0),
+      ...(opts.streamTranslation === false
+        ? ['--feature-gates', 'TranslateStreamCloseWebsocketRequests=false']
+        : []),
       ...(pki
         ? ['--tls-cert-file', pki.apiserverCertFile, '--tls-private-key-file', pki.apiserverKeyFile]
         : []),

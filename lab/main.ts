@@ -55,6 +55,15 @@ const program = new Command('kexec-lab')
       .choices(['auto', 'bwrap', 'none'])
       .default('auto'),
   )
+  .option(
+    '--spdy-only-runtime',
+    'the cri-shim speaks SPDY only, like containerd (WebSocket via the translator)',
+    false,
+  )
+  .option(
+    '--no-stream-translation',
+    'splice v5 WebSocket sessions to the runtime instead of translating to SPDY',
+  )
   .showHelpAfterError();
 
 async function main(): Promise<number> {
@@ -67,6 +76,8 @@ async function main(): Promise<number> {
     nodes: number;
     insecureHttp: boolean;
     isolation: 'auto' | 'bwrap' | 'none';
+    spdyOnlyRuntime: boolean;
+    streamTranslation: boolean;
   }>();
   const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
 
@@ -88,6 +99,8 @@ async function main(): Promise<number> {
       nodes: o.nodes,
       insecureHttp: o.insecureHttp,
       isolation: o.isolation,
+      spdyOnlyRuntime: o.spdyOnlyRuntime,
+      streamTranslation: o.streamTranslation,
       signal: interrupt.signal,
     });
   } catch (err) {
