@@ -12,9 +12,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { ProxyError } from '../shared/proxy/proxy-error.js';
-import type { Status } from '../shared/status.js';
+import { answerClientError, type Status } from '../shared/status.js';
 import { Authenticator } from './authn.js';
 import { DEFAULT_WATCH_LIMITS, type WatchLimits } from './endpoints/handlers/watch.js';
 import { HandlerChain } from './handler-chain.js';
@@ -111,10 +110,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   server.on('request', (req, res) => void chain.serveHTTP(req, res));
   server.on('upgrade', (req, socket, head) => void chain.serveUpgrade(req, socket, head));
-  server.on('clientError', (_err: Error, socket: Duplex) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    socket.destroy();
-  });
+  server.on('clientError', answerClientError);
 
   const host = opts.bindAddress ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {

@@ -26,6 +26,7 @@ import { parsePortsQuery, PortForwardError } from '../shared/portforward/protoco
 import { isUpgradeRequest } from '../shared/proxy/hop-headers.js';
 import { UpgradeAwareHandler } from '../shared/proxy/upgrade-aware-handler.js';
 import {
+  answerClientError,
   failureStatus,
   StatusError,
   toStatus,
@@ -82,12 +83,7 @@ export class KubeletServer {
     );
     // A malformed request gets an answer before the close, as Node's default handler gives:
     // 431 when the request line or headers exceed maxHeaderSize, else 400.
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      const status =
-        err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
-      socket.destroy();
-    });
+    this.server.on('clientError', answerClientError);
   }
 
   /** Listens; resolves with the real port (for `port` 0). */

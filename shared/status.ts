@@ -22,6 +22,7 @@ export type StatusReason =
   | 'NotAcceptable'
   | 'UnsupportedMediaType'
   | 'RequestEntityTooLarge'
+  | 'RequestHeaderFieldsTooLarge'
   | 'TooManyRequests'
   | 'InternalError'
   | 'ServiceUnavailable'
@@ -138,6 +139,7 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflict',
   422: 'Unprocessable Entity',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
@@ -196,4 +198,19 @@ export function writeStatusToSocket(
       .join('') +
     '\r\n';
   socket.end(head + body, () => socket.destroy());
+}
+
+/**
+ * A Node HTTP server's 'clientError' (a request head it could not parse): the client gets a
+ * Status — 431 for a head over the size limit (Go's net/http answers the same), 400 otherwise —
+ * and the connection is closed.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  writeStatusToSocket(
+    socket,
+    tooLarge
+      ? failureStatus(431, 'request header fields too large', 'RequestHeaderFieldsTooLarge')
+      : failureStatus(400, `bad request: ${err.code ?? err.message}`),
+  );
 }
