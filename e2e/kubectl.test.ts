@@ -131,7 +131,8 @@ describe.each(KUBECTL_CLIENTS.map((c, i) => [c.name, c, i] as const))('%s', (_na
   it('port-forward: two connections in a row, one after an error', async () => {
     /** Starts `kubectl port-forward` and resolves the local port of each remote one. */
     const forward = async (...remotes: number[]) => {
-      const child = k.start(['port-forward', 'pod/web', ...remotes.map((r) => `:${r}`)]);
+      // -v=7 makes kubectl say how it dialled (the WebSocket tunnel, or SPDY).
+      const child = k.start(['port-forward', '-v=7', 'pod/web', ...remotes.map((r) => `:${r}`)]);
       let out = '';
       let err = '';
       child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
@@ -150,6 +151,12 @@ describe.each(KUBECTL_CLIENTS.map((c, i) => [c.name, c, i] as const))('%s', (_na
     const [webPort, closedPort] = first.ports as [number, number];
     try {
       expect(await get(webPort)).toBe('hello from pod\n');
+      if (client.version === 'v1.35' && !client.forceSpdy) {
+        // kubectl 1.31+ tunnels SPDY through a WebSocket (SPDY/3.1+portforward.k8s.io), no fallback.
+        expect(first.stderr()).toContain('negotiated protocol: portforward.k8s.io');
+        expect(first.stderr()).toContain('tunneling_connection');
+        expect(first.stderr()).not.toContain('fallback to secondary dialer');
+      }
       expect(await get(webPort)).toBe('hello from pod\n');
       // Nothing listens on CLOSED_PORT in the pod: that connection fails and is closed.
       const exited = once(first.child, 'exit');

@@ -18,6 +18,7 @@ import { badRequest } from '../api/errors.js';
 import { queryBool, streamOptions, streamParams, type PodLocator } from './pod-location.js';
 import type { ConnectHandler, Connecter, Context } from './rest.js';
 import { StreamTranslatorHandler, TranslatingHandler } from './stream-translator.js';
+import { TunnelingHandler, TunnelRouter } from './stream-tunnel.js';
 
 export interface KubeletProxyConfig {
   /** The `Authorization` value the apiserver presents to kubelets. */
@@ -123,7 +124,8 @@ export class PortForwardREST extends PodStreamREST {
       ports.push(port);
     }
     const loc = await this.locator.portForwardLocation(ctx, name, ports);
-    return kubeletProxyHandler(loc, this.cfg, true);
+    const splice = kubeletProxyHandler(loc, this.cfg, true);
+    return new TunnelRouter(splice, new TunnelingHandler(loc, this.cfg.authorization));
   }
 }
 
