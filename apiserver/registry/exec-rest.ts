@@ -17,8 +17,9 @@ import type { Status } from '../../shared/status.js';
 import { badRequest } from '../api/errors.js';
 import { queryBool, streamOptions, streamParams, type PodLocator } from './pod-location.js';
 import type { ConnectHandler, Connecter, Context } from './rest.js';
-import { StreamTranslatorHandler, TranslatingHandler } from './stream-translator.js';
-import { TunnelingHandler, TunnelRouter } from './stream-tunnel.js';
+import { isWebSocketV5Request, StreamTranslatorHandler } from './stream-translator.js';
+import { isTunnelRequest, TunnelingHandler } from './stream-tunnel.js';
+import { UpgradeRouter } from './upgrade-router.js';
 
 export interface KubeletProxyConfig {
   /** The `Authorization` value the apiserver presents to kubelets. */
@@ -68,48 +69,32 @@ abstract class PodStreamREST implements Connecter {
   abstract connect(ctx: Context, name: string, options: URLSearchParams): Promise<ConnectHandler>;
 }
 
-export class ExecREST extends PodStreamREST {
+/**
+ * Exec and attach: the same kubelet stream, with or without a command (upstream streamLocation),
+ * spliced, or ended here for v5 WebSocket clients when the StreamTranslator is on.
+ */
+abstract class RemoteCommandREST extends PodStreamREST {
+  protected abstract readonly path: 'exec' | 'attach';
+
+  async connect(ctx: Context, name: string, q: URLSearchParams): Promise<ConnectHandler> {
+    const opts = streamOptions(q);
+    const params = streamParams(opts, this.path === 'exec');
+    const loc = (await this.locator.streamLocation(ctx, name, opts.container, this.path, params))!;
+    const splice = kubeletProxyHandler(loc, this.cfg, true);
+    if (this.cfg.translateStreamCloseWebsocketRequests === false) return splice;
+    const translator = new StreamTranslatorHandler(loc, opts, { authorization: this.cfg.authorization });
+    return new UpgradeRouter(splice, isWebSocketV5Request, translator);
+  }
+}
+
+export class ExecREST extends RemoteCommandREST {
   readonly kind = 'PodExecOptions';
-
-  async connect(ctx: Context, name: string, q: URLSearchParams): Promise<ConnectHandler> {
-    const opts = streamOptions(q);
-    const loc = await this.locator.streamLocation(
-      ctx,
-      name,
-      opts.container,
-      'exec',
-      streamParams(opts, true),
-    );
-    return streamHandler(loc!, opts, this.cfg);
-  }
+  protected readonly path = 'exec';
 }
 
-/** The spliced handler, wrapped in the StreamTranslator for v5 WebSocket clients when enabled. */
-function streamHandler(
-  loc: URL,
-  opts: ReturnType<typeof streamOptions>,
-  cfg: KubeletProxyConfig,
-): ConnectHandler {
-  const splice = kubeletProxyHandler(loc, cfg, true);
-  if (cfg.translateStreamCloseWebsocketRequests === false) return splice;
-  const translator = new StreamTranslatorHandler(loc, opts, { authorization: cfg.authorization });
-  return new TranslatingHandler(splice, translator);
-}
-
-export class AttachREST extends PodStreamREST {
+export class AttachREST extends RemoteCommandREST {
   readonly kind = 'PodAttachOptions';
-
-  async connect(ctx: Context, name: string, q: URLSearchParams): Promise<ConnectHandler> {
-    const opts = streamOptions(q);
-    const loc = await this.locator.streamLocation(
-      ctx,
-      name,
-      opts.container,
-      'attach',
-      streamParams(opts, false),
-    );
-    return streamHandler(loc!, opts, this.cfg);
-  }
+  protected readonly path = 'attach';
 }
 
 export class PortForwardREST extends PodStreamREST {
@@ -125,7 +110,7 @@ export class PortForwardREST extends PodStreamREST {
     }
     const loc = await this.locator.portForwardLocation(ctx, name, ports);
     const splice = kubeletProxyHandler(loc, this.cfg, true);
-    return new TunnelRouter(splice, new TunnelingHandler(loc, this.cfg.authorization));
+    return new UpgradeRouter(splice, isTunnelRequest, new TunnelingHandler(loc, this.cfg.authorization));
   }
 }
 

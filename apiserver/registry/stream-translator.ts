@@ -93,20 +93,3 @@ function statusOf(err: unknown): Status {
   if (err instanceof ChannelClientError) return err.status;
   return internalErrorStatus(`error translating stream: ${err instanceof Error ? err.message : String(err)}`);
 }
-
-/** Routes v5 WebSocket upgrades to the translator and everything else to `splice`. */
-export class TranslatingHandler implements ConnectHandler {
-  constructor(
-    private readonly splice: ConnectHandler,
-    private readonly translator: ConnectHandler,
-  ) {}
-
-  handle(req: IncomingMessage, res: ServerResponse): void {
-    this.splice.handle(req, res);
-  }
-
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (isWebSocketV5Request(req)) this.translator.handleUpgrade(req, socket, head);
-    else this.splice.handleUpgrade(req, socket, head);
-  }
-}

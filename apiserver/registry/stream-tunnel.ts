@@ -108,20 +108,3 @@ function splice(ws: WebSocket, kubelet: Duplex, head: Buffer): void {
     }
   });
 }
-
-/** Port-forward: the tunnel for kubectl 1.31+, the UpgradeAwareHandler for everything else. */
-export class TunnelRouter implements ConnectHandler {
-  constructor(
-    private readonly splice: ConnectHandler,
-    private readonly tunnel: ConnectHandler,
-  ) {}
-
-  handle(req: IncomingMessage, res: ServerResponse): void {
-    this.splice.handle(req, res);
-  }
-
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (isTunnelRequest(req)) this.tunnel.handleUpgrade(req, socket, head);
-    else this.splice.handleUpgrade(req, socket, head);
-  }
-}

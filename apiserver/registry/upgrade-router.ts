@@ -1,0 +1,25 @@
+/**
+ * Sends the upgrades one predicate picks to a special handler (the StreamTranslator, the
+ * port-forward tunnel) and everything else to the splicing UpgradeAwareHandler.
+ *
+ * Mirrors the `translatingHandler` wrapper in kubernetes `pkg/registry/core/pod/rest/subresources.go`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ConnectHandler } from './rest.js';
+
+export class UpgradeRouter implements ConnectHandler {
+  constructor(
+    private readonly splice: ConnectHandler,
+    private readonly picks: (req: IncomingMessage) => boolean,
+    private readonly special: ConnectHandler,
+  ) {}
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.splice.handle(req, res);
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    (this.picks(req) ? this.special : this.splice).handleUpgrade(req, socket, head);
+  }
+}
