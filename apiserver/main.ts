@@ -8,11 +8,13 @@
  * plain HTTP on loopback by default, https with the TLS flags (needed for kubectl, which sends
  * credentials only over TLS; the lab passes `--tls-cert-file` issued from its CA). With `--cert-dir`
  * alone (serving-cert.ts) the READY line also names `caFile`, the CA a client trusts.
+ * `--token-auth-file` and `--service-account-key-file` (repeatable) add static tokens and RS256 JWTs.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { readSigningKey } from '../shared/auth/tokens.js';
+import { readTokenAuthFile } from '../shared/auth/token-file.js';
+import { readPublicKeys, readSigningKey } from '../shared/auth/tokens.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
 
@@ -43,6 +45,10 @@ function featureGates(value: string): Record<string, boolean> {
   return gates;
 }
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function command(): Command {
   return new Command('apiserver')
     .description(
@@ -51,6 +57,16 @@ function command(): Command {
     .option('--bind-address <ip>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 picks a free one)', port, 6443)
     .requiredOption('--token-signing-key-file <file>', 'HS256 key (>= 32 bytes) that signs every lab token')
+    .option(
+      '--token-auth-file <file>',
+      'static bearer tokens, CSV lines token,user,uid,"group1,group2" (tried before JWTs)',
+    )
+    .option(
+      '--service-account-key-file <file>',
+      'PEM RSA public key(s) that verify RS256 bearer tokens (repeatable)',
+      collect,
+      [] as string[],
+    )
     .option('--tls-cert-file <file>', 'serve https with this PEM certificate (chain)')
     .option('--tls-private-key-file <file>', 'the PEM private key of --tls-cert-file')
     .option(
@@ -78,6 +94,8 @@ async function main(argv: string[]): Promise<void> {
     bindAddress: string;
     port: number;
     tokenSigningKeyFile: string;
+    tokenAuthFile?: string;
+    serviceAccountKeyFile: string[];
     maxConnectionBytesPerSec: number;
     tlsCertFile?: string;
     tlsPrivateKeyFile?: string;
@@ -90,6 +108,8 @@ async function main(argv: string[]): Promise<void> {
     bindAddress: opts.bindAddress,
     port: opts.port,
     signingKey: readSigningKey(opts.tokenSigningKeyFile),
+    staticTokens: opts.tokenAuthFile ? readTokenAuthFile(opts.tokenAuthFile) : undefined,
+    serviceAccountKeys: opts.serviceAccountKeyFile.flatMap(readPublicKeys),
     maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec,
     tls: tls && { cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile) },
     scheduler: opts.scheduler,

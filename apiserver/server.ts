@@ -14,6 +14,8 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ProxyError } from '../shared/proxy/proxy-error.js';
 import { answerClientError, type Status } from '../shared/status.js';
+import type { KeyObject } from 'node:crypto';
+import type { StaticTokenEntry } from '../shared/auth/token-file.js';
 import { Authenticator } from './authn.js';
 import { DEFAULT_WATCH_LIMITS, type WatchLimits } from './endpoints/handlers/watch.js';
 import { HandlerChain } from './handler-chain.js';
@@ -32,6 +34,10 @@ export interface ApiServerOptions {
   port?: number;
   /** The lab's token signing key (checks client tokens, mints the kubelet token). */
   signingKey: Buffer;
+  /** `--token-auth-file` entries: static bearer tokens, tried before JWTs. */
+  staticTokens?: StaticTokenEntry[];
+  /** `--service-account-key-file` RSA public keys that verify RS256 client tokens. */
+  serviceAccountKeys?: KeyObject[];
   /** `--max-connection-bytes-per-sec` for proxied streams; 0 is unlimited. */
   maxConnectionBytesPerSec?: number;
   /** Storage backend; an in-memory store by default. */
@@ -103,7 +109,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   let address = '';
   const chain = new HandlerChain({
     registry,
-    authenticator: new Authenticator(opts.signingKey),
+    authenticator: new Authenticator(opts.signingKey, {
+      staticTokens: opts.staticTokens,
+      serviceAccountKeys: opts.serviceAccountKeys,
+    }),
     watchLimits: { ...DEFAULT_WATCH_LIMITS, ...opts.watchLimits },
     serverAddress: () => address,
     log,

@@ -8,6 +8,7 @@
  * not-before, issuer and audience are all checked; the username is `sub`, the groups a `groups`
  * claim. Signing and checking is jsonwebtoken's, never ours.
  */
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import jwt from 'jsonwebtoken';
 
@@ -24,6 +25,8 @@ export const NODES_GROUP = 'system:nodes';
 export interface UserInfo {
   name: string;
   groups: string[];
+  /** Set for users from a token auth file (its third column). */
+  uid?: string;
 }
 
 export interface MintOptions {
@@ -51,6 +54,83 @@ export function mintToken(key: Buffer, user: UserInfo, opts: MintOptions): strin
   });
 }
 
+/** An RS256 token, as a service-account token issuer signs them (tests and lab tooling). */
+export function mintRS256Token(
+  privateKey: KeyObject | string | Buffer,
+  user: UserInfo,
+  opts: MintOptions,
+): string {
+  return jwt.sign({ groups: user.groups }, privateKey, {
+    algorithm: 'RS256',
+    subject: user.name,
+    audience: opts.audience,
+    issuer: opts.issuer ?? LAB_ISSUER,
+    expiresIn: opts.expiresInSec ?? 24 * 3600,
+  });
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
+
+/**
+ * The RSA public keys of PEM text (`--service-account-key-file`): PUBLIC KEY, RSA PUBLIC KEY,
+ * CERTIFICATE, or a private key whose public half is taken, as upstream's keyutil accepts. Throws
+ * when the text holds no key or a key that is not RSA.
+ */
+export function parsePublicKeys(pem: string | Buffer, source = 'key file'): KeyObject[] {
+  const blocks = pem.toString('utf8').match(PEM_BLOCK) ?? [];
+  if (blocks.length === 0) throw new Error(`${source}: no PEM block found`);
+  return blocks.map((block, i) => {
+    let key: KeyObject;
+    try {
+      key = createPublicKey(block);
+    } catch (err) {
+      throw new Error(`${source}: PEM block ${i + 1}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (key.asymmetricKeyType !== 'rsa')
+      throw new Error(`${source}: PEM block ${i + 1} is a ${key.asymmetricKeyType} key, not RSA`);
+    return key;
+  });
+}
+
+export function readPublicKeys(file: string): KeyObject[] {
+  return parsePublicKeys(readFileSync(file), file);
+}
+
+/** Keys a JWT may be verified with, by algorithm: an HMAC secret and RSA public keys. */
+export interface VerificationKeys {
+  hs256?: Buffer;
+  rs256?: readonly KeyObject[];
+}
+
+/** The token header's `alg`, undefined when the token is not a decodable JWT. */
+function tokenAlgorithm(token: string): string | undefined {
+  const decoded = jwt.decode(token, { complete: true });
+  const alg: unknown = decoded?.header.alg;
+  return typeof alg === 'string' ? alg : undefined;
+}
+
+/**
+ * Checks an HS256 or RS256 token. The key set is picked by the header's `alg` and only that
+ * algorithm is allowed, so an HS256 token is never checked against a public key (algorithm
+ * confusion: a public key's PEM used as an HMAC secret). Undefined for any failure.
+ */
+export function verifyTokenWithKeys(
+  keys: VerificationKeys,
+  token: string,
+  audience: string,
+  issuer = LAB_ISSUER,
+): UserInfo | undefined {
+  const alg = tokenAlgorithm(token);
+  if (alg === 'HS256') return keys.hs256 && verifyToken(keys.hs256, token, audience, issuer);
+  if (alg === 'RS256') {
+    for (const key of keys.rs256 ?? []) {
+      const user = verifyWith(key, 'RS256', token, audience, issuer);
+      if (user) return user;
+    }
+  }
+  return undefined;
+}
+
 /** The `Authorization` value's token, or undefined when there is no bearer token. */
 export function bearerToken(header: string | undefined): string | undefined {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
@@ -64,9 +144,19 @@ export function verifyToken(
   audience: string,
   issuer = LAB_ISSUER,
 ): UserInfo | undefined {
+  return verifyWith(key, 'HS256', token, audience, issuer);
+}
+
+function verifyWith(
+  key: Buffer | KeyObject,
+  algorithm: 'HS256' | 'RS256',
+  token: string,
+  audience: string,
+  issuer: string,
+): UserInfo | undefined {
   try {
     const claims = jwt.verify(token, key, {
-      algorithms: ['HS256'],
+      algorithms: [algorithm],
       audience,
       issuer,
       clockTolerance: CLOCK_SKEW_SEC,
