@@ -10,6 +10,10 @@
  * nodes and node status, and write pod status. Which node and which pod a node may touch is
  * checked after the object is known (node-restriction.ts), as upstream's NodeRestriction
  * admission does.
+ *
+ * `--authorization-policy-file` (authz-policy.ts) adds rules on top of these, as upstream's
+ * authorizers are chained (Node, then RBAC): a request is allowed if any of them allows it; each
+ * server passes its own policy's authorizer to `authorize`.
  */
 import { ADMIN_GROUP, NODES_GROUP, type UserInfo } from '../shared/auth/tokens.js';
 import { StatusError } from '../shared/status.js';
@@ -28,6 +32,8 @@ export interface Attributes {
 }
 
 export type Decision = { allowed: true } | { allowed: false; reason: string };
+
+export type Authorizer = (a: Attributes) => Decision;
 
 export function attributesFrom(user: UserInfo, info: RequestInfo): Attributes {
   return {
@@ -57,7 +63,14 @@ const NODE_RULES: Record<string, Set<string>> = {
 /** Discovery, OpenAPI and version are readable by every authenticated user (system:discovery). */
 const DISCOVERY_PATHS = /^\/((api|apis|version)(\/v1)?|openapi\/v3(\/api\/v1)?)\/?$/;
 
-export function authorize(a: Attributes): Decision {
+/** The built-in rules, then the server's policy if any: allowed if either allows. */
+export function authorize(a: Attributes, policy?: Authorizer): Decision {
+  const builtin = builtinAuthorize(a);
+  if (builtin.allowed) return builtin;
+  return policy?.(a) ?? builtin;
+}
+
+function builtinAuthorize(a: Attributes): Decision {
   if (a.user.groups.includes(ADMIN_GROUP)) return { allowed: true };
   if (!a.isResourceRequest) {
     if (a.verb === 'get' && DISCOVERY_PATHS.test(a.path)) return { allowed: true };

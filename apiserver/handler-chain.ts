@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { UserInfo } from '../shared/auth/tokens.js';
 import { badRequest, resourceNotFound, unauthorized } from './api/errors.js';
 import { StatusError, toStatus, writeStatus, writeStatusToSocket } from '../shared/status.js';
-import { attributesFrom, authorize, forbidden, type Attributes } from './authz.js';
+import { attributesFrom, authorize, forbidden, type Attributes, type Authorizer } from './authz.js';
 import { isPublicPath, type Authenticator } from './authn.js';
 import {
   aggregatedDiscovery,
@@ -34,6 +34,8 @@ import type { StorageRegistry } from './storage-registry.js';
 export interface HandlerChainDeps {
   registry: StorageRegistry;
   authenticator: Authenticator;
+  /** `--authorization-policy-file`'s rules, checked after the built-in ones. */
+  policy?: Authorizer;
   watchLimits: WatchLimits;
   /** host:port clients use to reach this server (for /api). */
   serverAddress: () => string;
@@ -118,7 +120,7 @@ export class HandlerChain {
     // The credential has done its job; nothing after this point may forward it.
     delete req.headers.authorization;
     const attrs = attributesFrom(user, info);
-    const decision = authorize(attrs);
+    const decision = authorize(attrs, this.deps.policy);
     if (!decision.allowed) throw forbidden(attrs, decision.reason);
     return { info, user, attrs };
   }

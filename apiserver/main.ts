@@ -8,13 +8,15 @@
  * plain HTTP on loopback by default, https with the TLS flags (needed for kubectl, which sends
  * credentials only over TLS; the lab passes `--tls-cert-file` issued from its CA). With `--cert-dir`
  * alone (serving-cert.ts) the READY line also names `caFile`, the CA a client trusts.
- * `--token-auth-file` and `--service-account-key-file` (repeatable) add static tokens and RS256 JWTs.
+ * `--token-auth-file` and `--service-account-key-file` (repeatable) add static tokens and RS256 JWTs;
+ * `--authorization-policy-file` adds RBAC-like rules to the built-in policy (authz-policy.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { readTokenAuthFile } from '../shared/auth/token-file.js';
 import { readPublicKeys, readSigningKey } from '../shared/auth/tokens.js';
+import { readPolicyFile } from './authz-policy.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
 
@@ -67,6 +69,10 @@ function command(): Command {
       collect,
       [] as string[],
     )
+    .option(
+      '--authorization-policy-file <file>',
+      'YAML list of RBAC-like rules {subjects, verbs, resources, namespaces | nonResourceURLs} added to the built-in policy',
+    )
     .option('--tls-cert-file <file>', 'serve https with this PEM certificate (chain)')
     .option('--tls-private-key-file <file>', 'the PEM private key of --tls-cert-file')
     .option(
@@ -96,6 +102,7 @@ async function main(argv: string[]): Promise<void> {
     tokenSigningKeyFile: string;
     tokenAuthFile?: string;
     serviceAccountKeyFile: string[];
+    authorizationPolicyFile?: string;
     maxConnectionBytesPerSec: number;
     tlsCertFile?: string;
     tlsPrivateKeyFile?: string;
@@ -103,6 +110,10 @@ async function main(argv: string[]): Promise<void> {
     scheduler: boolean;
     featureGates: Record<string, boolean>;
   }>();
+  // Checked before anything starts: a bad policy file stops startup with the rule's index.
+  const authorizationPolicy = opts.authorizationPolicyFile
+    ? readPolicyFile(opts.authorizationPolicyFile)
+    : undefined;
   const tls = await servingCertFiles(opts);
   const server = await startApiServer({
     bindAddress: opts.bindAddress,
@@ -110,6 +121,7 @@ async function main(argv: string[]): Promise<void> {
     signingKey: readSigningKey(opts.tokenSigningKeyFile),
     staticTokens: opts.tokenAuthFile ? readTokenAuthFile(opts.tokenAuthFile) : undefined,
     serviceAccountKeys: opts.serviceAccountKeyFile.flatMap(readPublicKeys),
+    authorizationPolicy,
     maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec,
     tls: tls && { cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile) },
     scheduler: opts.scheduler,

@@ -17,6 +17,7 @@ import { answerClientError, type Status } from '../shared/status.js';
 import type { KeyObject } from 'node:crypto';
 import type { StaticTokenEntry } from '../shared/auth/token-file.js';
 import { Authenticator } from './authn.js';
+import { policyAuthorizer, type PolicyRule } from './authz-policy.js';
 import { DEFAULT_WATCH_LIMITS, type WatchLimits } from './endpoints/handlers/watch.js';
 import { HandlerChain } from './handler-chain.js';
 import type { BindingREST } from './registry/binding-rest.js';
@@ -60,6 +61,8 @@ export interface ApiServerOptions {
    * WebSocket exec/attach here and speak SPDY to the kubelet (registry/stream-translator.ts).
    */
   translateStreamCloseWebsocketRequests?: boolean;
+  /** `--authorization-policy-file` rules (authz-policy.ts), added to the built-in policy. */
+  authorizationPolicy?: PolicyRule[];
 }
 
 export interface ApiServer {
@@ -70,6 +73,11 @@ export interface ApiServer {
   /** The in-process scheduler, unless disabled. */
   scheduler?: Scheduler;
   close(): Promise<void>;
+}
+
+function authenticator(opts: ApiServerOptions): Authenticator {
+  const authn = { staticTokens: opts.staticTokens, serviceAccountKeys: opts.serviceAccountKeys };
+  return new Authenticator(opts.signingKey, authn);
 }
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
@@ -109,10 +117,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   let address = '';
   const chain = new HandlerChain({
     registry,
-    authenticator: new Authenticator(opts.signingKey, {
-      staticTokens: opts.staticTokens,
-      serviceAccountKeys: opts.serviceAccountKeys,
-    }),
+    authenticator: authenticator(opts),
+    policy: opts.authorizationPolicy && policyAuthorizer(opts.authorizationPolicy),
     watchLimits: { ...DEFAULT_WATCH_LIMITS, ...opts.watchLimits },
     serverAddress: () => address,
     log,
