@@ -24,6 +24,7 @@ import {
   V4_BASE64,
   WEBSOCKET_PROTOCOLS,
 } from './protocol.js';
+import { closeWebSocket, sendMessage } from '../remotecommand/ws-messages.js';
 
 /** Largest message a client may send; ws closes with 1009 beyond it. */
 export const MAX_CLIENT_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -131,19 +132,11 @@ export class PortForwardServerSession extends EventEmitter<SessionEvents> {
   }
 
   close(code = 1000, reason = ''): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    const done = new Promise<void>((resolve) => this.once('close', resolve));
-    this.ws.resume(); // a socket paused by backpressure would never read the close frame
-    if (this.ws.readyState === this.ws.OPEN) this.ws.close(code, reason.slice(0, 120));
-    else this.ws.terminate();
-    return done;
+    return this.closed ? Promise.resolve() : closeWebSocket(this.ws, code, reason);
   }
 
   private send(channel: number, payload: Buffer): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.closed || this.ws.readyState !== this.ws.OPEN) return resolve();
-      this.ws.send(encodeFrame(this.base64, channel, payload), () => resolve());
-    });
+    return this.closed ? Promise.resolve() : sendMessage(this.ws, encodeFrame(this.base64, channel, payload));
   }
 
   private dataDuplex(index: number): Duplex {

@@ -23,6 +23,7 @@ import {
   type TerminalSize,
 } from './codec.js';
 import { encodeStatus } from './exit-status.js';
+import { closeWebSocket, sendMessage } from './ws-messages.js';
 import { Channel, negotiateProtocol, protocolByName, type ChannelProtocol } from './protocol.js';
 
 export interface StreamOptions {
@@ -147,20 +148,13 @@ export class ChannelServerSession extends EventEmitter<SessionEvents> {
 
   /** Closes at once (client gone, protocol error, shutdown); resolves when closed. */
   close(code = 1000, reason = ''): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    const done = new Promise<void>((resolve) => this.once('close', resolve));
-    // Paused by stdin backpressure, the socket would never read the client's close frame.
-    this.ws.resume();
-    if (this.ws.readyState === this.ws.OPEN) this.ws.close(code, reason.slice(0, 120));
-    else this.ws.terminate();
-    return done;
+    return this.closed ? Promise.resolve() : closeWebSocket(this.ws, code, reason);
   }
 
   private send(channel: number, payload: Buffer): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.closed || this.ws.readyState !== this.ws.OPEN) return resolve();
-      this.ws.send(encodeMessage(this.protocol, channel, payload), () => resolve());
-    });
+    return this.closed
+      ? Promise.resolve()
+      : sendMessage(this.ws, encodeMessage(this.protocol, channel, payload));
   }
 
   private channelWriter(channel: number): Writable {
