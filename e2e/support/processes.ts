@@ -69,3 +69,26 @@ export async function eventually(check: () => boolean, timeoutMs: number, everyM
   }
   return check();
 }
+
+/**
+ * Waits until something accepts TCP connections on 127.0.0.1:`port` (pods share the host's
+ * loopback here), like a readiness probe: a pod is Running once its process starts, before the
+ * process listens.
+ */
+export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
+  const net = await import('node:net');
+  const accepts = () =>
+    new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+  const deadline = Date.now() + timeoutMs;
+  while (!(await accepts())) {
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
