@@ -11,6 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
 import { failureStatus } from '../shared/status.js';
 import { kexec } from './cli.js';
+import { writeKubeconfig } from './test-support/io.js';
 
 const TOKEN = 'secret-token';
 
@@ -84,7 +85,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  kubeconfig = writeKubeconfig('kubeconfig', base, TOKEN);
+  kubeconfig = writeKubeconfig(dir, 'kubeconfig', base, TOKEN);
 });
 
 afterAll(async () => {
@@ -92,32 +93,6 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-function writeKubeconfig(name: string, server: string, token: string, namespace = 'default'): string {
-  const file = path.join(dir, name);
-  fs.writeFileSync(
-    file,
-    `apiVersion: v1
-kind: Config
-clusters:
-- name: lab
-  cluster:
-    server: ${server}
-contexts:
-- name: lab
-  context:
-    cluster: lab
-    user: admin
-    namespace: ${namespace}
-current-context: lab
-users:
-- name: admin
-  user:
-    token: ${token}
-`,
-  );
-  return file;
-}
 
 /** A v5 session: echoes the command on stdout, stdin (until CLOSE) on stdout, then the status. */
 function session(ws: WebSocket, url: URL): void {
@@ -218,7 +193,7 @@ describe('kexec exec', () => {
   });
 
   it('reports a bad token', async () => {
-    const bad = writeKubeconfig('bad', base, 'nope');
+    const bad = writeKubeconfig(dir, 'bad', base, 'nope');
     const r = await run(['--kubeconfig', bad, 'demo', '--', 'ls']);
     expect(r).toEqual({
       code: 1,
@@ -228,7 +203,7 @@ describe('kexec exec', () => {
   });
 
   it('reports an unreachable server', async () => {
-    const off = writeKubeconfig('off', 'http://127.0.0.1:1', TOKEN);
+    const off = writeKubeconfig(dir, 'off', 'http://127.0.0.1:1', TOKEN);
     const r = await run(['--kubeconfig', off, 'demo', '--', 'ls']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(

@@ -31,7 +31,13 @@ export class Sink extends Writable {
   }
 }
 
-export function writeKubeconfig(dir: string, name: string, server: string, token: string): string {
+export function writeKubeconfig(
+  dir: string,
+  name: string,
+  server: string,
+  token: string,
+  namespace = 'default',
+): string {
   const file = path.join(dir, name);
   fs.writeFileSync(
     file,
@@ -46,7 +52,7 @@ contexts:
   context:
     cluster: lab
     user: admin
-    namespace: default
+    namespace: ${namespace}
 current-context: lab
 users:
 - name: admin

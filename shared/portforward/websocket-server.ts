@@ -13,7 +13,6 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { Duplex, Writable } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { failureStatus, writeStatusToSocket } from '../status.js';
 import {
   dataChannel,
   decodeFrame,
@@ -24,7 +23,7 @@ import {
   V4_BASE64,
   WEBSOCKET_PROTOCOLS,
 } from './protocol.js';
-import { closeWebSocket, sendMessage } from '../remotecommand/ws-messages.js';
+import { closeWebSocket, refuseWebSocketUpgrade, sendMessage } from '../remotecommand/ws-messages.js';
 
 /** Largest message a client may send; ws closes with 1009 beyond it. */
 export const MAX_CLIENT_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -56,22 +55,7 @@ export function acceptPortForwardSession(
   head: Buffer,
   ports: readonly number[],
 ): PortForwardServerSession | undefined {
-  const refuse = (message: string): undefined => {
-    writeStatusToSocket(socket, failureStatus(400, message));
-    return undefined;
-  };
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-    return refuse(
-      `unable to upgrade: expected a websocket upgrade, got ${JSON.stringify(req.headers.upgrade)}`,
-    );
-  }
-  const offered = (req.headers['sec-websocket-protocol'] ?? '')
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean);
-  if (offered.length > 0 && !offered.some((p) => WEBSOCKET_PROTOCOLS.includes(p))) {
-    return refuse(`unable to upgrade: unable to match client requested protocol ${JSON.stringify(offered)}`);
-  }
+  if (refuseWebSocketUpgrade(req, socket, WEBSOCKET_PROTOCOLS)) return undefined;
   let session: PortForwardServerSession | undefined;
   // With no verifyClient, ws completes the handshake synchronously.
   wss.handleUpgrade(req, socket, head, (ws) => {

@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { Readable, Writable, type Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { failureStatus, writeStatusToSocket, type Status } from '../status.js';
+import type { Status } from '../status.js';
 import {
   decodeMessage,
   decodeResize,
@@ -23,8 +23,14 @@ import {
   type TerminalSize,
 } from './codec.js';
 import { encodeStatus } from './exit-status.js';
-import { closeWebSocket, sendMessage } from './ws-messages.js';
-import { Channel, negotiateProtocol, protocolByName, type ChannelProtocol } from './protocol.js';
+import { closeWebSocket, refuseWebSocketUpgrade, sendMessage } from './ws-messages.js';
+import {
+  Channel,
+  negotiateProtocol,
+  protocolByName,
+  SERVER_PROTOCOLS,
+  type ChannelProtocol,
+} from './protocol.js';
 
 export interface StreamOptions {
   stdin: boolean;
@@ -57,22 +63,7 @@ export function acceptChannelSession(
   head: Buffer,
   streams: StreamOptions,
 ): ChannelServerSession | undefined {
-  const refuse = (message: string): undefined => {
-    writeStatusToSocket(socket, failureStatus(400, message));
-    return undefined;
-  };
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-    return refuse(
-      `unable to upgrade: expected a websocket upgrade, got ${JSON.stringify(req.headers.upgrade)}`,
-    );
-  }
-  const offered = (req.headers['sec-websocket-protocol'] ?? '')
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean);
-  if (offered.length > 0 && negotiateProtocol(offered) === undefined) {
-    return refuse(`unable to upgrade: unable to match client requested protocol ${JSON.stringify(offered)}`);
-  }
+  if (refuseWebSocketUpgrade(req, socket, SERVER_PROTOCOLS)) return undefined;
   let session: ChannelServerSession | undefined;
   // With no verifyClient, ws completes the handshake synchronously.
   wss.handleUpgrade(req, socket, head, (ws) => {

@@ -1,8 +1,35 @@
 /**
- * The two WebSocket chores every channel session here shares (remotecommand and port-forward):
- * sending one message with its write as the backpressure, and closing properly.
+ * The WebSocket chores every channel session here shares (remotecommand and port-forward):
+ * refusing a handshake we cannot serve, sending one message with its write as the
+ * backpressure, and closing properly.
  */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { failureStatus, writeStatusToSocket } from '../status.js';
+
+/**
+ * Refuses with a 400 Status (and closes) a request that is not a WebSocket upgrade or offers only
+ * subprotocols outside `supported`; true when it did. No subprotocol at all is accepted (wsstream).
+ */
+export function refuseWebSocketUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  supported: readonly string[],
+): boolean {
+  let message: string | undefined;
+  const offered = (req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+    message = `unable to upgrade: expected a websocket upgrade, got ${JSON.stringify(req.headers.upgrade)}`;
+  } else if (offered.length > 0 && !offered.some((p) => supported.includes(p))) {
+    message = `unable to upgrade: unable to match client requested protocol ${JSON.stringify(offered)}`;
+  }
+  if (message) writeStatusToSocket(socket, failureStatus(400, message));
+  return message !== undefined;
+}
 
 /** Sends one message; resolves once ws has written it to the socket (or at once when not open). */
 export function sendMessage(ws: WebSocket, data: Buffer | string): Promise<void> {
