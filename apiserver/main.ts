@@ -10,6 +10,8 @@
  * alone (serving-cert.ts) the READY line also names `caFile`, the CA a client trusts.
  * `--token-auth-file` and `--service-account-key-file` (repeatable) add static tokens and RS256 JWTs;
  * `--authorization-policy-file` adds RBAC-like rules to the built-in policy (authz-policy.ts).
+ * `--kubelet-certificate-authority`, `--kubelet-client-certificate` and `--kubelet-client-key`
+ * make the kubelet hop https (registry/kubelet-client.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -47,6 +49,10 @@ function featureGates(value: string): Record<string, boolean> {
   return gates;
 }
 
+function readIf(file: string | undefined): Buffer | undefined {
+  return file === undefined ? undefined : fs.readFileSync(file);
+}
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -79,6 +85,15 @@ function command(): Command {
       '--cert-dir <dir>',
       'serve https; without --tls-cert-file, a CA (ca.crt) and an apiserver.crt / apiserver.key it issues are created here (and reused)',
     )
+    .option(
+      '--kubelet-certificate-authority <file>',
+      'PEM CA that verifies kubelet serving certificates; kubelets are then dialled over https',
+    )
+    .option(
+      '--kubelet-client-certificate <file>',
+      'PEM client certificate the apiserver presents to kubelets (https); with --kubelet-client-key',
+    )
+    .option('--kubelet-client-key <file>', 'the PEM private key of --kubelet-client-certificate')
     .option('--no-scheduler', 'do not run the in-process scheduler (pods without spec.nodeName stay pending)')
     .option(
       '--feature-gates <gates>',
@@ -107,6 +122,9 @@ async function main(argv: string[]): Promise<void> {
     tlsCertFile?: string;
     tlsPrivateKeyFile?: string;
     certDir?: string;
+    kubeletCertificateAuthority?: string;
+    kubeletClientCertificate?: string;
+    kubeletClientKey?: string;
     scheduler: boolean;
     featureGates: Record<string, boolean>;
   }>();
@@ -124,6 +142,11 @@ async function main(argv: string[]): Promise<void> {
     authorizationPolicy,
     maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec,
     tls: tls && { cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile) },
+    kubeletTls: {
+      ca: readIf(opts.kubeletCertificateAuthority),
+      cert: readIf(opts.kubeletClientCertificate),
+      key: readIf(opts.kubeletClientKey),
+    },
     scheduler: opts.scheduler,
     translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
   });

@@ -23,7 +23,7 @@ import { HandlerChain } from './handler-chain.js';
 import type { BindingREST } from './registry/binding-rest.js';
 import type { GenericStore } from './registry/generic-store.js';
 import { Scheduler } from './scheduler.js';
-import { KubeletCredentials } from './registry/kubelet-client.js';
+import { KubeletCredentials, kubeletTlsOptions, type KubeletTlsFiles } from './registry/kubelet-client.js';
 import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.js';
 import { MemoryStore } from './storage/memory-store.js';
 import type { Store } from './storage/store.js';
@@ -63,6 +63,11 @@ export interface ApiServerOptions {
   translateStreamCloseWebsocketRequests?: boolean;
   /** `--authorization-policy-file` rules (authz-policy.ts), added to the built-in policy. */
   authorizationPolicy?: PolicyRule[];
+  /**
+   * `--kubelet-certificate-authority`, `--kubelet-client-certificate`, `--kubelet-client-key`:
+   * with any of them kubelets are dialled over https (registry/kubelet-client.ts).
+   */
+  kubeletTls?: KubeletTlsFiles;
 }
 
 export interface ApiServer {
@@ -84,8 +89,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const log = opts.log ?? ((line: string) => process.stderr.write(`apiserver: ${line}\n`));
   const store = opts.store ?? new MemoryStore();
   const credentials = new KubeletCredentials(opts.signingKey);
+  const kubeletTls = kubeletTlsOptions(opts.kubeletTls, log);
   const registry = newLegacyRESTStorage(store, {
-    authorization: () => credentials.authorization(),
+    // The apiserver's client certificate is its credential when it has one; the token otherwise.
+    ...(opts.kubeletTls?.cert ? {} : { authorization: () => credentials.authorization() }),
+    ...(kubeletTls ? { tls: kubeletTls } : {}),
     maxBytesPerSec: opts.maxConnectionBytesPerSec ?? 0,
     backendTimeoutMs: opts.kubeletTimeoutMs,
     translateStreamCloseWebsocketRequests: opts.translateStreamCloseWebsocketRequests ?? true,

@@ -26,7 +26,10 @@ export type StorageRegistry = ReadonlyMap<string, Storage>;
 export function newLegacyRESTStorage(store: Store, kubelet: KubeletProxyConfig): StorageRegistry {
   const pods = newPodStorage(store);
   const nodes = newNodeStorage(store);
-  const locator = new PodLocator(pods.pod, new NodeConnectionInfoGetter(nodes.node));
+  const locator = new PodLocator(
+    pods.pod,
+    new NodeConnectionInfoGetter(nodes.node, kubelet.tls ? 'https' : 'http'),
+  );
   return new Map<string, Storage>([
     ['pods', pods.pod],
     ['pods/status', pods.status],

@@ -7,14 +7,11 @@ import http from 'node:http';
 import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { APISERVER_USER, KUBELET_AUDIENCE, verifyToken } from '../shared/auth/tokens.js';
-import { exitStatus } from '../shared/remotecommand/exit-status.js';
 import type { RemoteCommandSession } from '../shared/remotecommand/session.js';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
-import { acceptChannelSession } from '../shared/remotecommand/websocket-server.js';
-import { acceptSpdySession } from '../shared/spdy/remotecommand-server.js';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
 import type { ApiServer, ApiServerOptions } from './server.js';
-import { ADMIN, api, KEY, node, pod, testServer } from './test-support/harness.js';
+import { ADMIN, api, KEY, node, pod, serveEchoUntilKubelet, testServer } from './test-support/harness.js';
 
 interface Seen {
   method: string;
@@ -47,19 +44,8 @@ async function setup(opts: Partial<ApiServerOptions> = {}): Promise<{
       upgrade: req.headers.upgrade ?? '',
       user: verifyToken(KEY, token, KUBELET_AUDIENCE)?.name,
     });
-    const streams = { stdin: true, stdout: true, stderr: true, tty: false };
-    const session =
-      req.method === 'POST'
-        ? await acceptSpdySession(req, socket, head, streams)
-        : acceptChannelSession(req, socket, head, streams);
-    if (!session) return;
-    started(session);
-    let text = '';
-    session.stdin!.on('data', (c: Buffer) => {
-      text += c.toString();
-      session.stdout!.write(c);
-      if (text.endsWith('kubelet')) void session.finish(exitStatus(3));
-    });
+    const session = await serveEchoUntilKubelet(req, socket, head);
+    if (session) started(session);
   });
   const port = await listen(kubelet);
   cleanups.push(() => closeServer(kubelet));

@@ -7,14 +7,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
+import tls from 'node:tls';
 import * as k8s from '@kubernetes/client-node';
 import { APISERVER_AUDIENCE, mintToken } from '../shared/auth/tokens.js';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
 import { startLab, type Lab } from '../lab/lab.js';
+import { kubeletTlsArgs } from '../lab/pki.js';
 import { request, type Reply } from './support/https.js';
 import { eventually, pidsWhere, runKexec, startKexec } from './support/processes.js';
 
@@ -221,11 +224,20 @@ describe('authentication at the apiserver', () => {
   });
 });
 
+// The kubelet hop is https with certificates from the lab CA: a malicious kubelet here is a
+// compromised node, one that holds a real kubelet certificate for its address (lab/pki.ts).
 describe('a malicious kubelet', () => {
   const servers: net.Server[] = [];
   afterAll(async () => {
     for (const s of servers) await closeServer(s);
   });
+
+  /** Node NAME's kubelet serving certificate and key, issued by the lab CA. */
+  async function nodeCert(name: string): Promise<{ cert: Buffer; key: Buffer }> {
+    const args = await kubeletTlsArgs(lab.dir, name, ['127.0.0.1']);
+    const file = (flag: string) => fs.readFileSync(args[args.indexOf(flag) + 1]!);
+    return { cert: file('--tls-cert-file'), key: file('--tls-private-key-file') };
+  }
 
   /** Registers node NAME whose kubelet is `server`, and a pod bound to it. */
   async function podOnFakeNode(name: string, server: net.Server): Promise<void> {
@@ -271,7 +283,7 @@ describe('a malicious kubelet', () => {
       const node = `redirector-${protocol}`;
       await podOnFakeNode(
         node,
-        http.createServer((_req, res) => {
+        https.createServer(await nodeCert(node), (_req, res) => {
           kubeletHits++;
           res.writeHead(302, { Location: `http://127.0.0.1:${targetPort}/exec/kube-system/etcd/etcd` });
           res.end();
@@ -292,7 +304,7 @@ describe('a malicious kubelet', () => {
       const node = `refuser-${protocol}`;
       await podOnFakeNode(
         node,
-        net.createServer((socket) => {
+        tls.createServer(await nodeCert(node), (socket) => {
           socket.on('data', (c: Buffer) => {
             received.push(c.toString('latin1'));
             if (received.length > 1) return;

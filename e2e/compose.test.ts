@@ -56,10 +56,16 @@ it('runs the compose demo: setup, apiserver, node, pod, then `kexec demo -- ls /
   expect(exits).toEqual({ setup: 0, pod: 0, demo: 0 });
   expect(logs).toEqual(expect.arrayContaining(['[demo] README.txt', '[demo] hello.sh', '[demo] notes']));
   expect(fs.readdirSync(path.join(dir, 'pki')).sort()).toEqual([
+    'apiserver-kubelet-client.crt',
+    'apiserver-kubelet-client.key',
     'apiserver.crt',
     'apiserver.key',
     'ca.crt',
     'ca.key',
+    'kubelet-node-1.crt',
+    'kubelet-node-1.key',
   ]);
   expect(logs.some((l) => l.startsWith('[apiserver] READY ') && l.includes('"url":"https://'))).toBe(true);
+  // Both hops a client's credentials cross are https: the node's kubelet too.
+  expect(logs.some((l) => l.startsWith('[node] READY ') && l.includes('"kubeletUrl":"https://'))).toBe(true);
 }, 120_000);

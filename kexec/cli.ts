@@ -3,6 +3,7 @@
  * streams; tests call it with their own (and may inject the stream clients and a stop signal).
  */
 import { runAttach } from './attach.js';
+import { runCp } from './cp.js';
 import { exitCodeOf, formatError } from './errors.js';
 import { runExec } from './exec.js';
 import { runProgram } from './options.js';
@@ -18,6 +19,7 @@ export async function kexec(argv: string[], io: KexecIO): Promise<number> {
         exec: (o) => runExec(o, io),
         attach: (o) => runAttach(o, io),
         portForward: (o) => runPortForward(o, io),
+        cp: (o) => runCp(o, io),
       },
       { writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) },
     );

@@ -1,10 +1,12 @@
 /**
  * The kexec command line, as kubectl spells it (kubectl `pkg/cmd/exec/exec.go`,
- * `pkg/cmd/attach/attach.go`, `pkg/cmd/portforward/portforward.go`: NewCmd… / Complete / Validate):
+ * `pkg/cmd/attach/attach.go`, `pkg/cmd/portforward/portforward.go`, `pkg/cmd/cp/cp.go`: NewCmd… /
+ * Complete / Validate):
  *
  *   kexec [exec] [-n NS] [-c CONTAINER] [-i] [-t] [-q] [--protocol P] POD -- COMMAND [ARGS...]
  *   kexec attach [-n NS] [-c CONTAINER] [-i] [-t] [-q] [--protocol P] POD
  *   kexec port-forward [-n NS] [--address ADDR,...] [--protocol P] POD [LOCAL:]REMOTE...
+ *   kexec cp [-n NS] [-c CONTAINER] [--protocol P] [[NS/]POD:]SRC [[NS/]POD:]DEST  (cp.ts)
  *
  * plus `--kubeconfig FILE` and `--context CTX` everywhere.
  *
@@ -44,11 +46,20 @@ export interface PortForwardOptions extends ConnectionFlags {
   protocol?: StreamProtocol;
 }
 
+/** `kexec cp SRC DEST`: each a local path or `[[namespace/]pod:]path` (cp.ts parses them). */
+export interface CpOptions extends ConnectionFlags {
+  src: string;
+  dest: string;
+  container?: string;
+  protocol?: StreamProtocol;
+}
+
 export interface KexecActions {
   /** Runs `exec`; resolves to the process exit code. */
   exec(opts: ExecOptions): Promise<number>;
   attach?(opts: AttachOptions): Promise<number>;
   portForward?(opts: PortForwardOptions): Promise<number>;
+  cp?(opts: CpOptions): Promise<number>;
 }
 
 export interface ProgramIO {
@@ -193,7 +204,7 @@ export function completePortForward(
   };
 }
 
-const SUBCOMMANDS = new Set(['exec', 'attach', 'port-forward']);
+const SUBCOMMANDS = new Set(['exec', 'attach', 'port-forward', 'cp']);
 const GLOBAL_VALUE_FLAGS = new Set(['--kubeconfig', '--context', '-n', '--namespace']);
 
 /**
@@ -330,6 +341,44 @@ Examples:
       if (!actions.portForward) throw new UsageError('port-forward is not available', 'kexec port-forward');
       await actions.portForward(opts);
     });
+
+  const cpCmd = addConnectionFlags(
+    program
+      .command('cp')
+      .description('Copy files and directories to and from containers (needs `tar` in the container)')
+      .usage('[options] <file-spec-src> <file-spec-dest>')
+      .argument('[src]', '[[namespace/]pod:]path or a local path')
+      .argument('[dest]', '[[namespace/]pod:]path or a local path'),
+  ).option('-c, --container <name>', 'container name (default: the pod’s default container)');
+  addProtocolFlag(cpCmd, 'KUBECTL_REMOTE_COMMAND_WEBSOCKETS')
+    .addHelpText(
+      'after',
+      `
+Entries of the container's tar that would land outside the destination (.., absolute paths,
+hard links out), and every symlink, are refused with a warning; kexec cp then exits 1.
+
+Examples:
+  # Copy /tmp/foo from pod demo to ./foo
+  kexec cp demo:/tmp/foo ./foo
+
+  # Copy local dir ./bar into /root/bar of container main in pod demo, namespace dev
+  kexec cp ./bar dev/demo:/root/bar -c main`,
+    )
+    .exitOverride()
+    .action(async (src: string | undefined, dest: string | undefined, flags: Record<string, unknown>) => {
+      if (src === undefined || dest === undefined || cpCmd.args.length !== 2) {
+        throw new UsageError('source and destination are required', 'kexec cp');
+      }
+      if (!actions.cp) throw new UsageError('cp is not available', 'kexec cp');
+      await actions.cp({
+        ...connectionFlags(flags as ConnectionFlags, 'kexec cp'),
+        container: (flags.container as string | undefined) || undefined,
+        protocol: protocolFlag(flags.protocol, 'kexec cp'),
+        src,
+        dest,
+      });
+    });
+  cpCmd.allowExcessArguments(true);
   return program;
 }
 
@@ -343,6 +392,7 @@ export async function runProgram(argv: string[], actions: KexecActions, io: Prog
       exec: async (o) => (code = await actions.exec(o)),
       attach: actions.attach && (async (o) => (code = await actions.attach!(o))),
       portForward: actions.portForward && (async (o) => (code = await actions.portForward!(o))),
+      cp: actions.cp && (async (o) => (code = await actions.cp!(o))),
     },
     io,
   );

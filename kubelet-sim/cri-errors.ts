@@ -1,14 +1,17 @@
 /**
  * CRI (gRPC) failures as Kubernetes Status, for the kubelet server's streaming endpoints.
  *
- * Mirrors kubelet `pkg/kubelet/cri/streaming/errors.go` (WriteError): NOT_FOUND → 404,
- * RESOURCE_EXHAUSTED → 429 with the `Retry-After` the runtime put in its message
- * (`… [Retry-After:N]`), everything else → 500. Our additions, on purpose:
+ * Mirrors kubelet `pkg/kubelet/cri/streaming/errors.go` (WriteError, what `getExec`, `getAttach`
+ * and `getPortForward` in `pkg/kubelet/server/server.go` answer a failed CRI call with): NOT_FOUND →
+ * 404, RESOURCE_EXHAUSTED (the runtime's streaming request cache is full, ErrorTooManyInFlight) →
+ * 429 with `Retry-After` the cache's token TTL, 60 s, "the full TTL" upstream waits out; a runtime
+ * may name another in its message (`… [Retry-After:N]`). Everything else → 500. Our additions, on
+ * purpose:
  * - INVALID_ARGUMENT and FAILED_PRECONDITION → 400 BadRequest: the request cannot be served in
  *   the container's current state (e.g. exec into a container that is not running) — the client's
  *   problem, not the server's, and retrying the same request will not help;
  * - the body is a Status (upstream writes the bare message), like every other refusal in the lab;
- * - a 429 always carries Retry-After (1 s when the runtime named none).
+ * - the runtime may name the Retry-After in its message.
  */
 import grpc from '@grpc/grpc-js';
 import { failureStatus, type Status } from '../shared/status.js';
@@ -20,6 +23,8 @@ export interface CriErrorResponse {
 }
 
 const RETRY_AFTER = /\[Retry-After:(\d+)\]/;
+/** Upstream's `cacheTTL` (pkg/kubelet/cri/streaming/request_cache.go): how long a token lives. */
+const STREAMING_TOKEN_TTL_SECONDS = 60;
 
 export function criErrorToStatus(err: unknown): CriErrorResponse {
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
@@ -31,7 +36,7 @@ export function criErrorToStatus(err: unknown): CriErrorResponse {
     case grpc.status.FAILED_PRECONDITION:
       return { status: failureStatus(400, message), headers: {} };
     case grpc.status.RESOURCE_EXHAUSTED: {
-      const seconds = Number(RETRY_AFTER.exec(message)?.[1] ?? 1);
+      const seconds = Number(RETRY_AFTER.exec(message)?.[1] ?? STREAMING_TOKEN_TTL_SECONDS);
       return {
         status: failureStatus(429, message, 'TooManyRequests', { retryAfterSeconds: seconds }),
         headers: { 'Retry-After': String(seconds) },

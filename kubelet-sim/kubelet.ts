@@ -19,9 +19,10 @@ import { Backoff } from './backoff.js';
 import { KubeRuntimeManager, podRef, type RuntimeService } from './kuberuntime-manager.js';
 import { NodeStatusUpdater, registerWithApiServer, type NodeStatusConfig } from './node-status.js';
 import { generatePodStatus } from './pod-status.js';
+import { streamFaultHandler, type KubeletFault } from './fault-injection.js';
 import { GenericPLEG } from './pleg.js';
 import { PodWorkers, type PodUpdate } from './pod-workers.js';
-import { KubeletServer } from './server.js';
+import { KubeletServer, type KubeletTlsOptions } from './server.js';
 import { StatusManager } from './status-manager.js';
 import { SyncLoop } from './sync-loop.js';
 import { errorMessage, type Logger } from './util.js';
@@ -56,6 +57,10 @@ export interface KubeletOptions {
   restartBackoffMaxMs?: number;
   /** `/containerLogs?follow`: how often the file is looked at without a change event. Default 1 s. */
   logPollIntervalMs?: number;
+  /** `--fault`: a malicious kubelet for the lab's attack drills (fault-injection.ts). Default none. */
+  fault?: KubeletFault;
+  /** Serve https with this certificate, and take client certificates from this CA (server.ts). */
+  tls?: KubeletTlsOptions;
 }
 
 export interface RunningKubelet {
@@ -103,10 +108,12 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
       runtime,
       log,
       logPollIntervalMs: opts.logPollIntervalMs,
+      streamFault: streamFaultHandler(opts.fault, log),
+      tls: opts.tls,
     });
     const port = await server.listen(opts.port ?? 10250, address);
     cleanups.push(() => server.close());
-    const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+    const url = `${opts.tls ? 'https' : 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}`;
     log(`kubelet server listening on ${url}`);
 
     const api = new ApiServerClient({ url: opts.apiserver, token: opts.token });

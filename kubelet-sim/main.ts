@@ -5,7 +5,8 @@
  *
  *   node dist/kubelet-sim/main.js --apiserver http://127.0.0.1:6443 --token-file node.token \
  *     --token-signing-key-file token-signing.key --node-name node-1 --address 127.0.0.1 --port 0 \
- *     --container-runtime-endpoint unix:///tmp/lab/cri.sock
+ *     --container-runtime-endpoint unix:///tmp/lab/cri.sock \
+ *     [--tls-cert-file kubelet.crt --tls-private-key-file kubelet.key [--client-ca-file ca.crt]]
  *
  * Prints `READY {"service":"kubelet-sim","url":…,"node":…}` on stdout once it listens and its Node
  * is registered; logs to stderr. SIGTERM / SIGINT stop it; the pods keep running in the runtime.
@@ -14,7 +15,9 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { readSigningKey } from '../shared/auth/tokens.js';
+import { FaultFlagError, faultModesHelp, parseKubeletFault, type KubeletFault } from './fault-injection.js';
 import { startKubelet } from './kubelet.js';
+import type { KubeletTlsOptions } from './server.js';
 
 export { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 
@@ -27,6 +30,20 @@ interface Flags {
   port: number;
   containerRuntimeEndpoint: string;
   nodeStatusUpdateFrequency: number;
+  fault?: KubeletFault;
+  tlsCertFile?: string;
+  tlsPrivateKeyFile?: string;
+  clientCaFile?: string;
+}
+
+/** `--fault MODE`: an unknown mode stops the kubelet-sim with the accepted values (exit 1). */
+function parseFault(v: string): KubeletFault {
+  try {
+    return parseKubeletFault(v);
+  } catch (err) {
+    if (err instanceof FaultFlagError) throw new InvalidArgumentError(err.message);
+    throw err;
+  }
 }
 
 /** A Go-style duration with one unit: `500ms`, `10s`, `1m`. */
@@ -65,7 +82,34 @@ export function buildCommand(): Command {
       parseDuration,
       10_000,
     )
+    .option('--tls-cert-file <file>', 'serve https with this PEM certificate (chain); plain http without')
+    .option('--tls-private-key-file <file>', 'the PEM private key of --tls-cert-file')
+    .option(
+      '--client-ca-file <file>',
+      'PEM CA whose client certificates authenticate as their CN (the apiserver: kube-apiserver-kubelet-client); needs --tls-cert-file',
+    )
+    .option(
+      '--fault <mode>',
+      `lab fault mode for /exec, /attach and /portForward upgrades, a malicious kubelet (kubelet-sim/fault-injection.ts): ${faultModesHelp()} (default: none)`,
+      parseFault,
+    )
     .showHelpAfterError();
+}
+
+/** The TLS flags, read and checked before anything starts. */
+function servingTls(flags: Flags): KubeletTlsOptions | undefined {
+  if (!flags.tlsCertFile !== !flags.tlsPrivateKeyFile) {
+    throw new Error('--tls-cert-file and --tls-private-key-file go together');
+  }
+  if (!flags.tlsCertFile || !flags.tlsPrivateKeyFile) {
+    if (flags.clientCaFile) throw new Error('--client-ca-file needs --tls-cert-file');
+    return undefined;
+  }
+  return {
+    cert: readFileSync(flags.tlsCertFile),
+    key: readFileSync(flags.tlsPrivateKeyFile),
+    ...(flags.clientCaFile ? { clientCa: readFileSync(flags.clientCaFile) } : {}),
+  };
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -73,6 +117,7 @@ export async function main(argv: string[]): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`kubelet-sim: ${line}\n`);
   const token = readFileSync(flags.tokenFile, 'utf8').trim();
   if (!token) throw new Error(`token file ${flags.tokenFile} is empty`);
+  const tls = servingTls(flags);
   const kubelet = await startKubelet({
     apiserver: flags.apiserver,
     token,
@@ -82,6 +127,8 @@ export async function main(argv: string[]): Promise<void> {
     port: flags.port,
     runtime: flags.containerRuntimeEndpoint,
     nodeStatusUpdateMs: flags.nodeStatusUpdateFrequency,
+    fault: flags.fault,
+    tls,
     log,
   });
   process.stdout.write(

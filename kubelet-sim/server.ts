@@ -19,9 +19,17 @@
  * - every refusal is a Status, also CRI errors (see cri-errors.ts).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { APISERVER_USER, bearerToken, KUBELET_AUDIENCE, verifyToken } from '../shared/auth/tokens.js';
+import { TLSSocket } from 'node:tls';
+import {
+  APISERVER_KUBELET_CLIENT,
+  APISERVER_USER,
+  bearerToken,
+  KUBELET_AUDIENCE,
+  verifyToken,
+} from '../shared/auth/tokens.js';
 import { parsePortsQuery, PortForwardError } from '../shared/portforward/protocol.js';
 import { isUpgradeRequest } from '../shared/proxy/hop-headers.js';
 import { UpgradeAwareHandler } from '../shared/proxy/upgrade-aware-handler.js';
@@ -36,6 +44,7 @@ import {
 } from '../shared/status.js';
 import { serveContainerLogs } from './container-logs.js';
 import { criErrorToStatus } from './cri-errors.js';
+import type { StreamFaultHandler } from './fault-injection.js';
 import type { RuntimeService } from './kuberuntime-manager.js';
 import {
   parseKubeletPath,
@@ -59,7 +68,25 @@ export interface KubeletServerOptions {
   backendTimeoutMs?: number;
   /** `follow` logs: how often the file is looked at without a change event. Default 1000 ms. */
   logPollIntervalMs?: number;
+  /** `--fault`: answers authenticated streaming upgrades instead of the runtime (fault-injection.ts). */
+  streamFault?: StreamFaultHandler;
+  /** Serve https (`--tls-cert-file`, `--tls-private-key-file`); plain http without. */
+  tls?: KubeletTlsOptions;
 }
+
+export interface KubeletTlsOptions {
+  /** PEM serving certificate (chain) and its key. */
+  cert: Buffer;
+  key: Buffer;
+  /**
+   * `--client-ca-file`: client certificates verified by this CA authenticate as their CN. The
+   * handshake asks for one but never requires it, so the bearer token keeps working.
+   */
+  clientCa?: Buffer;
+}
+
+/** The users allowed through: the apiserver's, by token or by client certificate. */
+const APISERVER_IDENTITIES = new Set([APISERVER_USER, APISERVER_KUBELET_CLIENT]);
 
 export interface StreamOptions {
   command: string[];
@@ -72,12 +99,23 @@ export interface StreamOptions {
 type Reply = (status: Status, headers?: Record<string, string>) => void;
 
 export class KubeletServer {
-  readonly server: http.Server;
+  readonly server: http.Server | https.Server;
   private readonly upgraded = new Set<Duplex>();
   private readonly logStreams = new Set<ServerResponse>();
 
   constructor(private readonly opts: KubeletServerOptions) {
-    this.server = http.createServer((req, res) => this.onRequest(req, res));
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
+    const tls = opts.tls;
+    this.server = tls
+      ? https.createServer(
+          {
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+          },
+          onRequest,
+        )
+      : http.createServer(onRequest);
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
@@ -151,6 +189,7 @@ export class KubeletServer {
       return reply(failureStatus(400, 'container logs are served without an upgrade'));
     }
     if (!isUpgradeRequest(req)) return reply(failureStatus(400, 'Upgrade request required'));
+    if (this.opts.streamFault) return this.opts.streamFault(req, socket, head);
     let backend: Promise<URL>;
     try {
       const query = new URL(req.url ?? '/', 'http://kubelet').searchParams;
@@ -206,18 +245,33 @@ export class KubeletServer {
     return route;
   }
 
+  /**
+   * x509 first, then the bearer token, as the kubelet's union authenticator
+   * (pkg/kubelet/apis/config: x509 `clientCAFile`, then webhook tokens). A certificate that does
+   * not verify against the client CA authenticates nobody; the token may still.
+   */
   private authenticate(req: IncomingMessage): Status | undefined {
     const token = bearerToken(req.headers.authorization);
-    const user = token ? verifyToken(this.opts.signingKey, token, KUBELET_AUDIENCE) : undefined;
-    if (!user) return failureStatus(401, 'Unauthorized');
-    if (user.name !== APISERVER_USER) {
+    const name =
+      this.certificateUser(req) ??
+      (token ? verifyToken(this.opts.signingKey, token, KUBELET_AUDIENCE)?.name : undefined);
+    if (!name) return failureStatus(401, 'Unauthorized');
+    if (!APISERVER_IDENTITIES.has(name)) {
       const verb = req.method === 'POST' ? 'create' : 'get';
       return failureStatus(
         403,
-        `Forbidden (user=${user.name}, verb=${verb}, resource=nodes, subresource(s)=[proxy])`,
+        `Forbidden (user=${name}, verb=${verb}, resource=nodes, subresource(s)=[proxy])`,
       );
     }
     return undefined;
+  }
+
+  /** The CN of a client certificate the client CA verified, if any. */
+  private certificateUser(req: IncomingMessage): string | undefined {
+    const socket = req.socket;
+    if (!this.opts.tls?.clientCa || !(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+    const cn = socket.getPeerCertificate().subject?.CN;
+    return typeof cn === 'string' && cn ? cn : undefined;
   }
 
   /** Finds the container and asks the runtime where to stream (CRI Exec / Attach). */

@@ -47,6 +47,12 @@ describe('docker-compose.yml', () => {
       '/lab/pki/apiserver.crt',
       '--tls-private-key-file',
       '/lab/pki/apiserver.key',
+      '--kubelet-certificate-authority',
+      '/lab/pki/ca.crt',
+      '--kubelet-client-certificate',
+      '/lab/pki/apiserver-kubelet-client.crt',
+      '--kubelet-client-key',
+      '/lab/pki/apiserver-kubelet-client.key',
     ]);
     expect(c.services.setup.command).toContain('https://apiserver:6443');
     expect(c.services.node.command).toContain('https://apiserver:6443');

@@ -2,10 +2,11 @@
  * The lab: cri-shim, apiserver and kubelet-sim as three separate child processes, wired as
  * docs/wiring.md says, plus credentials, a kubeconfig and a running `demo` pod.
  *
- * TLS by default: the lab CA in `DIR/pki` (made at first start, kept after) issues the apiserver's
- * serving certificate; the kubeconfig carries the CA and the kubelet-sim trusts it through
- * NODE_EXTRA_CA_CERTS (pki.ts). `insecureHttp` keeps plain http, e.g. to read the exchange in a
- * packet capture; real kubectl then sends no credentials (see tryCommands).
+ * TLS by default, on both hops a client's credentials cross: the lab CA in `DIR/pki` (made at
+ * first start, kept after) issues the apiserver's serving certificate, each kubelet's, and the
+ * apiserver's client certificate for kubelets; the kubeconfig carries the CA and the kubelet-sim
+ * trusts it through NODE_EXTRA_CA_CERTS (pki.ts). `insecureHttp` keeps plain http on both, e.g. to
+ * read the exchange in a packet capture; real kubectl then sends no credentials (see tryCommands).
  *
  * Start-up waits for each READY line (never sleeps), then creates the pod through the API and polls
  * it (bounded) until Running. `stop()` stops the kubelet, then the apiserver and the runtime, and
@@ -17,7 +18,8 @@ import path from 'node:path';
 import { packageRoot } from '../shared/cri/package-root.js';
 import { loadClientConfig } from '../kexec/client.js';
 import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig } from './credentials.js';
-import { ensureLabPki, trustEnv, type LabPki } from './pki.js';
+import { apiserverKubeletTlsArgs, ensureLabPki, kubeletTlsArgs, trustEnv, type LabPki } from './pki.js';
+import { formatKubeletFault, parseKubeletFault } from '../kubelet-sim/fault-injection.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { defaultLog, describeExit, startService, type ExitInfo, type Service } from './supervisor.js';
 
@@ -49,6 +51,12 @@ export interface LabOptions {
    * true as upstream). False splices v5 WebSocket sessions all the way to the runtime.
    */
   streamTranslation?: boolean;
+  /**
+   * kubelet-sim `--fault` for every node (kubelet-sim/fault-injection.ts): `redirect[=URL]`,
+   * `ok-200`, `refuse-400`, `refuse-500`, `wrong-protocol`, `garbage`; `none` or unset is a normal
+   * kubelet. exec, attach and port-forward then fail; everything else keeps working.
+   */
+  kubeletFault?: string;
   /** Create the demo pod and wait for it (default true). */
   demoPod?: boolean;
   /** Where the compiled services live. Default `<package root>/dist`. */
@@ -109,6 +117,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const nodeName = opts.nodeName ?? 'node-1';
   const nodeCount = opts.nodes ?? 1;
   if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new Error(`nodes must be an integer ≥ 1`);
+  // A bad fault mode fails here, before anything starts, rather than as a kubelet dying.
+  const kubeletFault = opts.kubeletFault === undefined ? undefined : parseKubeletFault(opts.kubeletFault);
   const nodePlan = Array.from({ length: nodeCount }, (_, i) => {
     const suffix = i === 0 ? '' : `-${i + 1}`;
     return {
@@ -228,7 +238,13 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         ? ['--feature-gates', 'TranslateStreamCloseWebsocketRequests=false']
         : []),
       ...(pki
-        ? ['--tls-cert-file', pki.apiserverCertFile, '--tls-private-key-file', pki.apiserverKeyFile]
+        ? [
+            '--tls-cert-file',
+            pki.apiserverCertFile,
+            '--tls-private-key-file',
+            pki.apiserverKeyFile,
+            ...apiserverKubeletTlsArgs(pki),
+          ]
         : []),
     ]);
     const [apiReady, ...criReadies] = await orDied(
@@ -239,6 +255,11 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     say(`apiserver ready at ${apiserverUrl}; cri-shim ready at ${endpoints.join(', ')}`);
 
     // The kubelet-sim dials the https apiserver with Node's fetch: the CA reaches it by environment.
+    // It serves https itself with a certificate from the lab CA, and takes the apiserver's client
+    // certificate (pki.ts).
+    const kubeletTls = await orDied(
+      Promise.all(nodePlan.map((n) => (pki ? kubeletTlsArgs(dir, n.name, ['127.0.0.1']) : []))),
+    );
     const kubelets = nodePlan.map((n, i) =>
       start(
         n.kubelet,
@@ -257,6 +278,10 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
           '0',
           '--container-runtime-endpoint',
           endpoints[i]!,
+          ...(kubeletFault && kubeletFault.mode !== 'none'
+            ? ['--fault', formatKubeletFault(kubeletFault)]
+            : []),
+          ...kubeletTls[i]!,
         ],
         pki && trustEnv(pki),
         'kubelet-sim',

@@ -5,6 +5,14 @@
  *   node dist/lab/main.js [--dir .lab] [--port 6443] [--nodes 1] [--max-connection-bytes-per-sec N] [--insecure-http]
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import {
+  describeKubeletFault,
+  FaultFlagError,
+  faultModesHelp,
+  formatKubeletFault,
+  parseKubeletFault,
+  type KubeletFault,
+} from '../kubelet-sim/fault-injection.js';
 import { startLab, tryCommands } from './lab.js';
 import { describeExit } from './supervisor.js';
 
@@ -15,6 +23,16 @@ function nonNegativeInt(max: number) {
       throw new InvalidArgumentError(`expected an integer 0-${max}`);
     return n;
   };
+}
+
+/** `--kubelet-fault MODE`, checked here so that a typo stops the lab before anything starts. */
+function kubeletFault(v: string): KubeletFault {
+  try {
+    return parseKubeletFault(v);
+  } catch (err) {
+    if (err instanceof FaultFlagError) throw new InvalidArgumentError(err.message);
+    throw err;
+  }
 }
 
 function positiveInt(max: number) {
@@ -64,6 +82,11 @@ const program = new Command('kexec-lab')
     '--no-stream-translation',
     'splice v5 WebSocket sessions to the runtime instead of translating to SPDY',
   )
+  .option(
+    '--kubelet-fault <mode>',
+    `every kubelet-sim answers exec/attach/port-forward upgrades maliciously, an attack drill (kubelet-sim/fault-injection.ts): ${faultModesHelp()}`,
+    kubeletFault,
+  )
   .showHelpAfterError();
 
 async function main(): Promise<number> {
@@ -78,6 +101,7 @@ async function main(): Promise<number> {
     isolation: 'auto' | 'bwrap' | 'none';
     spdyOnlyRuntime: boolean;
     streamTranslation: boolean;
+    kubeletFault?: KubeletFault;
   }>();
   const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
 
@@ -101,6 +125,7 @@ async function main(): Promise<number> {
       isolation: o.isolation,
       spdyOnlyRuntime: o.spdyOnlyRuntime,
       streamTranslation: o.streamTranslation,
+      kubeletFault: o.kubeletFault && formatKubeletFault(o.kubeletFault),
       signal: interrupt.signal,
     });
   } catch (err) {
@@ -121,6 +146,14 @@ async function main(): Promise<number> {
       }, pod default/demo Running on ${o.nodeName}.`,
       `kubeconfig: ${lab.kubeconfigPath}`,
       ...(lab.caFile ? [`lab CA: ${lab.caFile}`] : []),
+      ...(o.kubeletFault && o.kubeletFault.mode !== 'none'
+        ? [
+            '',
+            `KUBELET FAULT ON (--kubelet-fault ${formatKubeletFault(o.kubeletFault)}): every kubelet-sim will ${describeKubeletFault(o.kubeletFault)}.`,
+            'exec, attach and port-forward must fail with an error from the apiserver; get, logs, apply keep working.',
+            'The kubelet-sim logs each faulty answer ("fault … answered …") and how many requests its connection carried.',
+          ]
+        : []),
       '',
       'Try:',
       `  ${first}`,

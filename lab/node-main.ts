@@ -6,7 +6,8 @@
  *   node dist/lab/node-main.js --dir /lab --apiserver https://apiserver:6443 --node-name node-1 --address auto
  *
  * The kubelet-sim inherits this process's environment: NODE_EXTRA_CA_CERTS makes it trust the lab
- * CA that issued the apiserver's certificate (lab/pki.ts).
+ * CA that issued the apiserver's certificate (lab/pki.ts). With an https apiserver the kubelet
+ * serves https with `DIR/pki/kubelet-NODE.crt`, issued here by the lab CA for its address.
  *
  * Credentials come from `--dir` (written by `setup-main.js credentials`). `--address auto` uses the
  * IPv4 address this host name resolves to (the container's address on the compose network), which
@@ -20,6 +21,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { packageRoot } from '../shared/cri/package-root.js';
 import { SIGNING_KEY_FILE, nodeTokenFile } from './credentials.js';
+import { kubeletTlsArgs } from './pki.js';
 import { describeExit, startService, type Service } from './supervisor.js';
 
 function port(v: string): number {
@@ -103,6 +105,12 @@ async function main(): Promise<number> {
       o.isolation,
     ]);
     const criReady = await Promise.race([cri.ready, done.then(() => Promise.reject(new Error('stopped')))]);
+    // With an https apiserver the kubelet serves https too: a certificate from the lab CA (in the
+    // shared volume, as a CSR approved by the cluster would give) for the address it registers.
+    const tls =
+      new URL(o.apiserver).protocol === 'https:'
+        ? await kubeletTlsArgs(dir, o.nodeName, [address, os.hostname()])
+        : [];
     const kubelet = start('kubelet-sim', [
       '--apiserver',
       o.apiserver,
@@ -118,6 +126,7 @@ async function main(): Promise<number> {
       String(o.kubeletPort),
       '--container-runtime-endpoint',
       String(criReady.endpoint),
+      ...tls,
     ]);
     const kReady = await Promise.race([kubelet.ready, done.then(() => Promise.reject(new Error('stopped')))]);
     process.stdout.write(

@@ -2,7 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureLabPki, trustEnv } from './pki.js';
+import { CLIENT_AUTH, SERVER_AUTH } from '../shared/tls/cert-issuer.js';
+import { apiserverKubeletTlsArgs, ensureLabPki, kubeletTlsArgs, trustEnv } from './pki.js';
 
 let dir = '';
 beforeEach(() => {
@@ -14,7 +15,14 @@ describe('ensureLabPki', () => {
   it('makes DIR/pki: the CA and an apiserver certificate for loopback and the given hosts', async () => {
     const pki = await ensureLabPki(dir, ['apiserver', '[::1]']);
     expect(pki.dir).toBe(path.join(dir, 'pki'));
-    expect(fs.readdirSync(pki.dir).sort()).toEqual(['apiserver.crt', 'apiserver.key', 'ca.crt', 'ca.key']);
+    expect(fs.readdirSync(pki.dir).sort()).toEqual([
+      'apiserver-kubelet-client.crt',
+      'apiserver-kubelet-client.key',
+      'apiserver.crt',
+      'apiserver.key',
+      'ca.crt',
+      'ca.key',
+    ]);
     const ca = new X509Certificate(pki.caPem);
     const leaf = new X509Certificate(fs.readFileSync(pki.apiserverCertFile));
     expect(leaf.checkIssued(ca) && leaf.verify(ca.publicKey)).toBe(true);
@@ -33,5 +41,43 @@ describe('ensureLabPki', () => {
     const third = await ensureLabPki(dir, ['apiserver']);
     expect(third.caPem).toBe(first.caPem);
     expect(fs.readFileSync(third.apiserverCertFile, 'utf8')).not.toBe(leaf1);
+  });
+
+  it("issues the apiserver's kubelet client certificate as kubeadm does", async () => {
+    const pki = await ensureLabPki(dir);
+    const client = new X509Certificate(fs.readFileSync(pki.kubeletClientCertFile));
+    expect(client.subject).toBe('O=system:masters\nCN=kube-apiserver-kubelet-client');
+    expect(client.keyUsage).toEqual([CLIENT_AUTH]);
+    expect(client.checkIssued(new X509Certificate(pki.caPem))).toBe(true);
+    expect(apiserverKubeletTlsArgs(pki)).toEqual([
+      '--kubelet-certificate-authority',
+      pki.caFile,
+      '--kubelet-client-certificate',
+      path.join(dir, 'pki', 'apiserver-kubelet-client.crt'),
+      '--kubelet-client-key',
+      path.join(dir, 'pki', 'apiserver-kubelet-client.key'),
+    ]);
+  });
+});
+
+describe('kubeletTlsArgs', () => {
+  it("issues a node's kubelet serving certificate for its address and name, from the lab CA", async () => {
+    const pki = await ensureLabPki(dir);
+    const args = await kubeletTlsArgs(dir, 'node-2', ['10.1.2.3']);
+    const crt = path.join(dir, 'pki', 'kubelet-node-2.crt');
+    expect(args).toEqual([
+      '--tls-cert-file',
+      crt,
+      '--tls-private-key-file',
+      path.join(dir, 'pki', 'kubelet-node-2.key'),
+      '--client-ca-file',
+      pki.caFile,
+    ]);
+    const leaf = new X509Certificate(fs.readFileSync(crt));
+    expect(leaf.keyUsage).toEqual([SERVER_AUTH]);
+    expect(leaf.checkIssued(new X509Certificate(pki.caPem))).toBe(true);
+    expect(leaf.checkIP('10.1.2.3')).toBe('10.1.2.3');
+    expect(leaf.checkHost('node-2')).toBe('node-2');
+    expect(leaf.checkIP('127.0.0.1')).toBe('127.0.0.1');
   });
 });

@@ -1,16 +1,23 @@
 /**
  * The lab's PKI in `DIR/pki/` (kubeadm's `/etc/kubernetes/pki` layout): the lab CA (`ca.crt`,
- * `ca.key`, made at first start and kept) and the apiserver's serving certificate
- * (`apiserver.crt`, `apiserver.key`) for the loopback names plus the host the clients dial
- * (`apiserver` on the compose network). Certificates come from shared/tls (the openssl CLI).
+ * `ca.key`, made at first start and kept), the apiserver's serving certificate (`apiserver.crt`,
+ * `apiserver.key`) for the loopback names plus the host the clients dial (`apiserver` on the
+ * compose network), the apiserver's client certificate for kubelets
+ * (`apiserver-kubelet-client.crt`, CN kube-apiserver-kubelet-client in system:masters, as kubeadm
+ * issues it) and each kubelet's serving certificate (`kubelet-NODE.crt`, for the address the
+ * apiserver dials; upstream a kubelet gets one through a CSR or signs its own). Certificates come
+ * from shared/tls (the openssl CLI).
  *
  * Who trusts what: the kubeconfig carries `ca.crt` as `certificate-authority-data`; the
  * kubelet-sim gets it through `NODE_EXTRA_CA_CERTS` (Node adds it to the roots of every TLS
- * client in that process, global fetch included), so it needs no flag of its own.
+ * client in that process, global fetch included) to trust the apiserver, and as
+ * `--client-ca-file` to authenticate the apiserver's client certificate; the apiserver verifies
+ * kubelets with it (`--kubelet-certificate-authority`).
  */
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { issueServingCert } from '../shared/tls/cert-issuer.js';
+import { ADMIN_GROUP, APISERVER_KUBELET_CLIENT } from '../shared/auth/tokens.js';
+import { issueClientCert, issueServingCert } from '../shared/tls/cert-issuer.js';
 import { ensureCa } from '../shared/tls/certificate-authority.js';
 
 export const PKI_DIR = 'pki';
@@ -22,7 +29,13 @@ export interface LabPki {
   caPem: string;
   apiserverCertFile: string;
   apiserverKeyFile: string;
+  /** The apiserver's client certificate towards kubelets. */
+  kubeletClientCertFile: string;
+  kubeletClientKeyFile: string;
 }
+
+/** The file names of the apiserver's client certificate for kubelets (kubeadm's). */
+export const KUBELET_CLIENT_CERT = 'apiserver-kubelet-client';
 
 /** The loopback names every lab apiserver certificate carries. */
 export const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '::1'];
@@ -44,11 +57,49 @@ export async function ensureLabPki(labDir: string, hosts: string[] = []): Promis
     dnsNames: all.filter((h) => !isIP(h)),
     ipAddresses: all.filter((h) => isIP(h)),
   });
+  const client = await issueClientCert(ca, APISERVER_KUBELET_CLIENT, [ADMIN_GROUP], {
+    name: KUBELET_CLIENT_CERT,
+  });
   return {
     dir,
     caFile: ca.certFile,
     caPem: ca.certPem,
     apiserverCertFile: cert.certFile,
     apiserverKeyFile: cert.keyFile,
+    kubeletClientCertFile: client.certFile,
+    kubeletClientKeyFile: client.keyFile,
   };
+}
+
+/** The apiserver's flags that make its kubelet hop https, verified both ways. */
+export function apiserverKubeletTlsArgs(pki: LabPki): string[] {
+  return [
+    '--kubelet-certificate-authority',
+    pki.caFile,
+    '--kubelet-client-certificate',
+    pki.kubeletClientCertFile,
+    '--kubelet-client-key',
+    pki.kubeletClientKeyFile,
+  ];
+}
+
+/**
+ * Node `nodeName`'s kubelet serving certificate, `DIR/pki/kubelet-NODE.crt`, for the address it
+ * registers (what the apiserver dials) and the loopback names; returns the kubelet-sim's TLS flags.
+ */
+export async function kubeletTlsArgs(labDir: string, nodeName: string, hosts: string[]): Promise<string[]> {
+  const ca = await ensureCa(path.join(labDir, PKI_DIR));
+  const all = [...new Set([...LOOPBACK_HOSTS, nodeName, ...hosts])];
+  const cert = await issueServingCert(ca, `kubelet-${nodeName}`, {
+    dnsNames: all.filter((h) => !isIP(h)),
+    ipAddresses: all.filter((h) => isIP(h)),
+  });
+  return [
+    '--tls-cert-file',
+    cert.certFile,
+    '--tls-private-key-file',
+    cert.keyFile,
+    '--client-ca-file',
+    ca.certFile,
+  ];
 }

@@ -6,15 +6,20 @@
  * Mirrors kubernetes `pkg/registry/core/pod/rest/subresources.go` (ExecREST, AttachREST,
  * PortForwardREST: ConnectMethods GET and POST, newThrottledUpgradeAwareProxyHandler with
  * UpgradeRequired, RejectForwardingRedirects and MaxBytesPerSec) and `pkg/registry/core/pod/rest/log.go`.
+ * `maxBytesPerSec` reaches every path a session can take: the splice, the StreamTranslator (upstream
+ * passes PerConnectionBandwidthLimitBytesPerSec to NewStreamTranslatorHandler) and the port-forward
+ * tunnel (upstream wraps the throttled handler itself).
  * Differences: LogREST proxies with the same handler (upstream streams through a LocationStreamer),
  * and the kubelet credential is a bearer token (docs/wiring.md), the client's own never crossing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
 import type { ProxyError } from '../../shared/proxy/proxy-error.js';
 import { UpgradeAwareHandler } from '../../shared/proxy/upgrade-aware-handler.js';
 import type { Status } from '../../shared/status.js';
 import { badRequest } from '../api/errors.js';
+import { kubeletHeaders } from './kubelet-client.js';
 import { queryBool, streamOptions, streamParams, type PodLocator } from './pod-location.js';
 import type { ConnectHandler, Connecter, Context } from './rest.js';
 import { isWebSocketV5Request, StreamTranslatorHandler } from './stream-translator.js';
@@ -22,8 +27,13 @@ import { isTunnelRequest, TunnelingHandler } from './stream-tunnel.js';
 import { UpgradeRouter } from './upgrade-router.js';
 
 export interface KubeletProxyConfig {
-  /** The `Authorization` value the apiserver presents to kubelets. */
-  authorization: () => string;
+  /**
+   * The `Authorization` value the apiserver presents to kubelets; absent when its client
+   * certificate (in `tls`) is its credential, as upstream sends no token then.
+   */
+  authorization?: () => string;
+  /** Dial kubelets over https with these settings (CA, client certificate); plain http without. */
+  tls?: ConnectionOptions;
   /** `--max-connection-bytes-per-sec`; 0 is unlimited. */
   maxBytesPerSec: number;
   backendTimeoutMs?: number;
@@ -49,7 +59,8 @@ export function kubeletProxyHandler(
     maxBytesPerSec: cfg.maxBytesPerSec,
     useLocationHost: true,
     stripHeaders: ['Authorization'],
-    backendHeaders: { Authorization: cfg.authorization() },
+    backendHeaders: kubeletHeaders(cfg),
+    ...(cfg.tls ? { tls: cfg.tls } : {}),
     // The handler spreads its options over its defaults: an explicit undefined would replace them.
     ...(cfg.backendTimeoutMs !== undefined ? { backendTimeoutMs: cfg.backendTimeoutMs } : {}),
     ...(cfg.responder ? { responder: cfg.responder } : {}),
@@ -82,7 +93,11 @@ abstract class RemoteCommandREST extends PodStreamREST {
     const loc = (await this.locator.streamLocation(ctx, name, opts.container, this.path, params))!;
     const splice = kubeletProxyHandler(loc, this.cfg, true);
     if (this.cfg.translateStreamCloseWebsocketRequests === false) return splice;
-    const translator = new StreamTranslatorHandler(loc, opts, { authorization: this.cfg.authorization });
+    const translator = new StreamTranslatorHandler(loc, opts, {
+      authorization: this.cfg.authorization,
+      tls: this.cfg.tls,
+      maxBytesPerSec: this.cfg.maxBytesPerSec,
+    });
     return new UpgradeRouter(splice, isWebSocketV5Request, translator);
   }
 }
@@ -110,7 +125,12 @@ export class PortForwardREST extends PodStreamREST {
     }
     const loc = await this.locator.portForwardLocation(ctx, name, ports);
     const splice = kubeletProxyHandler(loc, this.cfg, true);
-    return new UpgradeRouter(splice, isTunnelRequest, new TunnelingHandler(loc, this.cfg.authorization));
+    const tunnel = new TunnelingHandler(loc, {
+      authorization: this.cfg.authorization,
+      tls: this.cfg.tls,
+      maxBytesPerSec: this.cfg.maxBytesPerSec,
+    });
+    return new UpgradeRouter(splice, isTunnelRequest, tunnel);
   }
 }
 

@@ -3,10 +3,14 @@
  *
  * Mirrors kubernetes `pkg/kubelet/client/kubelet_client.go` (NodeConnectionInfoGetter: the Node's
  * preferred address and `status.daemonEndpoints.kubeletEndpoint.Port`, default port 10250) and
- * `pkg/util/node` GetPreferredNodeAddress. Differences: plain http (the lab has no kubelet serving
- * certificates), and the apiserver's credential is a bearer token minted from the lab's signing
- * key (docs/wiring.md) instead of a client certificate.
+ * `pkg/util/node` GetPreferredNodeAddress. Upstream always dials https and verifies the kubelet's
+ * certificate only with `--kubelet-certificate-authority`; here the scheme is https once the
+ * apiserver has any kubelet TLS setting (`--kubelet-certificate-authority`,
+ * `--kubelet-client-certificate`), else plain http (tests, `lab --insecure-http`). The
+ * apiserver's credential is its client certificate (CN kube-apiserver-kubelet-client, as kubeadm
+ * issues it) or, without one, a bearer token minted from the lab's signing key (docs/wiring.md).
  */
+import type { ConnectionOptions } from 'node:tls';
 import { APISERVER_USER, KUBELET_AUDIENCE, mintToken } from '../../shared/auth/tokens.js';
 import type { Node } from '../api/types.js';
 import type { Context, Getter } from './rest.js';
@@ -22,7 +26,10 @@ export interface ConnectionInfo {
 }
 
 export class NodeConnectionInfoGetter {
-  constructor(private readonly nodes: Getter) {}
+  constructor(
+    private readonly nodes: Getter,
+    private readonly scheme: ConnectionInfo['scheme'] = 'http',
+  ) {}
 
   /** Throws the node's NotFound when the Node does not exist, as upstream does. */
   async getConnectionInfo(ctx: Context, nodeName: string): Promise<ConnectionInfo> {
@@ -37,13 +44,18 @@ export class NodeConnectionInfoGetter {
       throw new Error(`no preferred addresses found; known addresses: ${JSON.stringify(addresses)}`);
     }
     const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
-    return { scheme: 'http', hostname, port: port && port > 0 ? port : DEFAULT_KUBELET_PORT };
+    return { scheme: this.scheme, hostname, port: port && port > 0 ? port : DEFAULT_KUBELET_PORT };
   }
 }
 
 /** A URL's host part: IPv6 literals in brackets. */
 export function hostPort(info: ConnectionInfo): string {
   return `${info.hostname.includes(':') ? `[${info.hostname}]` : info.hostname}:${info.port}`;
+}
+
+/** The headers that carry this hop's credential: the token, unless a client certificate does. */
+export function kubeletHeaders(cfg: { authorization?: () => string }): Record<string, string> {
+  return cfg.authorization ? { Authorization: cfg.authorization() } : {};
 }
 
 /** The apiserver's kubelet token, minted from the signing key and renewed well before it expires. */
@@ -70,4 +82,35 @@ export class KubeletCredentials {
     }
     return `Bearer ${this.token}`;
   }
+}
+
+/** The apiserver's kubelet TLS flags, read from PEM files. */
+export interface KubeletTlsFiles {
+  /** `--kubelet-certificate-authority`: verify kubelet serving certificates with this CA. */
+  ca?: Buffer;
+  /** `--kubelet-client-certificate` / `--kubelet-client-key`: the apiserver's client certificate. */
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/**
+ * TLS options for dialling kubelets, or undefined for plain http. Without a CA the kubelet's
+ * certificate is not verified, as upstream (kubelet_client.go MakeTransport leaves
+ * InsecureSkipVerify on when no CA is given); `warn` says so once.
+ */
+export function kubeletTlsOptions(
+  files: KubeletTlsFiles | undefined,
+  warn: (line: string) => void,
+): ConnectionOptions | undefined {
+  if (!files || (!files.ca && !files.cert)) return undefined;
+  if (!files.cert !== !files.key) {
+    throw new Error('--kubelet-client-certificate and --kubelet-client-key go together');
+  }
+  if (!files.ca) {
+    warn('no --kubelet-certificate-authority: kubelet serving certificates are not verified');
+  }
+  return {
+    ...(files.ca ? { ca: files.ca } : { rejectUnauthorized: false }),
+    ...(files.cert && files.key ? { cert: files.cert, key: files.key } : {}),
+  };
 }

@@ -11,13 +11,20 @@
  * through a hijacked fake response; we dial the kubelet first with the shared SPDY dialer, so a
  * refusal (or a redirect, CVE-2020-8559) is answered as a Status before any WebSocket exists, and
  * kubectl falls back to plain SPDY as it does against older servers.
+ *
+ * `--max-connection-bytes-per-sec` limits each direction of the kubelet connection, as upstream's
+ * tunnel inherits it from the throttled UpgradeAwareHandler it wraps (flowrate on the backend
+ * connection): the bytes pass through a Throttle (shared/proxy/throttle.ts) each way.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { Throttle } from '../../shared/proxy/throttle.js';
 import { ChannelClientError } from '../../shared/remotecommand/websocket-client.js';
 import { dialSpdy } from '../../shared/spdy/dial.js';
 import { failureStatus, writeStatus, writeStatusToSocket } from '../../shared/status.js';
+import { kubeletHeaders } from './kubelet-client.js';
 import type { ConnectHandler } from './rest.js';
 
 export const TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
@@ -41,10 +48,19 @@ wss.on('headers', (headers, req) => {
   if (tunnels.has(req)) headers.push(`Sec-WebSocket-Protocol: ${TUNNEL_PROTOCOL}`);
 });
 
+export interface TunnelConfig {
+  /** The `Authorization` value the apiserver presents to kubelets (none with a client certificate). */
+  authorization?: () => string;
+  /** TLS settings for an https kubelet (CA, the apiserver's client certificate). */
+  tls?: ConnectionOptions;
+  /** `--max-connection-bytes-per-sec` for each direction; 0 or absent is unlimited. */
+  maxBytesPerSec?: number;
+}
+
 export class TunnelingHandler implements ConnectHandler {
   constructor(
     private readonly location: URL,
-    private readonly authorization: () => string,
+    private readonly cfg: TunnelConfig,
   ) {}
 
   handle(_req: IncomingMessage, res: ServerResponse): void {
@@ -55,14 +71,20 @@ export class TunnelingHandler implements ConnectHandler {
     const gone = new AbortController();
     socket.once('close', () => gone.abort());
     dialSpdy(
-      { url: this.location.href, headers: { Authorization: this.authorization() }, signal: gone.signal },
+      {
+        url: this.location.href,
+        headers: kubeletHeaders(this.cfg),
+        tls: this.cfg.tls,
+        signal: gone.signal,
+      },
       [PORT_FORWARD_PROTOCOL],
     ).then(
       (kubelet) => {
         if (socket.destroyed) return void kubelet.socket.destroy();
         tunnels.add(req);
         delete req.headers['sec-websocket-protocol'];
-        wss.handleUpgrade(req, socket, head, (ws) => splice(ws, kubelet.socket, kubelet.head));
+        const rate = this.cfg.maxBytesPerSec ?? 0;
+        wss.handleUpgrade(req, socket, head, (ws) => splice(ws, kubelet.socket, kubelet.head, rate));
       },
       (err: unknown) => {
         const status =
@@ -78,33 +100,60 @@ export class TunnelingHandler implements ConnectHandler {
   }
 }
 
-/** Copies WebSocket message payloads to the kubelet and the kubelet's bytes back as messages. */
-function splice(ws: WebSocket, kubelet: Duplex, head: Buffer): void {
+/**
+ * Copies WebSocket message payloads to the kubelet and the kubelet's bytes back as messages, each
+ * direction through a Throttle when `rate` is set.
+ */
+function splice(ws: WebSocket, kubelet: Duplex, head: Buffer, rate: number): void {
+  const throttles: Throttle[] = [];
+  const throttled = (): Throttle => {
+    const t = new Throttle({ bytesPerSec: rate });
+    throttles.push(t);
+    return t;
+  };
+  // What the kubelet sends, as the client may have it (the bytes read past the 101 first), and
+  // where the client's bytes go.
+  let fromKubelet: Readable = kubelet;
+  let toKubelet: Writable = kubelet;
+  if (rate > 0) {
+    const down = throttled();
+    if (head.length) down.write(head);
+    fromKubelet = kubelet.pipe(down);
+    const up = throttled();
+    up.pipe(kubelet);
+    toKubelet = up;
+  }
+
   // The apiserver paused the client socket while it dialled; ws only reads a flowing one.
   ws.resume();
   const closeBoth = (): void => {
+    for (const t of throttles) t.destroy();
     kubelet.destroy();
     if (ws.readyState === ws.OPEN) ws.close(1000);
     else ws.terminate();
   };
   kubelet.on('error', closeBoth);
-  kubelet.once('close', closeBoth);
+  // An orderly end from the kubelet closes the tunnel once the throttle has passed everything on.
+  fromKubelet.once('end', closeBoth);
+  kubelet.once('close', () => {
+    if (!kubelet.readableEnded) closeBoth();
+  });
   ws.on('error', closeBoth);
   ws.once('close', closeBoth);
 
   const toClient = (chunk: Buffer): void => {
     ws.send(chunk, { binary: true }, () => {
-      if (ws.bufferedAmount < MAX_BUFFERED && kubelet.isPaused()) kubelet.resume();
+      if (ws.bufferedAmount < MAX_BUFFERED && fromKubelet.isPaused()) fromKubelet.resume();
     });
-    if (ws.bufferedAmount >= MAX_BUFFERED) kubelet.pause();
+    if (ws.bufferedAmount >= MAX_BUFFERED) fromKubelet.pause();
   };
-  if (head.length) toClient(head);
-  kubelet.on('data', toClient);
+  if (fromKubelet === kubelet && head.length) toClient(head);
+  fromKubelet.on('data', toClient);
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (!isBinary) return closeBoth();
-    if (!kubelet.write(data)) {
+    if (!toKubelet.write(data)) {
       ws.pause();
-      kubelet.once('drain', () => ws.resume());
+      toKubelet.once('drain', () => ws.resume());
     }
   });
 }

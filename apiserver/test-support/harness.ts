@@ -5,7 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { ADMIN_GROUP, APISERVER_AUDIENCE, mintToken } from '../../shared/auth/tokens.js';
+import { exitStatus } from '../../shared/remotecommand/exit-status.js';
+import type { RemoteCommandSession } from '../../shared/remotecommand/session.js';
+import { acceptChannelSession } from '../../shared/remotecommand/websocket-server.js';
+import { acceptSpdySession } from '../../shared/spdy/remotecommand-server.js';
 import { startApiServer, type ApiServer, type ApiServerOptions } from '../server.js';
 
 export const KEY = randomBytes(32);
@@ -148,4 +153,29 @@ export async function watch(server: ApiServer, path: string, token: string = ADM
     ended,
     close: () => req.destroy(),
   };
+}
+
+/**
+ * A fake kubelet's program for an upgrade it receives: SPDY for a POST (the StreamTranslator,
+ * SPDY clients), a WebSocket channel session otherwise. It echoes stdin until it has seen
+ * "kubelet", then exits 3 (it cannot wait for stdin's end: before v5 a client cannot close it).
+ */
+export async function serveEchoUntilKubelet(
+  req: http.IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<RemoteCommandSession | undefined> {
+  const streams = { stdin: true, stdout: true, stderr: true, tty: false };
+  const session =
+    req.method === 'POST'
+      ? await acceptSpdySession(req, socket, head, streams)
+      : acceptChannelSession(req, socket, head, streams);
+  if (!session) return undefined;
+  let text = '';
+  session.stdin!.on('data', (c: Buffer) => {
+    text += c.toString();
+    session.stdout!.write(c);
+    if (text.endsWith('kubelet')) void session.finish(exitStatus(3));
+  });
+  return session;
 }

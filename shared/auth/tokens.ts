@@ -19,6 +19,11 @@ export const APISERVER_AUDIENCE = 'kexec-lab-apiserver';
 export const KUBELET_AUDIENCE = 'kubelet';
 /** The identity the apiserver presents to kubelets. */
 export const APISERVER_USER = 'system:apiserver';
+/**
+ * The CN of the client certificate the apiserver presents to kubelets (kubeadm's
+ * `apiserver-kubelet-client.crt`, `--kubelet-client-certificate`).
+ */
+export const APISERVER_KUBELET_CLIENT = 'kube-apiserver-kubelet-client';
 export const ADMIN_GROUP = 'system:masters';
 export const NODES_GROUP = 'system:nodes';
 
