@@ -74,10 +74,13 @@ export interface KubeconfigOptions {
   namespace?: string;
   /** PEM of the CA that issued the apiserver's certificate: `certificate-authority-data`. */
   caPem?: string;
+  /** Whose token it is; names the user and context entries. Default: the lab admin. */
+  userName?: string;
 }
 
 /**
- * The kubeconfig (YAML text) for the lab admin: one cluster, one user, one context. Over https
+ * The kubeconfig (YAML text) for the lab admin (or `opts.userName`, users.ts): one cluster, one
+ * user, one context. Over https
  * the cluster carries the lab CA (never insecure-skip-tls-verify).
  */
 export function kubeconfigYaml(server: string, token: string, opts: KubeconfigOptions = {}): string {
@@ -86,18 +89,20 @@ export function kubeconfigYaml(server: string, token: string, opts: KubeconfigOp
   // Meaningless over plain http (kubectl ignores it there), but @kubernetes/client-node refuses an
   // http:// server without it.
   if (server.startsWith('http:')) cluster['insecure-skip-tls-verify'] = true;
+  const user = opts.userName ? `kexec-lab-${opts.userName}` : 'kexec-lab-admin';
+  const context = opts.userName ? user : 'kexec-lab';
   const doc = {
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'kexec-lab', cluster }],
-    users: [{ name: 'kexec-lab-admin', user: { token } }],
+    users: [{ name: user, user: { token } }],
     contexts: [
       {
-        name: 'kexec-lab',
-        context: { cluster: 'kexec-lab', user: 'kexec-lab-admin', namespace: opts.namespace ?? 'default' },
+        name: context,
+        context: { cluster: 'kexec-lab', user, namespace: opts.namespace ?? 'default' },
       },
     ],
-    'current-context': 'kexec-lab',
+    'current-context': context,
     preferences: {},
   };
   return YAML.stringify(doc);

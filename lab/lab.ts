@@ -30,6 +30,11 @@ export interface LabOptions {
   port?: number;
   /** The apiserver's `--max-connection-bytes-per-sec` (0 = unlimited). */
   maxConnectionBytesPerSec?: number;
+  /**
+   * The apiserver's `--authorization-policy-file`: RBAC-like rules for lab users (users.ts),
+   * added to the built-in policy.
+   */
+  authorizationPolicyFile?: string;
   /** Name of the first node (the demo pod's). Default `node-1`. */
   nodeName?: string;
   /**
@@ -234,6 +239,9 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       creds.keyFile,
       '--max-connection-bytes-per-sec',
       String(opts.maxConnectionBytesPerSec ?? 0),
+      ...(opts.authorizationPolicyFile
+        ? ['--authorization-policy-file', path.resolve(opts.authorizationPolicyFile)]
+        : []),
       ...(opts.streamTranslation === false
         ? ['--feature-gates', 'TranslateStreamCloseWebsocketRequests=false']
         : []),

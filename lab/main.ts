@@ -83,6 +83,10 @@ const program = new Command('kexec-lab')
     'splice v5 WebSocket sessions to the runtime instead of translating to SPDY',
   )
   .option(
+    '--authorization-policy-file <file>',
+    "the apiserver's RBAC-like rules for lab users (npm run lab:user), added to the built-in policy",
+  )
+  .option(
     '--kubelet-fault <mode>',
     `every kubelet-sim answers exec/attach/port-forward upgrades maliciously, an attack drill (kubelet-sim/fault-injection.ts): ${faultModesHelp()}`,
     kubeletFault,
@@ -102,6 +106,7 @@ async function main(): Promise<number> {
     spdyOnlyRuntime: boolean;
     streamTranslation: boolean;
     kubeletFault?: KubeletFault;
+    authorizationPolicyFile?: string;
   }>();
   const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
 
@@ -119,6 +124,7 @@ async function main(): Promise<number> {
       dir: o.dir,
       port: o.port,
       maxConnectionBytesPerSec: o.maxConnectionBytesPerSec,
+      authorizationPolicyFile: o.authorizationPolicyFile,
       nodeName: o.nodeName,
       nodes: o.nodes,
       insecureHttp: o.insecureHttp,
@@ -158,6 +164,9 @@ async function main(): Promise<number> {
       'Try:',
       `  ${first}`,
       ...rest.map((c) => `  ${c}`),
+      '',
+      `Another identity: npm run lab:user -- --dir ${o.dir} --name alice --group devs (a kubeconfig for alice;`,
+      '  grant her rights with --authorization-policy-file, see docs/wiring.md).',
       '',
       'Press Ctrl-C to stop the lab.',
       '',

@@ -5,6 +5,8 @@
  *     signing key (kept if present), admin and node tokens, DIR/kubeconfig — all 0600; for an
  *     https server also the lab CA (kept if present) and the apiserver's serving certificate for
  *     the server's host name in DIR/pki (pki.ts), and the kubeconfig carries the CA;
+ *   node dist/lab/setup-main.js user --dir .lab --name alice --group devs --ttl 12h
+ *     a token for a lab user in DIR/users/alice.kubeconfig (users.ts), the admin's cluster and CA;
  *   node dist/lab/setup-main.js demo-pod --kubeconfig /lab/kubeconfig --node-name node-1 --timeout 120
  *     waits (bounded) for the apiserver, creates pod default/demo (kept if it exists) and waits
  *     until it is Running.
@@ -15,6 +17,7 @@ import { loadClientConfig } from '../kexec/client.js';
 import { formatError } from '../kexec/errors.js';
 import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig } from './credentials.js';
 import { ensureLabPki } from './pki.js';
+import { mintLabUser, parseTtl } from './users.js';
 import { demoPod, ensurePod, retryUntilReachable, waitForPodRunning } from './pods.js';
 
 function seconds(v: string): number {
@@ -69,6 +72,38 @@ program
     });
     say('pod default/demo is Running');
   });
+
+program
+  .command('user')
+  .description(
+    "mint a token for a lab user and write its kubeconfig (DIR/users/NAME.kubeconfig); grant it with the apiserver's --authorization-policy-file",
+  )
+  .option('--dir <dir>', 'lab directory (signing key and kubeconfig)', '.lab')
+  .requiredOption('--name <name>', 'user name (not system:…)')
+  .option(
+    '--group <group>',
+    'a group of the user (repeatable)',
+    (v: string, prev: string[]) => [...prev, v],
+    [],
+  )
+  .option('--ttl <duration>', 'token lifetime, e.g. 30m, 12h (at most 168h)', '24h')
+  .option('--namespace <ns>', "the context's namespace", 'default')
+  .option('-o, --output <file>', 'where to write the kubeconfig (default DIR/users/NAME.kubeconfig)')
+  .action(
+    (o: { dir: string; name: string; group: string[]; ttl: string; namespace: string; output?: string }) => {
+      const user = mintLabUser(path.resolve(o.dir), {
+        name: o.name,
+        groups: o.group,
+        ttlSec: parseTtl(o.ttl),
+        namespace: o.namespace,
+        output: o.output,
+      });
+      say(
+        `user ${o.name}${o.group.length ? ` (groups ${o.group.join(', ')})` : ''}: kubeconfig ${user.kubeconfigPath}, token valid until ${user.expiresAt.toISOString()}`,
+      );
+      process.stdout.write(`${user.kubeconfigPath}\n`);
+    },
+  );
 
 program.parseAsync().then(
   () => process.exit(0),
