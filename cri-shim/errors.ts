@@ -28,6 +28,9 @@ export class CriError extends Error {
   static internal(message: string): CriError {
     return new CriError(grpc.status.INTERNAL, message);
   }
+  static unavailable(message: string): CriError {
+    return new CriError(grpc.status.UNAVAILABLE, message);
+  }
   static unimplemented(message: string): CriError {
     return new CriError(grpc.status.UNIMPLEMENTED, message);
   }

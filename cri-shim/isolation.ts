@@ -12,7 +12,9 @@
  *   No `--new-session`: it would take the controlling terminal away from TTY sessions.
  * - `none`: a plain child process whose working directory is the container's root directory and
  *   whose HOME points there. Absolute paths (`ls /root`) see the HOST. For machines without
- *   bubblewrap; the shim says so loudly at start-up.
+ *   bubblewrap; the shim says so loudly at start-up. In place of `--die-with-parent`, the
+ *   runtime's death watch (death-watch.ts) kills each container process's group and session
+ *   when the shim dies.
  *
  * `auto` picks bwrap when `bwrap --ro-bind / / true` works here, else none.
  */

@@ -5,7 +5,9 @@
  *
  * Prints `READY {"service":"cri-shim","endpoint":…,"streamingUrl":…}` on stdout once the CRI and
  * streaming servers both listen; logs go to stderr. SIGTERM/SIGINT kill every container process
- * group, remove the socket and exit 0.
+ * group (waiting at most 5 s for them), remove the socket and exit 0. Killed outright (SIGKILL),
+ * it still leaves no container process: bwrap's `--die-with-parent`, or under `--isolation none`
+ * the death watch (death-watch.ts).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';

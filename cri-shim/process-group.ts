@@ -2,7 +2,8 @@
  * Every process the shim starts leads its own process group (spawned `detached`), so one
  * `kill(-pgid)` reaches the whole tree it forked — a shell's children included. This is how
  * "nothing leaked" is kept: a container stop, a sandbox removal, a client that goes away and
- * shim shutdown all end in `killGroup`.
+ * shim shutdown all end in `killGroup`; a shim that dies without a shutdown leaves the kill to
+ * bwrap's `--die-with-parent` or, under `--isolation none`, to the death watch (death-watch.ts).
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import fs from 'node:fs';

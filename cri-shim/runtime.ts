@@ -20,6 +20,12 @@
  * share it and resize it. `stdin_once` is kept for attach (attach-session.ts).
  *
  * Layout under `--root`: `sandboxes/<id>/[logs/]`, `containers/<id>/{root,tmp,var,container.log}`.
+ *
+ * Nothing outlives the runtime: `shutdown()` (the cri-shim's SIGTERM/SIGINT) kills every
+ * container's processes and waits for them, at most SHUTDOWN_WAIT_MS; it refuses new ones from
+ * its start. Should the cri-shim die without one (SIGKILL, a crash), bwrap's `--die-with-parent`
+ * takes each container process, and under `--isolation none` the death watch (death-watch.ts)
+ * kills their process groups and sessions. Unlike containerd, on purpose: see death-watch.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -29,6 +35,7 @@ import type { ChildProcess, StdioOptions } from 'node:child_process';
 import type { TerminalSize } from '../shared/remotecommand/codec.js';
 import type * as T from '../shared/cri/types.js';
 import { ContainerLog } from './container-log.js';
+import { DeathWatch } from './death-watch.js';
 import { CriError } from './errors.js';
 import type { ImageConfig, ImageStore } from './images.js';
 import { processSpec, resolveExecutable, type ContainerView, type IsolationMode } from './isolation.js';
@@ -42,6 +49,9 @@ import {
   type RuntimeProcess,
 } from './process-group.js';
 import { TerminalProcess } from './terminal-process.js';
+
+/** How long `shutdown()` waits for killed container processes to be gone. */
+export const SHUTDOWN_WAIT_MS = 5000;
 
 const nowNs = (): number => Date.now() * 1e6;
 const newId = (): string => randomBytes(32).toString('hex');
@@ -107,8 +117,12 @@ export interface RuntimeOptions {
 export class ContainerRuntime {
   readonly sandboxes = new Map<string, Sandbox>();
   readonly containers = new Map<string, Container>();
+  /** Kills the container processes if the cri-shim dies (`none` only: bwrap has --die-with-parent). */
+  private readonly deathWatch: DeathWatch | undefined;
+  private shuttingDown = false;
 
   constructor(readonly opts: RuntimeOptions) {
+    this.deathWatch = opts.isolation === 'none' ? new DeathWatch(opts.log) : undefined;
     fs.mkdirSync(path.join(opts.root, 'sandboxes'), { recursive: true });
     fs.mkdirSync(path.join(opts.root, 'containers'), { recursive: true });
   }
@@ -242,6 +256,7 @@ export class ContainerRuntime {
     if (c.state !== 'CONTAINER_CREATED') {
       throw CriError.precondition(`container ${short(id)} is in ${c.state} state, not CONTAINER_CREATED`);
     }
+    this.refuseWhileShuttingDown();
     const fail = (message: string): never => {
       Object.assign(c, { state: 'CONTAINER_EXITED', exitCode: 128, reason: 'StartError', message });
       c.finishedAt = nowNs();
@@ -271,6 +286,7 @@ export class ContainerRuntime {
       return fail(`failed to start the container process: ${(err as Error).message}`);
     }
     c.main = child;
+    this.deathWatch?.track(child.pid);
     c.stdinOnceSpent = false;
     c.mainDone = new Promise((resolve) => c.events.once('exit', () => resolve()));
     c.state = 'CONTAINER_RUNNING';
@@ -301,7 +317,7 @@ export class ContainerRuntime {
     // The container is its process tree: when the main process ends, whatever it left behind in
     // its group goes too (bwrap's PID namespace does this by itself; `none` needs the kill).
     onProcessEvents(child, {
-      exit: () => killTree(child),
+      exit: () => this.killTree(child),
       close: (code, signal) => finish(code, signal),
       error: (err) => {
         if (child.pid === undefined) finish(null, null, err);
@@ -365,6 +381,7 @@ export class ContainerRuntime {
    * Throws a CriError when the executable does not exist in the container.
    */
   spawnExec(id: string, argv: readonly string[], stdio: StdioOptions): ChildProcess {
+    this.refuseWhileShuttingDown();
     const c = this.runningContainer(id);
     if (argv.length === 0) throw CriError.invalid('exec command must not be empty');
     if (!resolveExecutable(this.opts.isolation, c.view, argv[0]!)) {
@@ -380,6 +397,7 @@ export class ContainerRuntime {
    * Throws a CriError when the executable does not exist or the terminal cannot be set up.
    */
   spawnExecTerminal(id: string, argv: readonly string[], size?: TerminalSize): TerminalProcess {
+    this.refuseWhileShuttingDown();
     const c = this.runningContainer(id);
     if (argv.length === 0) throw CriError.invalid('exec command must not be empty');
     if (!resolveExecutable(this.opts.isolation, c.view, argv[0]!)) {
@@ -397,18 +415,44 @@ export class ContainerRuntime {
 
   private trackExec(c: Container, child: RuntimeProcess): void {
     c.execs.add(child);
+    this.deathWatch?.track(child.pid);
     // An exec is its process tree too: background children die with it, so no output pipe is held
     // open after the command ends (which would keep the session from finishing).
     onProcessEvents(child, {
-      exit: () => killTree(child),
+      exit: () => this.killTree(child),
       close: () => c.execs.delete(child),
       error: () => c.execs.delete(child),
     });
   }
 
-  /** Kills every process of every container and waits for them (shim shutdown). */
+  /**
+   * Kills every process of every container and waits for them, at most SHUTDOWN_WAIT_MS (shim
+   * shutdown); from its start, no container or exec process is started any more. The death watch
+   * then ends, killing whatever is still listed. Idempotent.
+   */
   async shutdown(): Promise<void> {
-    await Promise.all([...this.containers.keys()].map((id) => this.stopContainer(id, 0).catch(() => {})));
+    this.shuttingDown = true;
+    const stopped = Promise.all(
+      [...this.containers.keys()].map((id) => this.stopContainer(id, 0).catch(() => {})),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      stopped.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), SHUTDOWN_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (late) this.opts.log(`shutdown: container processes still not gone after ${SHUTDOWN_WAIT_MS} ms`);
+    await this.deathWatch?.close();
+  }
+
+  private refuseWhileShuttingDown(): void {
+    if (this.shuttingDown) throw CriError.unavailable('the container runtime is shutting down');
+  }
+
+  /** killTree, and the death watch forgets the session: its processes are dead now. */
+  private killTree(p: RuntimeProcess): void {
+    killTree(p);
+    this.deathWatch?.untrack(p.pid);
   }
 }
 
