@@ -5,6 +5,8 @@
  *
  * Run: npm run build && node dist/bench/soak.js [--serial 1000] [--concurrent 200]
  * Exits 1 when a service ends up holding more fds (beyond a slack of 4) or processes than at start.
+ * RSS here is not a leak signal (it includes V8's young generation grown under load, given back only
+ * on idle); for memory after forced GCs at doubling session counts run bench/soak-heap.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';
