@@ -11,7 +11,8 @@
  * `--token-auth-file` and `--service-account-key-file` (repeatable) add static tokens and RS256 JWTs;
  * `--authorization-policy-file` adds RBAC-like rules to the built-in policy (authz-policy.ts).
  * `--kubelet-certificate-authority`, `--kubelet-client-certificate` and `--kubelet-client-key`
- * make the kubelet hop https (registry/kubelet-client.ts).
+ * make the kubelet hop https (registry/kubelet-client.ts). `--etcd-servers URL[,URL]` keeps objects in
+ * etcd (storage/etcd-store.ts, keys under `--etcd-prefix`, default `/registry`) instead of memory.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -51,6 +52,31 @@ function featureGates(value: string): Record<string, boolean> {
 
 function readIf(file: string | undefined): Buffer | undefined {
   return file === undefined ? undefined : fs.readFileSync(file);
+}
+
+/** `--etcd-servers http://127.0.0.1:2379[,…]`, as kube-apiserver spells it. */
+function etcdServers(value: string): string[] {
+  const urls = value
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
+  if (urls.length === 0) throw new InvalidArgumentError('expected URL[,URL]');
+  for (const u of urls) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new InvalidArgumentError(`not a URL: ${JSON.stringify(u)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new InvalidArgumentError(`expected an http(s):// URL, got ${JSON.stringify(u)}`);
+  }
+  return urls;
+}
+
+function etcdPrefix(value: string): string {
+  if (!value.startsWith('/')) throw new InvalidArgumentError('must start with /');
+  return value;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -94,6 +120,12 @@ function command(): Command {
       'PEM client certificate the apiserver presents to kubelets (https); with --kubelet-client-key',
     )
     .option('--kubelet-client-key <file>', 'the PEM private key of --kubelet-client-certificate')
+    .option(
+      '--etcd-servers <urls>',
+      'keep objects in etcd at these client URLs (comma-separated) instead of in memory',
+      etcdServers,
+    )
+    .option('--etcd-prefix <prefix>', 'the prefix of every key in etcd', etcdPrefix, '/registry')
     .option('--no-scheduler', 'do not run the in-process scheduler (pods without spec.nodeName stay pending)')
     .option(
       '--feature-gates <gates>',
@@ -125,6 +157,8 @@ async function main(argv: string[]): Promise<void> {
     kubeletCertificateAuthority?: string;
     kubeletClientCertificate?: string;
     kubeletClientKey?: string;
+    etcdServers?: string[];
+    etcdPrefix: string;
     scheduler: boolean;
     featureGates: Record<string, boolean>;
   }>();
@@ -147,6 +181,7 @@ async function main(argv: string[]): Promise<void> {
       cert: readIf(opts.kubeletClientCertificate),
       key: readIf(opts.kubeletClientKey),
     },
+    etcd: opts.etcdServers && { servers: opts.etcdServers, prefix: opts.etcdPrefix },
     scheduler: opts.scheduler,
     translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
   });

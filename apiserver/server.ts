@@ -25,6 +25,7 @@ import type { GenericStore } from './registry/generic-store.js';
 import { Scheduler } from './scheduler.js';
 import { KubeletCredentials, kubeletTlsOptions, type KubeletTlsFiles } from './registry/kubelet-client.js';
 import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.js';
+import { EtcdStore } from './storage/etcd-store.js';
 import { MemoryStore } from './storage/memory-store.js';
 import type { Store } from './storage/store.js';
 
@@ -43,6 +44,11 @@ export interface ApiServerOptions {
   maxConnectionBytesPerSec?: number;
   /** Storage backend; an in-memory store by default. */
   store?: Store;
+  /**
+   * `--etcd-servers` (client URLs) and `--etcd-prefix` (default `/registry`): keep objects in etcd
+   * (storage/etcd-store.ts) instead of memory. Ignored when `store` is given.
+   */
+  etcd?: { servers: string[]; prefix?: string };
   watchLimits?: Partial<WatchLimits>;
   /** Time allowed to reach a kubelet and get its response head. */
   kubeletTimeoutMs?: number;
@@ -87,7 +93,14 @@ function authenticator(opts: ApiServerOptions): Authenticator {
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`apiserver: ${line}\n`));
-  const store = opts.store ?? new MemoryStore();
+  const store =
+    opts.store ??
+    (opts.etcd
+      ? await EtcdStore.connect({ servers: opts.etcd.servers, prefix: opts.etcd.prefix, log })
+      : new MemoryStore());
+  if (!opts.store && opts.etcd) {
+    log(`storage: etcd ${opts.etcd.servers.join(',')} prefix ${opts.etcd.prefix ?? '/registry'}`);
+  }
   const credentials = new KubeletCredentials(opts.signingKey);
   const kubeletTls = kubeletTlsOptions(opts.kubeletTls, log);
   const registry = newLegacyRESTStorage(store, {

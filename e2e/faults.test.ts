@@ -119,9 +119,9 @@ describe.each(['cri-shim', 'kubelet-sim', 'apiserver'] as const)('SIGKILL of the
 
     again = await restart(spec, (l) => logs.push(`[${hop} again] ${l}`));
     if (hop === 'apiserver') {
-      // Its storage is in memory (no etcd): what the kubelet registered and the demo pod are
+      // This lab keeps its storage in memory: what the kubelet registered and the demo pod are
       // restored by the admin, as from a backup. Like upstream, the kubelet does not re-register a
-      // Node that vanished while it ran.
+      // Node that vanished while it ran. With etcd nothing is lost: e2e/etcd.test.ts.
       const cfg = await loadClientConfig({ kubeconfig: lab.kubeconfigPath });
       const kubelet = new URL(lab.kubeletUrl);
       const node = {

@@ -12,6 +12,10 @@
  * it (bounded) until Running. `stop()` stops the kubelet, then the apiserver and the runtime, and
  * waits for every exit (bounded, then SIGKILL). A service that exits on its own is reported through
  * `failed`; `main.ts` then stops everything and exits 1.
+ *
+ * `etcd` (`npm start -- --etcd`): a real etcd (etcd.ts, data in `DIR/etcd`) is started first and
+ * healthy before the apiserver, which gets `--etcd-servers`; Nodes and Pods then outlive an
+ * apiserver restart (and a lab restart on the same DIR). It is stopped last.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,6 +24,7 @@ import { loadClientConfig } from '../kexec/client.js';
 import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig } from './credentials.js';
 import { apiserverKubeletTlsArgs, ensureLabPki, kubeletTlsArgs, trustEnv, type LabPki } from './pki.js';
 import { formatKubeletFault, parseKubeletFault } from '../kubelet-sim/fault-injection.js';
+import { startEtcd, type EtcdProcess } from './etcd.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { defaultLog, describeExit, startService, type ExitInfo, type Service } from './supervisor.js';
 
@@ -62,6 +67,11 @@ export interface LabOptions {
    * kubelet. exec, attach and port-forward then fail; everything else keeps working.
    */
   kubeletFault?: string;
+  /**
+   * Keep the apiserver's objects in a real etcd (`etcd` from the Debian package etcd-server), data
+   * in `DIR/etcd`, instead of in memory. Default false (in memory starts faster).
+   */
+  etcd?: boolean;
   /** Create the demo pod and wait for it (default true). */
   demoPod?: boolean;
   /** Where the compiled services live. Default `<package root>/dist`. */
@@ -98,11 +108,13 @@ export interface Lab {
   caFile?: string;
   /** The first node's kubelet. */
   kubeletUrl: string;
+  /** The etcd client URL the apiserver uses (`--etcd-servers`), with `etcd`. */
+  etcdUrl?: string;
   adminToken: string;
   /** Every node, node 1 first. */
   nodes: LabNode[];
   /**
-   * pid of each service process: `apiserver`, node 1's `cri-shim` and `kubelet-sim`, and node k's
+   * pid of each service process: `apiserver`, `etcd` (with `etcd`), node 1's `cri-shim` and `kubelet-sim`, and node k's
    * `cri-shim-k` and `kubelet-sim-k` for k ≥ 2.
    */
   pids: Record<string, number>;
@@ -180,6 +192,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     stopPromise ??= (async () => {
       // The kubelets first, so they do not log errors about a vanished apiserver or runtime.
       await Promise.all(services.filter((s) => s.name.startsWith('kubelet-sim')).map((s) => s.stop()));
+      // etcd last: the apiserver may still write while it shuts down.
+      await Promise.all(services.filter((s) => s.name !== 'etcd').map((s) => s.stop()));
       await Promise.all(services.map((s) => s.stop()));
     })();
     return stopPromise;
@@ -203,11 +217,30 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   interrupted.catch(() => {});
   const orDied = <T>(p: Promise<T>): Promise<T> => Promise.race([p, died, interrupted]);
 
+  let etcdStarting: Promise<EtcdProcess> | undefined;
   try {
     let pki: LabPki | undefined;
     if (!opts.insecureHttp) {
       pki = await orDied(ensureLabPki(dir));
       say(`lab CA ${pki.caFile}; apiserver serving certificate ${pki.apiserverCertFile}`);
+    }
+    let etcdUrl: string | undefined;
+    if (opts.etcd) {
+      const etcdDir = path.join(dir, 'etcd');
+      fs.mkdirSync(dir, { recursive: true });
+      etcdStarting = startEtcd({
+        dataDir: etcdDir,
+        log,
+        readyTimeoutMs: opts.readyTimeoutMs,
+        signal: abort.signal,
+      });
+      const etcd = await orDied(etcdStarting);
+      services.push(etcd);
+      void etcd.exited.then((e) => {
+        if (!stopping && !etcd.stopping) reportFailure({ service: 'etcd', ...e });
+      });
+      etcdUrl = etcd.endpoint;
+      say(`etcd ready at ${etcdUrl}, data in ${etcdDir}`);
     }
     const criShims = nodePlan.map((n) => {
       const listen = n.sock.length <= MAX_UNIX_SOCKET_PATH ? `unix://${n.sock}` : 'tcp://127.0.0.1:0';
@@ -242,6 +275,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       ...(opts.authorizationPolicyFile
         ? ['--authorization-policy-file', path.resolve(opts.authorizationPolicyFile)]
         : []),
+      ...(etcdUrl ? ['--etcd-servers', etcdUrl] : []),
       ...(opts.streamTranslation === false
         ? ['--feature-gates', 'TranslateStreamCloseWebsocketRequests=false']
         : []),
@@ -333,6 +367,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       apiserverUrl,
       caFile: pki?.caFile,
       kubeletUrl,
+      etcdUrl,
       adminToken: creds.adminToken,
       nodes,
       pids: Object.fromEntries(services.map((s) => [s.name, s.pid])),
@@ -341,6 +376,9 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     };
   } catch (err) {
     abort.abort();
+    // An etcd still starting when start-up failed is stopped with the rest.
+    const etcd = await etcdStarting?.catch(() => undefined);
+    if (etcd && !services.includes(etcd)) services.push(etcd);
     await stop();
     throw err;
   }

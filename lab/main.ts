@@ -2,7 +2,7 @@
  * `npm start`: the lab in the foreground (see lab.ts). Ctrl-C / SIGTERM / SIGHUP stop every
  * service and exit 0; a service dying on its own stops the rest and exits 1.
  *
- *   node dist/lab/main.js [--dir .lab] [--port 6443] [--nodes 1] [--max-connection-bytes-per-sec N] [--insecure-http]
+ *   node dist/lab/main.js [--dir .lab] [--port 6443] [--nodes 1] [--max-connection-bytes-per-sec N] [--insecure-http] [--etcd]
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
@@ -68,6 +68,11 @@ const program = new Command('kexec-lab')
     'serve the apiserver over plain http (to read the exchange in a packet capture; kubectl then sends no token)',
     false,
   )
+  .option(
+    '--etcd',
+    "keep the apiserver's objects in a real etcd (data in DIR/etcd; needs the etcd-server package) instead of in memory",
+    false,
+  )
   .addOption(
     new Option('--isolation <mode>', 'cri-shim process isolation')
       .choices(['auto', 'bwrap', 'none'])
@@ -102,6 +107,7 @@ async function main(): Promise<number> {
     nodeName: string;
     nodes: number;
     insecureHttp: boolean;
+    etcd: boolean;
     isolation: 'auto' | 'bwrap' | 'none';
     spdyOnlyRuntime: boolean;
     streamTranslation: boolean;
@@ -128,6 +134,7 @@ async function main(): Promise<number> {
       nodeName: o.nodeName,
       nodes: o.nodes,
       insecureHttp: o.insecureHttp,
+      etcd: o.etcd,
       isolation: o.isolation,
       spdyOnlyRuntime: o.spdyOnlyRuntime,
       streamTranslation: o.streamTranslation,
@@ -152,6 +159,7 @@ async function main(): Promise<number> {
       }, pod default/demo Running on ${o.nodeName}.`,
       `kubeconfig: ${lab.kubeconfigPath}`,
       ...(lab.caFile ? [`lab CA: ${lab.caFile}`] : []),
+      ...(lab.etcdUrl ? [`etcd: ${lab.etcdUrl} (objects kept in ${o.dir}/etcd)`] : []),
       ...(o.kubeletFault && o.kubeletFault.mode !== 'none'
         ? [
             '',

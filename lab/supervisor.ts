@@ -1,6 +1,7 @@
 /**
- * Runs one lab service as a child process: `node dist/<service>/main.js …`, its own process group,
- * stdout scanned for the `READY {json}` line (docs/wiring.md), every other line of stdout and
+ * Runs one lab service as a child process: `node dist/<service>/main.js …` (or another program,
+ * such as etcd), its own process group, stdout scanned for the `READY {json}` line
+ * (docs/wiring.md) unless the service brings its own readiness probe, every line of stdout and
  * stderr passed to `log` with a `[service]` prefix. `stop()` sends SIGTERM, waits (bounded), then
  * SIGKILLs the whole process group, and always waits for the exit.
  */
@@ -22,14 +23,21 @@ export interface ServiceOptions {
   /** The name used in log prefixes and messages, e.g. `apiserver`. */
   name: string;
   /** The script run by this Node.js (absolute, or relative to `cwd`). */
-  script: string;
+  script?: string;
+  /** Another program to run instead of a Node.js script (looked up on PATH), e.g. `etcd`. */
+  program?: string;
   args: string[];
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   /** Receives every output line, already prefixed. Default: the lab's stderr. */
   log?: (line: string) => void;
-  /** How long to wait for the READY line. */
+  /** How long to wait for the READY line (or the probe). */
   readyTimeoutMs?: number;
+  /**
+   * Readiness without a READY line: called once (with a signal aborted when the process exits or
+   * the time is up) until it resolves; a rejection fails `ready`.
+   */
+  probe?: (signal: AbortSignal) => Promise<ReadyInfo>;
 }
 
 export interface Service {
@@ -55,7 +63,10 @@ export function describeExit(e: ExitInfo): string {
 export function startService(opts: ServiceOptions): Service {
   const log = opts.log ?? defaultLog;
   const prefix = `[${opts.name}] `;
-  const child = spawn(process.execPath, [opts.script, ...opts.args], {
+  const [file, argv] = opts.program
+    ? [opts.program, opts.args]
+    : [process.execPath, [opts.script ?? '', ...opts.args]];
+  const child = spawn(file, argv, {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -70,7 +81,8 @@ export function startService(opts: ServiceOptions): Service {
       resolve(exitInfo);
     });
     child.once('error', (err) => {
-      log(`${prefix}failed to start: ${err.message}`);
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT' ? ` (is ${file} installed?)` : '';
+      log(`${prefix}failed to start: ${err.message}${missing}`);
       if (child.pid === undefined) {
         exitInfo = { code: 127, signal: null };
         resolve(exitInfo);
@@ -86,18 +98,33 @@ export function startService(opts: ServiceOptions): Service {
   });
   ready.catch(() => {}); // the caller may never ask
   let isReady = false;
-  const timer = setTimeout(
-    () =>
-      readyReject(
-        new Error(`${opts.name} did not print its READY line within ${opts.readyTimeoutMs ?? 30_000} ms`),
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const gaveUp = new AbortController();
+  const timer = setTimeout(() => {
+    gaveUp.abort();
+    readyReject(
+      new Error(
+        opts.probe
+          ? `${opts.name} was not ready within ${readyTimeoutMs} ms`
+          : `${opts.name} did not print its READY line within ${readyTimeoutMs} ms`,
       ),
-    opts.readyTimeoutMs ?? 30_000,
-  );
+    );
+  }, readyTimeoutMs);
   timer.unref();
+  if (opts.probe) {
+    opts.probe(gaveUp.signal).then(
+      (info) => {
+        isReady = true;
+        clearTimeout(timer);
+        readyResolve(info);
+      },
+      (err: unknown) => readyReject(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
 
   const out = readline.createInterface({ input: child.stdout!, crlfDelay: Infinity });
   out.on('line', (line) => {
-    if (!isReady && line.startsWith('READY ')) {
+    if (!opts.probe && !isReady && line.startsWith('READY ')) {
       try {
         const info = JSON.parse(line.slice('READY '.length)) as ReadyInfo;
         isReady = true;
@@ -114,6 +141,7 @@ export function startService(opts: ServiceOptions): Service {
 
   void exited.then((e) => {
     clearTimeout(timer);
+    gaveUp.abort();
     if (!isReady) readyReject(new Error(`${opts.name} exited (${describeExit(e)}) before it was ready`));
   });
 

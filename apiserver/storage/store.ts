@@ -67,7 +67,10 @@ export interface Store {
   guaranteedUpdate(key: string, tryUpdate: TryUpdate, preconditions?: Preconditions): Promise<KubeObject>;
   /** Removes an object and returns its last state; KeyNotFound when absent, Conflict on preconditions. */
   delete(key: string, preconditions?: Preconditions): Promise<KubeObject>;
-  /** Delivers changes under a prefix, in resourceVersion order, synchronously as they happen. */
+  /**
+   * Delivers changes under a prefix, in resourceVersion order: the memory store synchronously as
+   * they happen, etcd as its watch stream brings them (shortly after the write resolves).
+   */
   watch(prefix: string, opts: StoreWatchOptions, onEvent: (ev: StoreEvent) => void): Promise<StoreWatch>;
   /** The newest resourceVersion handed out. */
   currentResourceVersion(): string;
