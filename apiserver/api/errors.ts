@@ -4,9 +4,7 @@
  *
  * Mirrors apimachinery `pkg/api/errors/errors.go` (NewNotFound, NewAlreadyExists, NewConflict,
  * NewInvalid, NewForbidden, NewMethodNotSupported, NewResourceExpired) and
- * `pkg/util/validation/field/errors.go` for field errors. NewResourceExpired's reason is
- * `Expired` upstream; shared/status.ts has no such reason yet, so it is sent as `Gone` (clients
- * accept either for a 410).
+ * `pkg/util/validation/field/errors.go` for field errors.
  */
 import { StatusError, type StatusCause } from '../../shared/status.js';
 
@@ -99,7 +97,7 @@ export function resourceNotFound(): StatusError {
 }
 
 export function resourceExpired(message: string): StatusError {
-  return StatusError.of(410, message, 'Gone');
+  return StatusError.of(410, message, 'Expired');
 }
 
 export function unauthorized(): StatusError {

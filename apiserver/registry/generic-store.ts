@@ -251,16 +251,29 @@ export class GenericStore
     const rv = opts.resourceVersion;
     if (rv && !/^\d+$/.test(rv)) throw badRequest(`invalid resourceVersion: ${rv}`);
     try {
-      return await this.opts.store.watch(this.prefix(ctx), { resourceVersion: rv }, (ev) => {
-        const now = this.selects(ev.object, sel);
-        const before = ev.prevObject !== undefined && this.selects(ev.prevObject, sel);
-        let type = ev.type;
-        // An object moving into or out of the selection is ADDED / DELETED for this watch (upstream cacher).
-        if (ev.type === 'MODIFIED' && now && !before) type = 'ADDED';
-        else if (ev.type === 'MODIFIED' && !now && before) type = 'DELETED';
-        else if (ev.type === 'DELETED' ? !before : !now) return;
-        onEvent({ type, object: this.typed(ev.object) });
-      });
+      return await this.opts.store.watch(
+        this.prefix(ctx),
+        { resourceVersion: rv },
+        (ev) => {
+          const now = this.selects(ev.object, sel);
+          const before = ev.prevObject !== undefined && this.selects(ev.prevObject, sel);
+          let type = ev.type;
+          // An object moving into or out of the selection is ADDED / DELETED for this watch (upstream cacher).
+          if (ev.type === 'MODIFIED' && now && !before) type = 'ADDED';
+          else if (ev.type === 'MODIFIED' && !now && before) type = 'DELETED';
+          else if (ev.type === 'DELETED' ? !before : !now) return;
+          onEvent({ type, object: this.typed(ev.object) });
+        },
+        // The store can go on no longer: the client gets an ERROR event (410 for a compacted
+        // revision, so it re-lists) and its watch ends.
+        (err) => {
+          const status =
+            err.code === 'ResourceVersionTooOld'
+              ? resourceExpired(err.message).status
+              : StatusError.of(500, err.message).status;
+          onEvent({ type: 'ERROR', object: status });
+        },
+      );
     } catch (err) {
       if (err instanceof StorageError && err.code === 'ResourceVersionTooOld')
         throw resourceExpired(err.message);

@@ -23,9 +23,8 @@
  * seen. Its watch manager resumes a broken watch stream by itself; the revision it resumes from
  * is set here to the last event delivered (see `resumeAfter`), so nothing is skipped or repeated.
  *
- * Limits: a watch that etcd cancels (its revision compacted while the stream was down) cannot be
- * ended through the Store interface, which has no error path; it is logged and goes quiet until
- * the client's watch times out and re-lists.
+ * A watch that etcd cancels (its revision compacted while the stream was down) is ended through
+ * `onError`: the client's watch gets a 410 ERROR event and re-lists, as upstream.
  */
 import { Etcd3, type IKeyValue, type IResponseHeader, type IWatchResponse, type Watcher } from 'etcd3';
 import { jsonEqual, type KubeObject } from '../api/types.js';
@@ -62,6 +61,8 @@ const KEY_ROOT = '/registry';
 const MAX_UPDATE_ATTEMPTS = 16;
 
 /** etcd's answer to a read at (or a watch from) a revision it has compacted. */
+/** Upstream etcd3's interpretWatchError for ErrCompacted. */
+const TOO_OLD_WATCH = 'The resourceVersion for the provided watch is too old.';
 const COMPACTED = /required revision has been compacted/;
 /** etcd's answer to a read at a revision it has not reached yet. */
 const FUTURE = /required revision is a future revision/;
@@ -203,6 +204,7 @@ export class EtcdStore implements Store {
     prefix: string,
     opts: StoreWatchOptions,
     onEvent: (ev: StoreEvent) => void,
+    onError?: (err: StorageError) => void,
   ): Promise<StoreWatch> {
     if (this.watches.size >= this.maxWatchers) {
       throw new StorageError('Internal', prefix, `too many watches (${this.maxWatchers})`);
@@ -259,10 +261,17 @@ export class EtcdStore implements Store {
       throw this.storageError(prefix, err);
     }
     watcher.on('error', (err: unknown) => {
-      // etcd cancelled the watch (its revision was compacted while the stream was down).
-      if (!w.stopped)
-        this.log(`watch on ${prefix} cancelled by etcd after revision ${covered}: ${message(err)}`);
+      // etcd cancelled the watch (its revision was compacted while the stream was down): the
+      // owner ends its client's watch with 410, so the client re-lists (upstream's cacher does).
       this.watches.delete(w);
+      if (w.stopped) return;
+      w.stopped = true;
+      this.log(`watch on ${prefix} cancelled by etcd after revision ${covered}: ${message(err)}`);
+      onError?.(
+        COMPACTED.test(message(err))
+          ? new StorageError('ResourceVersionTooOld', prefix, TOO_OLD_WATCH)
+          : new StorageError('Internal', prefix, `watch cancelled by etcd: ${message(err)}`),
+      );
     });
     // The current state, before any change the watch reports (those arrive later, from the stream).
     for (const ev of backlog) deliver(ev);
@@ -317,11 +326,7 @@ export class EtcdStore implements Store {
     } catch (err) {
       if (COMPACTED.test(message(err))) {
         // Upstream etcd3's interpretWatchError for ErrCompacted.
-        throw new StorageError(
-          'ResourceVersionTooOld',
-          prefix,
-          'The resourceVersion for the provided watch is too old.',
-        );
+        throw new StorageError('ResourceVersionTooOld', prefix, TOO_OLD_WATCH);
       }
       if (!FUTURE.test(message(err))) throw this.storageError(prefix, err);
     }

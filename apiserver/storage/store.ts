@@ -41,7 +41,7 @@ export interface StoreWatchOptions {
   /**
    * Unset or "0": synthetic ADDED events for every current object, then changes (upstream "get
    * state and start at most recent"). Otherwise: every change after that resourceVersion; too old
-   * for the retained history → StorageError ResourceVersionTooOld (410 Gone).
+   * for the retained history → StorageError ResourceVersionTooOld (410 Expired).
    */
   resourceVersion?: string;
 }
@@ -70,8 +70,15 @@ export interface Store {
   /**
    * Delivers changes under a prefix, in resourceVersion order: the memory store synchronously as
    * they happen, etcd as its watch stream brings them (shortly after the write resolves).
+   * `onError` ends a watch the backend can no longer continue (etcd cancelled it, e.g. its
+   * revision was compacted while the stream was down): no event follows it.
    */
-  watch(prefix: string, opts: StoreWatchOptions, onEvent: (ev: StoreEvent) => void): Promise<StoreWatch>;
+  watch(
+    prefix: string,
+    opts: StoreWatchOptions,
+    onEvent: (ev: StoreEvent) => void,
+    onError?: (err: StorageError) => void,
+  ): Promise<StoreWatch>;
   /** The newest resourceVersion handed out. */
   currentResourceVersion(): string;
   close(): Promise<void>;

@@ -72,7 +72,8 @@ export async function serveWatch(
       return;
     }
     res.write(JSON.stringify(ev.type === 'BOOKMARK' ? ev : render(ev)) + '\n');
-    if (res.writableLength > limits.maxBufferedBytes) finish();
+    // An ERROR event is the last of a watch (upstream's watch server stops after it).
+    if (ev.type === 'ERROR' || res.writableLength > limits.maxBufferedBytes) finish();
   };
   const timer = setTimeout(finish, timeout * 1000);
   res.once('close', finish);
