@@ -79,6 +79,20 @@ function etcdPrefix(value: string): string {
   return value;
 }
 
+/** `--etcd-cafile` / `--etcd-certfile` / `--etcd-keyfile`, checked before anything starts. */
+function etcdTls(o: {
+  etcdCafile?: string;
+  etcdCertfile?: string;
+  etcdKeyfile?: string;
+}): { ca: Buffer; cert?: Buffer; key?: Buffer } | undefined {
+  if (!o.etcdCertfile !== !o.etcdKeyfile) throw new Error('--etcd-certfile and --etcd-keyfile go together');
+  if (!o.etcdCafile) {
+    if (o.etcdCertfile) throw new Error('--etcd-certfile needs --etcd-cafile');
+    return undefined;
+  }
+  return { ca: fs.readFileSync(o.etcdCafile), cert: readIf(o.etcdCertfile), key: readIf(o.etcdKeyfile) };
+}
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -126,6 +140,9 @@ function command(): Command {
       etcdServers,
     )
     .option('--etcd-prefix <prefix>', 'the prefix of every key in etcd', etcdPrefix, '/registry')
+    .option('--etcd-cafile <file>', 'PEM CA that verifies https etcd servers')
+    .option('--etcd-certfile <file>', 'PEM client certificate the apiserver presents to etcd')
+    .option('--etcd-keyfile <file>', 'the PEM private key of --etcd-certfile')
     .option('--no-scheduler', 'do not run the in-process scheduler (pods without spec.nodeName stay pending)')
     .option(
       '--feature-gates <gates>',
@@ -159,6 +176,9 @@ async function main(argv: string[]): Promise<void> {
     kubeletClientKey?: string;
     etcdServers?: string[];
     etcdPrefix: string;
+    etcdCafile?: string;
+    etcdCertfile?: string;
+    etcdKeyfile?: string;
     scheduler: boolean;
     featureGates: Record<string, boolean>;
   }>();
@@ -181,7 +201,11 @@ async function main(argv: string[]): Promise<void> {
       cert: readIf(opts.kubeletClientCertificate),
       key: readIf(opts.kubeletClientKey),
     },
-    etcd: opts.etcdServers && { servers: opts.etcdServers, prefix: opts.etcdPrefix },
+    etcd: opts.etcdServers && {
+      servers: opts.etcdServers,
+      prefix: opts.etcdPrefix,
+      tls: etcdTls(opts),
+    },
     scheduler: opts.scheduler,
     translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
   });

@@ -48,7 +48,7 @@ export interface ApiServerOptions {
    * `--etcd-servers` (client URLs) and `--etcd-prefix` (default `/registry`): keep objects in etcd
    * (storage/etcd-store.ts) instead of memory. Ignored when `store` is given.
    */
-  etcd?: { servers: string[]; prefix?: string };
+  etcd?: { servers: string[]; prefix?: string; tls?: { ca: Buffer; cert?: Buffer; key?: Buffer } };
   watchLimits?: Partial<WatchLimits>;
   /** Time allowed to reach a kubelet and get its response head. */
   kubeletTimeoutMs?: number;
@@ -96,7 +96,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const store =
     opts.store ??
     (opts.etcd
-      ? await EtcdStore.connect({ servers: opts.etcd.servers, prefix: opts.etcd.prefix, log })
+      ? await EtcdStore.connect({
+          servers: opts.etcd.servers,
+          prefix: opts.etcd.prefix,
+          tls: opts.etcd.tls,
+          log,
+        })
       : new MemoryStore());
   if (!opts.store && opts.etcd) {
     log(`storage: etcd ${opts.etcd.servers.join(',')} prefix ${opts.etcd.prefix ?? '/registry'}`);

@@ -95,8 +95,39 @@ describe('the apiserver on etcd, SIGKILLed and started again', () => {
     }
   }, 90_000);
 
+  /** GET etcd's /version trusting the etcd CA, with the client certificate NAME in DIR/pki (if any). */
+  function etcdGet(cert?: string): Promise<number> {
+    const pki = path.join(lab.dir, 'pki');
+    return new Promise((resolve, reject) => {
+      https
+        .get(`${lab.etcdUrl!}/version`, {
+          ca: fs.readFileSync(path.join(pki, 'etcd', 'ca.crt')),
+          ...(cert
+            ? {
+                cert: fs.readFileSync(path.join(pki, `${cert}.crt`)),
+                key: fs.readFileSync(path.join(pki, `${cert}.key`)),
+              }
+            : {}),
+        })
+        .on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', reject);
+    });
+  }
+
+  it("opens etcd to the apiserver's etcd client certificate only (an etcd CA of its own, as kubeadm)", async () => {
+    expect(await etcdGet('apiserver-etcd-client')).toBe(200);
+    // No certificate, or one from the lab CA (the apiserver's kubelet-client one): the handshake fails.
+    await expect(etcdGet()).rejects.toThrow();
+    await expect(etcdGet('apiserver-kubelet-client')).rejects.toThrow();
+    // Plain http on the client port gets nothing either.
+    await expect(fetch(lab.etcdUrl!.replace('https:', 'http:') + '/version')).rejects.toThrow();
+  });
+
   async function killRestartAndCheck(): Promise<void> {
-    expect(lab.etcdUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(lab.etcdUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const nodeBefore = (await get('/api/v1/nodes/node-1')).body!;
     const podBefore = (await get('/api/v1/namespaces/default/pods/demo')).body!;
     const listBefore = (await get('/api/v1/namespaces/default/pods')).body!;

@@ -6,8 +6,16 @@
  *
  * The binary is `etcd` from the Debian package `etcd-server` (.ci/apt-packages.txt). History is
  * compacted every 5 minutes, as kube-apiserver's `--etcd-compaction-interval` does by default.
+ *
+ * With `tls` (the lab's default, as kubeadm's stacked etcd) the client URL is https with
+ * `--cert-file`/`--key-file` and `--client-cert-auth --trusted-ca-file`: only a client certificate
+ * from the etcd CA (the apiserver's `apiserver-etcd-client`) gets in. The one member's peer URL
+ * stays plain http on loopback (no other member ever dials it).
  */
 import { once } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { defaultLog, startService, type Service } from './supervisor.js';
 
@@ -25,6 +33,19 @@ export interface EtcdOptions {
   peerPort?: number;
   /** Aborting it while etcd starts stops it and rejects. */
   signal?: AbortSignal;
+  /** Serve clients over https and require client certificates (files, PEM). */
+  tls?: EtcdTls;
+}
+
+export interface EtcdTls {
+  /** The etcd CA: verifies client certificates (and is what clients trust). */
+  caFile: string;
+  /** etcd's serving certificate and key. */
+  certFile: string;
+  keyFile: string;
+  /** A client certificate from the etcd CA, for the readiness probe (the apiserver's). */
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 export interface EtcdProcess extends Service {
@@ -65,7 +86,7 @@ async function startOnce(opts: EtcdOptions): Promise<EtcdProcess & { lastLines: 
   const log = opts.log ?? defaultLog;
   const clientPort = opts.clientPort ?? (await freePort());
   const peerPort = opts.peerPort ?? (await freePort());
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const lastLines: string[] = [];
   const service = startService({
@@ -94,6 +115,17 @@ async function startOnce(opts: EtcdOptions): Promise<EtcdProcess & { lastLines: 
       'zap',
       '--log-level',
       'warn',
+      ...(opts.tls
+        ? [
+            '--cert-file',
+            opts.tls.certFile,
+            '--key-file',
+            opts.tls.keyFile,
+            '--client-cert-auth',
+            '--trusted-ca-file',
+            opts.tls.caFile,
+          ]
+        : []),
     ],
     log: (line) => {
       lastLines.push(line);
@@ -104,7 +136,7 @@ async function startOnce(opts: EtcdOptions): Promise<EtcdProcess & { lastLines: 
     probe: async (gaveUp) => {
       const signal = opts.signal ? AbortSignal.any([gaveUp, opts.signal]) : gaveUp;
       while (!signal.aborted) {
-        if (await healthy(endpoint)) return { service: name, endpoint };
+        if (await healthy(endpoint, opts.tls)) return { service: name, endpoint };
         await new Promise((r) => setTimeout(r, 100));
       }
       throw new Error(opts.signal?.aborted ? `${name}: start-up interrupted` : `${name} is not ready`);
@@ -113,12 +145,37 @@ async function startOnce(opts: EtcdOptions): Promise<EtcdProcess & { lastLines: 
   return Object.assign(service, { endpoint, peerEndpoint: peer, lastLines });
 }
 
-async function healthy(endpoint: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
-    const body = (await res.json()) as { health?: string };
-    return res.ok && body.health === 'true';
-  } catch {
-    return false;
-  }
+/** etcd's `/health` answers `{"health":"true"}` (over https with the probe's client certificate). */
+function healthy(endpoint: string, tls?: EtcdTls): Promise<boolean> {
+  return new Promise((resolve) => {
+    const get = tls ? https.get : http.get;
+    const req = get(
+      `${endpoint}/health`,
+      {
+        timeout: 1000,
+        ...(tls
+          ? {
+              ca: fs.readFileSync(tls.caFile),
+              cert: fs.readFileSync(tls.clientCertFile),
+              key: fs.readFileSync(tls.clientKeyFile),
+            }
+          : {}),
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          try {
+            resolve(res.statusCode === 200 && (JSON.parse(body) as { health?: string }).health === 'true');
+          } catch {
+            resolve(false);
+          }
+        });
+        res.on('error', () => resolve(false));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(false));
+  });
 }

@@ -15,14 +15,22 @@
  *
  * `etcd` (`npm start -- --etcd`): a real etcd (etcd.ts, data in `DIR/etcd`) is started first and
  * healthy before the apiserver, which gets `--etcd-servers`; Nodes and Pods then outlive an
- * apiserver restart (and a lab restart on the same DIR). It is stopped last.
+ * apiserver restart (and a lab restart on the same DIR). It is stopped last. Over https with
+ * client certificates from an etcd CA of its own (pki.ts ensureEtcdPki), unless insecureHttp.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../shared/cri/package-root.js';
 import { loadClientConfig } from '../kexec/client.js';
 import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig } from './credentials.js';
-import { apiserverKubeletTlsArgs, ensureLabPki, kubeletTlsArgs, trustEnv, type LabPki } from './pki.js';
+import {
+  apiserverKubeletTlsArgs,
+  ensureEtcdPki,
+  ensureLabPki,
+  kubeletTlsArgs,
+  trustEnv,
+  type LabPki,
+} from './pki.js';
 import { formatKubeletFault, parseKubeletFault } from '../kubelet-sim/fault-injection.js';
 import { startEtcd, type EtcdProcess } from './etcd.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
@@ -225,11 +233,15 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       say(`lab CA ${pki.caFile}; apiserver serving certificate ${pki.apiserverCertFile}`);
     }
     let etcdUrl: string | undefined;
+    let etcdArgs: string[] = [];
     if (opts.etcd) {
       const etcdDir = path.join(dir, 'etcd');
       fs.mkdirSync(dir, { recursive: true });
+      // https with client certificates from an etcd CA of its own (pki.ts), unless insecureHttp.
+      const etcdPki = pki ? await orDied(ensureEtcdPki(dir)) : undefined;
       etcdStarting = startEtcd({
         dataDir: etcdDir,
+        tls: etcdPki?.tls,
         log,
         readyTimeoutMs: opts.readyTimeoutMs,
         signal: abort.signal,
@@ -240,6 +252,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         if (!stopping && !etcd.stopping) reportFailure({ service: 'etcd', ...e });
       });
       etcdUrl = etcd.endpoint;
+      etcdArgs = ['--etcd-servers', etcdUrl, ...(etcdPki?.apiserverArgs ?? [])];
       say(`etcd ready at ${etcdUrl}, data in ${etcdDir}`);
     }
     const criShims = nodePlan.map((n) => {
@@ -275,7 +288,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       ...(opts.authorizationPolicyFile
         ? ['--authorization-policy-file', path.resolve(opts.authorizationPolicyFile)]
         : []),
-      ...(etcdUrl ? ['--etcd-servers', etcdUrl] : []),
+      ...etcdArgs,
       ...(opts.streamTranslation === false
         ? ['--feature-gates', 'TranslateStreamCloseWebsocketRequests=false']
         : []),

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { ADMIN_GROUP, APISERVER_KUBELET_CLIENT } from '../shared/auth/tokens.js';
 import { issueClientCert, issueServingCert } from '../shared/tls/cert-issuer.js';
 import { ensureCa } from '../shared/tls/certificate-authority.js';
+import type { EtcdTls } from './etcd.js';
 
 export const PKI_DIR = 'pki';
 
@@ -102,4 +103,43 @@ export async function kubeletTlsArgs(labDir: string, nodeName: string, hosts: st
     '--client-ca-file',
     ca.certFile,
   ];
+}
+
+/** The apiserver's client certificate for etcd (kubeadm's `apiserver-etcd-client`). */
+export const ETCD_CLIENT_CERT = 'apiserver-etcd-client';
+
+/**
+ * etcd's PKI, kubeadm's layout: a CA of its own in `DIR/pki/etcd/` (so nothing the lab CA issues,
+ * a kubelet's or the apiserver's kubelet-client certificate, opens etcd), etcd's serving
+ * certificate `etcd/server.crt` for the loopback names, and the apiserver's client certificate
+ * `apiserver-etcd-client.crt` (CN kube-apiserver-etcd-client). Returns etcd's TLS settings and
+ * the apiserver's `--etcd-cafile`/`--etcd-certfile`/`--etcd-keyfile` flags.
+ */
+export async function ensureEtcdPki(labDir: string): Promise<{ tls: EtcdTls; apiserverArgs: string[] }> {
+  const ca = await ensureCa(path.join(labDir, PKI_DIR, 'etcd'));
+  const server = await issueServingCert(ca, 'server', {
+    dnsNames: LOOPBACK_HOSTS.filter((h) => !isIP(h)),
+    ipAddresses: LOOPBACK_HOSTS.filter((h) => isIP(h)),
+  });
+  const client = await issueClientCert(ca, 'kube-apiserver-etcd-client', [], {
+    name: ETCD_CLIENT_CERT,
+    dir: path.join(labDir, PKI_DIR),
+  });
+  return {
+    tls: {
+      caFile: ca.certFile,
+      certFile: server.certFile,
+      keyFile: server.keyFile,
+      clientCertFile: client.certFile,
+      clientKeyFile: client.keyFile,
+    },
+    apiserverArgs: [
+      '--etcd-cafile',
+      ca.certFile,
+      '--etcd-certfile',
+      client.certFile,
+      '--etcd-keyfile',
+      client.keyFile,
+    ],
+  };
 }

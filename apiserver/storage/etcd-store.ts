@@ -52,6 +52,11 @@ export interface EtcdStoreOptions {
   maxWatchers?: number;
   /** One line per notable event (a watch cancelled by etcd). Default: stderr. */
   log?: (line: string) => void;
+  /**
+   * For `https://` servers: the CA that verifies etcd (`--etcd-cafile`) and the apiserver's client
+   * certificate (`--etcd-certfile`, `--etcd-keyfile`), PEM.
+   */
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 /** The root every Store key has (store.ts); etcd keys replace it with the prefix. */
@@ -60,9 +65,9 @@ const KEY_ROOT = '/registry';
 /** An update whose tryUpdate raced with another write is retried at most this often. */
 const MAX_UPDATE_ATTEMPTS = 16;
 
-/** etcd's answer to a read at (or a watch from) a revision it has compacted. */
 /** Upstream etcd3's interpretWatchError for ErrCompacted. */
 const TOO_OLD_WATCH = 'The resourceVersion for the provided watch is too old.';
+/** etcd's answer to a read at (or a watch from) a revision it has compacted. */
 const COMPACTED = /required revision has been compacted/;
 /** etcd's answer to a read at a revision it has not reached yet. */
 const FUTURE = /required revision is a future revision/;
@@ -86,6 +91,16 @@ export class EtcdStore implements Store {
     this.client = new Etcd3({
       hosts: opts.servers,
       dialTimeout: opts.connectTimeoutMs ?? 10_000,
+      ...(opts.tls
+        ? {
+            credentials: {
+              rootCertificate: opts.tls.ca,
+              ...(opts.tls.cert && opts.tls.key
+                ? { certChain: opts.tls.cert, privateKey: opts.tls.key }
+                : {}),
+            },
+          }
+        : {}),
       // Unary calls get a deadline; the watch stream lives as long as it is needed.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
     });
