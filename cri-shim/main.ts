@@ -8,6 +8,11 @@
  * group (waiting at most 5 s for them), remove the socket and exit 0. Killed outright (SIGKILL),
  * it still leaves no container process: bwrap's `--die-with-parent`, or under `--isolation none`
  * the death watch (death-watch.ts).
+ *
+ * `--streaming-tls-cert-file` + `--streaming-tls-private-key-file` serve the streaming server over
+ * https (containerd's CRI plugin: `enable_tls_streaming = true` with
+ * `[x509_key_pair_streaming] tls_cert_file`/`tls_key_file`; the names here follow the kubelet's
+ * `--tls-cert-file`/`--tls-private-key-file`). Both or neither.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
@@ -49,6 +54,14 @@ const program = new Command('cri-shim')
       .argParser(idleTimeoutArgument)
       .default(DEFAULT_STREAMING_IDLE_TIMEOUT_MS, '4h'),
   )
+  .option(
+    '--streaming-tls-cert-file <file>',
+    'serve the streaming server (exec/attach/port-forward) over https with this certificate (PEM); the streaming URLs CRI Exec/Attach/PortForward return are then https://. containerd: enable_tls_streaming with x509_key_pair_streaming.tls_cert_file. Needs --streaming-tls-private-key-file; plain http without both',
+  )
+  .option(
+    '--streaming-tls-private-key-file <file>',
+    "the streaming server's private key (PEM) for --streaming-tls-cert-file. containerd: x509_key_pair_streaming.tls_key_file",
+  )
   .addOption(
     new Option('--isolation <mode>', 'process isolation: bubblewrap, none, or bwrap when it works')
       .choices(['auto', 'bwrap', 'none'])
@@ -66,7 +79,17 @@ async function main(): Promise<void> {
     isolation: IsolationRequest;
     spdyOnly: boolean;
     streamingConnectionIdleTimeout: number;
+    streamingTlsCertFile?: string;
+    streamingTlsPrivateKeyFile?: string;
   }>();
+  // As containerd's getStreamListenerMode: one file without the other is a configuration error.
+  if (!!o.streamingTlsCertFile !== !!o.streamingTlsPrivateKeyFile) {
+    program.error(
+      o.streamingTlsCertFile
+        ? 'error: --streaming-tls-cert-file needs --streaming-tls-private-key-file'
+        : 'error: --streaming-tls-private-key-file needs --streaming-tls-cert-file',
+    );
+  }
   const shim = await startCriShim({
     listen: o.listen,
     streamingAddress: o.streamingAddress,
@@ -76,6 +99,10 @@ async function main(): Promise<void> {
     isolation: o.isolation,
     spdyOnly: o.spdyOnly,
     streamingConnectionIdleTimeoutMs: o.streamingConnectionIdleTimeout,
+    streamingTls:
+      o.streamingTlsCertFile && o.streamingTlsPrivateKeyFile
+        ? { certFile: o.streamingTlsCertFile, keyFile: o.streamingTlsPrivateKeyFile }
+        : undefined,
   });
   let stopping = false;
   const stop = (signal: string): void => {

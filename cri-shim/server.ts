@@ -6,9 +6,15 @@
  * previous run is replaced) or TCP (`tcp://host:port`, port 0 picks one). `close()` kills every
  * container process, closes both servers and removes the socket file; container directories
  * under `--root` stay for inspection.
+ *
+ * `streamingTls` (main.ts `--streaming-tls-cert-file` + `--streaming-tls-private-key-file`) makes
+ * the streaming server https: the files are read once at start, and a missing or unreadable one,
+ * or a key that does not match the certificate, fails the start (containerd: "failed to load x509
+ * key pair for stream server").
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { createSecureContext } from 'node:tls';
 import grpc from '@grpc/grpc-js';
 import { runtimeServiceDefinition } from '../shared/cri/proto.js';
 import { fromPackageRoot } from '../shared/cri/package-root.js';
@@ -17,7 +23,7 @@ import { ImageStore } from './images.js';
 import { chooseIsolation, type IsolationMode, type IsolationRequest } from './isolation.js';
 import { RequestCache } from './request-cache.js';
 import { ContainerRuntime } from './runtime.js';
-import { StreamingServer } from './streaming-server.js';
+import { StreamingServer, type StreamingTlsOptions } from './streaming-server.js';
 
 export interface CriShimOptions {
   /** `unix:///abs/path` or `tcp://host:port`. */
@@ -43,6 +49,12 @@ export interface CriShimOptions {
    * long (kubelet `--streaming-connection-idle-timeout`); default 4 h; 0 = never.
    */
   streamingConnectionIdleTimeoutMs?: number;
+  /**
+   * Serve the streaming server over https with this certificate and key (PEM files); the
+   * streaming URLs are then `https://…` (containerd `enable_tls_streaming` +
+   * `x509_key_pair_streaming`). Plain http without.
+   */
+  streamingTls?: { certFile: string; keyFile: string };
   /** For tests: a smaller request cache. */
   requestCache?: RequestCache;
 }
@@ -93,8 +105,30 @@ async function bindGrpc(
   throw new Error(`--listen ${listen}: expected unix:///path or tcp://host:port`);
 }
 
+/** Reads the streaming key pair; a clear error names the file that failed. */
+function loadStreamingTls(files: { certFile: string; keyFile: string }): StreamingTlsOptions {
+  const read = (file: string, what: string): Buffer => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new Error(`streaming TLS ${what} ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  const tls = { cert: read(files.certFile, 'certificate'), key: read(files.keyFile, 'private key') };
+  try {
+    // Fails on unparsable PEM or a key that is not the certificate's.
+    createSecureContext(tls);
+  } catch (err) {
+    throw new Error(
+      `failed to load x509 key pair for the streaming server (${files.certFile}, ${files.keyFile}): ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  return tls;
+}
+
 export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
   const log = opts.log ?? defaultLog;
+  const tls = opts.streamingTls && loadStreamingTls(opts.streamingTls);
   const isolation = chooseIsolation(opts.isolation ?? 'auto', log);
   const root = path.resolve(opts.root);
   const images = new ImageStore(path.resolve(opts.images ?? DEFAULT_IMAGES_DIR()));
@@ -113,6 +147,7 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
     log,
     spdyOnly: opts.spdyOnly,
     streamingConnectionIdleTimeoutMs: opts.streamingConnectionIdleTimeoutMs,
+    tls,
   });
   const streamingUrl = await streaming.listen(opts.streamingAddress ?? '127.0.0.1', opts.streamingPort ?? 0);
 

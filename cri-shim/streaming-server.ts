@@ -21,8 +21,16 @@
  * none) ends any of these sessions whose connection carried no bytes either way for that long
  * (idle-timeout.ts): exec and attach with an InternalError Status (an exec's process is then
  * killed, as when its client leaves), port-forward by closing the connection.
+ * `tls` (`--streaming-tls-cert-file`, `--streaming-tls-private-key-file`; containerd's
+ * `enable_tls_streaming` with `x509_key_pair_streaming`) serves every route over https, and the
+ * base URL, hence every URL CRI Exec/Attach/PortForward returns, is `https://` (upstream
+ * streaming.NewServer: a TLSConfig makes the BaseURL scheme https). The token in the URL is then
+ * no longer readable on the node's loopback, and a kubelet that verifies the certificate cannot be
+ * sent to an impostor listening on the URL's address. Plain http to that port gets no session: the
+ * bytes fail the TLS handshake and the connection is closed before any request is read.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { failureStatus, writeStatus, writeStatusToSocket } from '../shared/status.js';
@@ -72,6 +80,13 @@ export interface StreamingServerOptions {
   spdy?: SpdySessionOptions;
   /** End sessions idle (no bytes either way) this long; default 4 h as the kubelet; 0 = never. */
   streamingConnectionIdleTimeoutMs?: number;
+  /** Serve https with this serving certificate and key (PEM); plain http without. */
+  tls?: StreamingTlsOptions;
+}
+
+export interface StreamingTlsOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
 }
 
 /** After an idle timeout, how long the client has to take the Status before the connection goes. */
@@ -107,7 +122,7 @@ function closeSession(session: RemoteCommandSession, code: number, reason: strin
 }
 
 export class StreamingServer {
-  readonly server: http.Server;
+  readonly server: http.Server | https.Server;
   private readonly sessions = new Set<RemoteCommandSession>();
   private readonly portForwards = new Set<PortForwardServerSession>();
   private readonly spdySessions = new Set<SpdyPortForwardSession>();
@@ -117,7 +132,18 @@ export class StreamingServer {
 
   constructor(private readonly opts: StreamingServerOptions) {
     this.idleTimeoutMs = opts.streamingConnectionIdleTimeoutMs ?? DEFAULT_STREAMING_IDLE_TIMEOUT_MS;
-    this.server = http.createServer((req, res) => this.onRequest(req, res));
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
+    if (opts.tls) {
+      const server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest);
+      // A failed handshake (plain http, a client that does not trust the certificate): the
+      // connection is closed; one line says so, as Go's "http: TLS handshake error from …".
+      server.on('tlsClientError', (err, s) =>
+        opts.log(`TLS handshake error from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}: ${err.message}`),
+      );
+      this.server = server;
+    } else {
+      this.server = http.createServer(onRequest);
+    }
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
@@ -127,7 +153,7 @@ export class StreamingServer {
     });
   }
 
-  /** The base URL the Exec/Attach responses point at, e.g. `http://127.0.0.1:43210`. */
+  /** The base URL the Exec/Attach responses point at, e.g. `https://127.0.0.1:43210` with tls. */
   get url(): string {
     return this.baseUrl;
   }
@@ -142,7 +168,7 @@ export class StreamingServer {
     });
     const a = this.server.address() as net.AddressInfo;
     const host = a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]` : a.address;
-    this.baseUrl = `http://${host}:${a.port}`;
+    this.baseUrl = `${this.opts.tls ? 'https' : 'http'}://${host}:${a.port}`;
     return this.baseUrl;
   }
 

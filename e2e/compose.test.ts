@@ -62,6 +62,8 @@ it('runs the compose demo: setup, apiserver, node, pod, then `kexec demo -- ls /
     'apiserver.key',
     'ca.crt',
     'ca.key',
+    'cri-shim-node-1.crt',
+    'cri-shim-node-1.key',
     'kubelet-node-1.crt',
     'kubelet-node-1.key',
   ]);

@@ -57,7 +57,7 @@ async function useStreamingUrl(url: string): Promise<{ out: string; exitCode: nu
   const out = new PassThrough();
   let text = '';
   out.on('data', (c: Buffer) => (text += c.toString()));
-  const res = await runChannelClient({ url, stdout: out });
+  const res = await runChannelClient({ url, stdout: out, tls: { ca } });
   return { out: text, exitCode: res.exitCode };
 }
 
@@ -80,7 +80,7 @@ describe('streaming-token exhaustion through the chain', () => {
 
   it('single use: a streaming URL from CRI Exec runs once, then is 404', async () => {
     const url = await criExec();
-    expect(url).toMatch(/^http:\/\/[^/]+\/exec\/[\w-]+$/);
+    expect(url).toMatch(/^https:\/\/[^/]+\/exec\/[\w-]+$/);
     expect(await useStreamingUrl(url)).toEqual({ out: 'token\n', exitCode: 0 });
     const again = await useStreamingUrl(url).then(
       () => undefined,

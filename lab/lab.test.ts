@@ -77,7 +77,9 @@ describe('startLab', () => {
     for (const pid of Object.values(pids)) expect(alive(pid)).toBe(true);
     expect(logs.some((l) => l.startsWith('[apiserver] READY '))).toBe(true);
     expect(logs.some((l) => l.startsWith('[kubelet-sim] READY '))).toBe(true);
-    expect(logs.some((l) => l.startsWith('[cri-shim] READY '))).toBe(true);
+    expect(
+      logs.some((l) => l.startsWith('[cri-shim] READY ') && l.includes('"streamingUrl":"https://')),
+    ).toBe(true);
   });
 
   it('serves https from the lab CA, which the kubeconfig carries', () => {

@@ -25,6 +25,7 @@ import { loadClientConfig } from '../kexec/client.js';
 import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig } from './credentials.js';
 import {
   apiserverKubeletTlsArgs,
+  criShimStreamingTlsArgs,
   ensureEtcdPki,
   ensureLabPki,
   kubeletTlsArgs,
@@ -255,7 +256,12 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       etcdArgs = ['--etcd-servers', etcdUrl, ...(etcdPki?.apiserverArgs ?? [])];
       say(`etcd ready at ${etcdUrl}, data in ${etcdDir}`);
     }
-    const criShims = nodePlan.map((n) => {
+    // Each cri-shim's streaming server serves https with a certificate from the lab CA (pki.ts),
+    // which its kubelet-sim trusts through NODE_EXTRA_CA_CERTS; plain http with insecureHttp.
+    const streamingTls = await orDied(
+      Promise.all(nodePlan.map((n) => (pki ? criShimStreamingTlsArgs(dir, n.name) : []))),
+    );
+    const criShims = nodePlan.map((n, i) => {
       const listen = n.sock.length <= MAX_UNIX_SOCKET_PATH ? `unix://${n.sock}` : 'tcp://127.0.0.1:0';
       return start(
         n.criShim,
@@ -271,6 +277,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
           '--isolation',
           opts.isolation ?? 'auto',
           ...(opts.spdyOnlyRuntime ? ['--spdy-only'] : []),
+          ...streamingTls[i]!,
         ],
         undefined,
         'cri-shim',

@@ -7,7 +7,8 @@
  *
  * The kubelet-sim inherits this process's environment: NODE_EXTRA_CA_CERTS makes it trust the lab
  * CA that issued the apiserver's certificate (lab/pki.ts). With an https apiserver the kubelet
- * serves https with `DIR/pki/kubelet-NODE.crt`, issued here by the lab CA for its address.
+ * serves https with `DIR/pki/kubelet-NODE.crt`, issued here by the lab CA for its address, and the
+ * cri-shim's streaming server with `DIR/pki/cri-shim-NODE.crt` (loopback names).
  *
  * Credentials come from `--dir` (written by `setup-main.js credentials`). `--address auto` uses the
  * IPv4 address this host name resolves to (the container's address on the compose network), which
@@ -21,7 +22,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { packageRoot } from '../shared/cri/package-root.js';
 import { SIGNING_KEY_FILE, nodeTokenFile } from './credentials.js';
-import { kubeletTlsArgs } from './pki.js';
+import { criShimStreamingTlsArgs, kubeletTlsArgs } from './pki.js';
 import { describeExit, startService, type Service } from './supervisor.js';
 
 function port(v: string): number {
@@ -92,6 +93,10 @@ async function main(): Promise<number> {
   }
 
   try {
+    // With an https apiserver the runtime's streaming server is https too (`DIR/pki/cri-shim-NODE.crt`
+    // from the lab CA); the kubelet-sim trusts it through the inherited NODE_EXTRA_CA_CERTS.
+    const secure = new URL(o.apiserver).protocol === 'https:';
+    const streamingTls = secure ? await criShimStreamingTlsArgs(dir, o.nodeName) : [];
     const cri = start('cri-shim', [
       '--listen',
       `unix://${path.join(state, 'cri-shim.sock')}`,
@@ -103,14 +108,12 @@ async function main(): Promise<number> {
       path.join(state, 'cri-shim'),
       '--isolation',
       o.isolation,
+      ...streamingTls,
     ]);
     const criReady = await Promise.race([cri.ready, done.then(() => Promise.reject(new Error('stopped')))]);
     // With an https apiserver the kubelet serves https too: a certificate from the lab CA (in the
     // shared volume, as a CSR approved by the cluster would give) for the address it registers.
-    const tls =
-      new URL(o.apiserver).protocol === 'https:'
-        ? await kubeletTlsArgs(dir, o.nodeName, [address, os.hostname()])
-        : [];
+    const tls = secure ? await kubeletTlsArgs(dir, o.nodeName, [address, os.hostname()]) : [];
     const kubelet = start('kubelet-sim', [
       '--apiserver',
       o.apiserver,

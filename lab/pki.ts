@@ -105,6 +105,20 @@ export async function kubeletTlsArgs(labDir: string, nodeName: string, hosts: st
   ];
 }
 
+/**
+ * Node `nodeName`'s cri-shim streaming serving certificate, `DIR/pki/cri-shim-NODE.crt`, for the
+ * loopback address the streaming server listens on (the kubelet-sim dials its URLs and trusts the
+ * lab CA through NODE_EXTRA_CA_CERTS); returns the cri-shim's streaming TLS flags.
+ */
+export async function criShimStreamingTlsArgs(labDir: string, nodeName: string): Promise<string[]> {
+  const ca = await ensureCa(path.join(labDir, PKI_DIR));
+  const cert = await issueServingCert(ca, `cri-shim-${nodeName}`, {
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+  return ['--streaming-tls-cert-file', cert.certFile, '--streaming-tls-private-key-file', cert.keyFile];
+}
+
 /** The apiserver's client certificate for etcd (kubeadm's `apiserver-etcd-client`). */
 export const ETCD_CLIENT_CERT = 'apiserver-etcd-client';
 

@@ -62,8 +62,28 @@ export interface EtcdStoreOptions {
 /** The root every Store key has (store.ts); etcd keys replace it with the prefix. */
 const KEY_ROOT = '/registry';
 
-/** An update whose tryUpdate raced with another write is retried at most this often. */
-const MAX_UPDATE_ATTEMPTS = 16;
+/**
+ * An update whose compare-and-swap lost a race is retried, as upstream's GuaranteedUpdate loops
+ * until it wins; here for at most this long, after a short random pause that grows with each lost
+ * race (so writers contending for one key take turns instead of colliding again).
+ */
+const UPDATE_RETRY_MS = 10_000;
+const MAX_RETRY_PAUSE_MS = 50;
+const LOST_RACE = Symbol('lost race');
+
+/** Runs a read-compare-and-swap until it does not lose the race (bounded by UPDATE_RETRY_MS). */
+async function retryLostRaces<T>(key: string, attempt: () => Promise<T | typeof LOST_RACE>): Promise<T> {
+  const deadline = Date.now() + UPDATE_RETRY_MS;
+  for (let n = 0; n === 0 || Date.now() < deadline; n++) {
+    if (n > 0) {
+      const pause = Math.random() * Math.min(MAX_RETRY_PAUSE_MS, 2 * n);
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+    const result = await attempt();
+    if (result !== LOST_RACE) return result;
+  }
+  throw new StorageError('Conflict', key, `too many concurrent updates to ${key}`);
+}
 
 /** Upstream etcd3's interpretWatchError for ErrCompacted. */
 const TOO_OLD_WATCH = 'The resourceVersion for the provided watch is too old.';
@@ -169,7 +189,7 @@ export class EtcdStore implements Store {
 
   async guaranteedUpdate(key: string, tryUpdate: TryUpdate, pre?: Preconditions): Promise<KubeObject> {
     const k = this.etcdKey(key);
-    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+    return retryLostRaces(key, async () => {
       const cur = await this.read(key);
       if (!cur) throw new StorageError('KeyNotFound', key, `key ${key} not found`);
       const current = decode(cur);
@@ -190,15 +210,14 @@ export class EtcdStore implements Store {
       );
       this.seen(res.header);
       // Another write landed since the read: start again from the new state.
-      if (!res.succeeded) continue;
+      if (!res.succeeded) return LOST_RACE;
       return withVersion(JSON.parse(value.toString()) as KubeObject, res.header.revision);
-    }
-    throw new StorageError('Conflict', key, `too many concurrent updates to ${key}`);
+    });
   }
 
   async delete(key: string, pre?: Preconditions): Promise<KubeObject> {
     const k = this.etcdKey(key);
-    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+    return retryLostRaces(key, async () => {
       const cur = await this.read(key);
       if (!cur) throw new StorageError('KeyNotFound', key, `key ${key} not found`);
       const current = decode(cur);
@@ -210,9 +229,8 @@ export class EtcdStore implements Store {
         }),
       );
       this.seen(res.header);
-      if (res.succeeded) return current;
-    }
-    throw new StorageError('Conflict', key, `too many concurrent updates to ${key}`);
+      return res.succeeded ? current : LOST_RACE;
+    });
   }
 
   async watch(
