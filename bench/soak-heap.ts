@@ -20,11 +20,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLab, type Lab } from '../lab/lab.js';
-import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
+import { execInDemo } from './lab-exec.js';
 
 const SERVICES = ['apiserver', 'kubelet-sim', 'cri-shim'] as const;
 const MiB = 1024 * 1024;
@@ -32,23 +31,6 @@ const MiB = 1024 * 1024;
 interface Probe {
   memory: NodeJS.MemoryUsage;
   heap: { used_heap_size: number; total_heap_size: number; number_of_native_contexts: number };
-}
-
-async function exec(lab: Lab, tls: { ca: Buffer }, cmd: string[]): Promise<number> {
-  const u = new URL('/api/v1/namespaces/default/pods/demo/exec', lab.apiserverUrl);
-  for (const c of cmd) u.searchParams.append('command', c);
-  u.searchParams.set('container', 'demo');
-  u.searchParams.set('stdout', 'true');
-  u.searchParams.set('stderr', 'true');
-  const r = await runChannelClient({
-    url: u.href,
-    headers: { Authorization: `Bearer ${lab.adminToken}` },
-    tls,
-    stdout: new PassThrough().resume(),
-    stderr: new PassThrough().resume(),
-    handshakeTimeoutMs: 30_000,
-  });
-  return r.exitCode;
 }
 
 let seq = 0;
@@ -120,7 +102,7 @@ async function main(): Promise<void> {
   try {
     const tls = { ca: fs.readFileSync(lab.caFile!) };
     // Warm-up: first connections, lazily compiled code, pools.
-    for (let i = 0; i < 20; i++) await exec(lab, tls, ['true']);
+    for (let i = 0; i < 20; i++) await execInDemo(lab, tls, ['true']);
     const series: { sessions: number; p: Record<string, Probe> }[] = [];
     console.log('after GC (sessions after warm-up):');
     await new Promise((r) => setTimeout(r, settleMs));
@@ -137,7 +119,7 @@ async function main(): Promise<void> {
         Array.from({ length: parallel }, async () => {
           while (next < target && Date.now() < deadline) {
             const i = next++;
-            const code = await exec(lab, tls, ['sh', '-c', `echo ${i}`]).catch(() => -1);
+            const code = await execInDemo(lab, tls, ['sh', '-c', `echo ${i}`]).catch(() => -1);
             if (code !== 0) failed++;
             done++;
           }

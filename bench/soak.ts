@@ -11,10 +11,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { startLab, type Lab } from '../lab/lab.js';
-import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
+import { execInDemo } from './lab-exec.js';
 
 const SERVICES = ['apiserver', 'kubelet-sim', 'cri-shim'] as const;
 
@@ -40,23 +39,6 @@ function hold(pid: number): Hold {
 }
 
 const snapshot = (lab: Lab) => Object.fromEntries(SERVICES.map((s) => [s, hold(lab.pids[s]!)]));
-
-async function exec(lab: Lab, tls: { ca: Buffer }, cmd: string[]): Promise<number> {
-  const u = new URL('/api/v1/namespaces/default/pods/demo/exec', lab.apiserverUrl);
-  for (const c of cmd) u.searchParams.append('command', c);
-  u.searchParams.set('container', 'demo');
-  u.searchParams.set('stdout', 'true');
-  u.searchParams.set('stderr', 'true');
-  const r = await runChannelClient({
-    url: u.href,
-    headers: { Authorization: `Bearer ${lab.adminToken}` },
-    tls,
-    stdout: new PassThrough().resume(),
-    stderr: new PassThrough().resume(),
-    handshakeTimeoutMs: 30_000,
-  });
-  return r.exitCode;
-}
 
 function table(title: string, base: Record<string, Hold>, now: Record<string, Hold>): void {
   console.log(title);
@@ -93,12 +75,13 @@ async function main(): Promise<void> {
   let leaked = false;
   try {
     const tls = { ca: fs.readFileSync(lab.caFile!) };
-    await exec(lab, tls, ['true']);
+    await execInDemo(lab, tls, ['true']);
     const base = snapshot(lab);
 
     let t0 = Date.now();
     let failures = 0;
-    for (let i = 0; i < serial; i++) if ((await exec(lab, tls, ['sh', '-c', `echo ${i}`])) !== 0) failures++;
+    for (let i = 0; i < serial; i++)
+      if ((await execInDemo(lab, tls, ['sh', '-c', `echo ${i}`])) !== 0) failures++;
     let secs = (Date.now() - t0) / 1000;
     console.log(
       `${serial} sessions in a row: ${secs.toFixed(1)} s (${(serial / secs).toFixed(0)}/s), ${failures} failed`,
@@ -110,7 +93,7 @@ async function main(): Promise<void> {
     t0 = Date.now();
     const codes = await Promise.all(
       Array.from({ length: concurrent }, (_, i) =>
-        exec(lab, tls, ['sh', '-c', `sleep 1; echo ${i}`]).catch(() => -1),
+        execInDemo(lab, tls, ['sh', '-c', `sleep 1; echo ${i}`]).catch(() => -1),
       ),
     );
     secs = (Date.now() - t0) / 1000;

@@ -187,13 +187,39 @@ export class EtcdStore implements Store {
     return withVersion(JSON.parse(value.toString()) as KubeObject, res.header.revision);
   }
 
+  /** The stored key-value and its object, checked against the preconditions (update, delete). */
+  private async readChecked(
+    key: string,
+    pre?: Preconditions,
+  ): Promise<{ cur: IKeyValue; current: KubeObject }> {
+    const cur = await this.read(key);
+    if (!cur) throw new StorageError('KeyNotFound', key, `key ${key} not found`);
+    const current = decode(cur);
+    checkPreconditions(key, current, pre);
+    return { cur, current };
+  }
+
+  /** One compare-and-swap: `op` happens only if the key is still at `cur`'s mod_revision. */
+  private async swap(
+    key: string,
+    cur: IKeyValue,
+    op: { request_put: { key: Buffer; value: Buffer } } | { request_delete_range: { key: Buffer } },
+  ) {
+    const k = this.etcdKey(key);
+    const res = await this.call(key, () =>
+      this.client.kv.txn({
+        compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: cur.mod_revision }],
+        success: [op],
+      }),
+    );
+    this.seen(res.header);
+    return res;
+  }
+
   async guaranteedUpdate(key: string, tryUpdate: TryUpdate, pre?: Preconditions): Promise<KubeObject> {
     const k = this.etcdKey(key);
     return retryLostRaces(key, async () => {
-      const cur = await this.read(key);
-      if (!cur) throw new StorageError('KeyNotFound', key, `key ${key} not found`);
-      const current = decode(cur);
-      checkPreconditions(key, current, pre);
+      const { cur, current } = await this.readChecked(key, pre);
       const next = await tryUpdate(decode(cur));
       // A no-op update is not written and keeps its resourceVersion, as upstream.
       const candidate = {
@@ -202,13 +228,7 @@ export class EtcdStore implements Store {
       };
       if (jsonEqual(candidate, current)) return current;
       const value = encode(next);
-      const res = await this.call(key, () =>
-        this.client.kv.txn({
-          compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: cur.mod_revision }],
-          success: [{ request_put: { key: k, value } }],
-        }),
-      );
-      this.seen(res.header);
+      const res = await this.swap(key, cur, { request_put: { key: k, value } });
       // Another write landed since the read: start again from the new state.
       if (!res.succeeded) return LOST_RACE;
       return withVersion(JSON.parse(value.toString()) as KubeObject, res.header.revision);
@@ -218,17 +238,8 @@ export class EtcdStore implements Store {
   async delete(key: string, pre?: Preconditions): Promise<KubeObject> {
     const k = this.etcdKey(key);
     return retryLostRaces(key, async () => {
-      const cur = await this.read(key);
-      if (!cur) throw new StorageError('KeyNotFound', key, `key ${key} not found`);
-      const current = decode(cur);
-      checkPreconditions(key, current, pre);
-      const res = await this.call(key, () =>
-        this.client.kv.txn({
-          compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: cur.mod_revision }],
-          success: [{ request_delete_range: { key: k } }],
-        }),
-      );
-      this.seen(res.header);
+      const { cur, current } = await this.readChecked(key, pre);
+      const res = await this.swap(key, cur, { request_delete_range: { key: k } });
       return res.succeeded ? current : LOST_RACE;
     });
   }
