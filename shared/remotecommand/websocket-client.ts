@@ -13,6 +13,7 @@ import WebSocket from 'ws';
 import { failureStatus, type Status } from '../status.js';
 import { decodeMessage, encodeClose, encodeMessage, encodeResize, type TerminalSize } from './codec.js';
 import { decodeStatus, exitCodeOf } from './exit-status.js';
+import { flushed } from './flush.js';
 import { Channel, CLIENT_PROTOCOLS, protocolByName, type ChannelProtocol } from './protocol.js';
 
 export interface ChannelClientOptions {
@@ -150,7 +151,10 @@ export function runChannelClient(opts: ChannelClientOptions): Promise<ChannelCli
       }
       const status = decodeStatus(proto, Buffer.concat(errorData));
       const p = proto;
-      settle(() => resolve({ status, exitCode: exitCodeOf(status), protocol: p.name }));
+      // The output is through to the caller's writers before the result is (client-go's io.Copy).
+      void Promise.all([flushed(opts.stdout), flushed(opts.stderr)]).then(() =>
+        settle(() => resolve({ status, exitCode: exitCodeOf(status), protocol: p.name })),
+      );
     });
   });
 }

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import WebSocket from 'ws';
-import { closeServer, listen } from '../test-support/loopback.js';
+import { closeServer, listen, slowWriter } from '../test-support/loopback.js';
 import { exitStatus } from './exit-status.js';
 import { SERVER_PROTOCOLS } from './protocol.js';
 import { acceptChannelSession, type ChannelServerSession } from './websocket-server.js';
@@ -60,6 +60,19 @@ function sink(): { stream: PassThrough; text: () => string } {
 }
 
 describe('remotecommand over WebSocket', () => {
+  it('hands back the exit status only once a slow local writer has taken in all the output', async () => {
+    const chunk = Buffer.alloc(16 * 1024, 'x');
+    const { url } = await server(async (s) => {
+      for (let i = 0; i < 16; i++) s.stdout!.write(chunk);
+      await s.finish(exitStatus(0));
+    });
+    // Slower than the close handshake that ends the session.
+    const out = slowWriter(30);
+    const res = await runChannelClient({ url, stdout: out.stream });
+    expect(res.exitCode).toBe(0);
+    expect(out.taken()).toBe(16 * chunk.length);
+  });
+
   it('runs a v5 session: stdin closed with CLOSE, output, exit code from the Status', async () => {
     const { url } = await server(cat);
     const out = sink();

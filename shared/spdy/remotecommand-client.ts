@@ -18,6 +18,7 @@
 import type { Readable } from 'node:stream';
 import { encodeResize } from '../remotecommand/codec.js';
 import { decodeStatus, exitCodeOf } from '../remotecommand/exit-status.js';
+import { flushed } from '../remotecommand/flush.js';
 import { protocolByName } from '../remotecommand/protocol.js';
 import type { ChannelClientOptions, ChannelClientResult } from '../remotecommand/websocket-client.js';
 import { SpdyConnection, type SpdyConnectionOptions } from './connection.js';
@@ -87,6 +88,8 @@ export async function runSpdyClient(opts: SpdyClientOptions): Promise<ChannelCli
 
   try {
     await Promise.all(outputs);
+    // The output is through to the caller's writers before the result is (client-go's io.Copy).
+    await Promise.all([flushed(opts.stdout), flushed(opts.stderr)]);
     const data = await errorData;
     const end = errorStream.remoteEnd;
     const clean = proto.version >= 4 ? data.length > 0 || end === 'fin' : end !== 'closed' || goaway;

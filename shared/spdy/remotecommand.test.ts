@@ -10,6 +10,7 @@ import {
   parseResponse,
   rawExchange,
   readHead,
+  slowWriter,
   upgradeRequest,
 } from '../test-support/loopback.js';
 import { exitStatus } from '../remotecommand/exit-status.js';
@@ -115,6 +116,18 @@ describe('remotecommand over SPDY/3.1', () => {
     expect(err.text()).toBe('to stderr');
     expect(res.exitCode).toBe(3);
     expect(res.status).toMatchObject({ reason: 'NonZeroExitCode' });
+  });
+
+  it('hands back the exit status only once a slow local writer has taken in all the output', async () => {
+    const chunk = Buffer.alloc(16 * 1024, 'x');
+    const { url } = await server(async (s) => {
+      for (let i = 0; i < 64; i++) s.stdout!.write(chunk);
+      await s.finish(exitStatus(0));
+    });
+    const out = slowWriter();
+    const res = await runSpdyClient({ url: `${url}?output=1`, stdout: out.stream });
+    expect(res.exitCode).toBe(0);
+    expect(out.taken()).toBe(64 * chunk.length);
   });
 
   it('carries 16 MiB of stdin and back intact to a slow reader, with bounded buffers', async () => {

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
+import { Writable } from 'node:stream';
 
 export async function listen(server: net.Server): Promise<number> {
   server.listen(0, '127.0.0.1');
@@ -148,4 +149,22 @@ export function upgradeRequest(path: string, extra: Record<string, string> = {},
       .join('') +
     '\r\n'
   );
+}
+
+/**
+ * A local writer that takes in every chunk late (`delayMs` each) and queues freely (1 MiB high
+ * water mark, so the client never sees backpressure): `taken()` is what it has processed so far.
+ */
+export function slowWriter(delayMs = 2): { stream: Writable; taken: () => number } {
+  let taken = 0;
+  const stream = new Writable({
+    highWaterMark: 1024 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      setTimeout(() => {
+        taken += chunk.length;
+        cb();
+      }, delayMs);
+    },
+  });
+  return { stream, taken: () => taken };
 }
