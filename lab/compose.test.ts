@@ -93,6 +93,15 @@ describe('docker-compose.yml', () => {
     expect(c.services.node.environment.NODE_EXTRA_CA_CERTS).toBe('/tmp/x/pki/ca.crt');
   });
 
+  it('switches the kubelet fault drill on through KEXEC_LAB_KUBELET_FAULT, off by default', () => {
+    const flag = (env: Record<string, string>) => {
+      const cmd = loadCompose(undefined, env).services.node.command;
+      return cmd[cmd.indexOf('--kubelet-fault') + 1];
+    };
+    expect(flag({})).toBe('none');
+    expect(flag({ KEXEC_LAB_KUBELET_FAULT: 'refuse-400' })).toBe('refuse-400');
+  });
+
   it('refuses a shell-string command and an unknown dependency', () => {
     expect(() => parseCompose('services:\n  a:\n    command: node x.js\n')).toThrow(/argv list/);
     expect(() => parseCompose('services:\n  a:\n    command: [node]\n    depends_on: [b]\n')).toThrow(

@@ -50,6 +50,11 @@ async function main(): Promise<number> {
         .choices(['auto', 'bwrap', 'none'])
         .default('auto'),
     )
+    .option(
+      '--kubelet-fault <mode>',
+      "the kubelet-sim's --fault, an attack drill (kubelet-sim/fault-injection.ts); 'none' is off",
+      'none',
+    )
     .parse()
     .opts<{
       dir: string;
@@ -58,6 +63,7 @@ async function main(): Promise<number> {
       address: string;
       kubeletPort: number;
       isolation: string;
+      kubeletFault: string;
     }>();
 
   const say = (line: string) => void process.stderr.write(`[node] ${line}\n`);
@@ -130,6 +136,7 @@ async function main(): Promise<number> {
       '--container-runtime-endpoint',
       String(criReady.endpoint),
       ...tls,
+      ...(o.kubeletFault !== 'none' ? ['--fault', o.kubeletFault] : []),
     ]);
     const kReady = await Promise.race([kubelet.ready, done.then(() => Promise.reject(new Error('stopped')))]);
     process.stdout.write(
