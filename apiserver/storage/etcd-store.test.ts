@@ -106,13 +106,15 @@ describe('EtcdStore', () => {
     const other = await connect({ prefix: `/t${n}` });
     await other.create('/registry/pods/ns/b', obj('b'));
     await other.guaranteedUpdate('/registry/pods/ns/a', (c) => ({ ...c, n: 1 }));
-    await until(() => seen.length >= 3, 20_000);
-    await new Promise((r) => setTimeout(r, 300));
+    // A last write marks the end: events come in revision order, so a repeat would show before it.
+    await other.create('/registry/pods/ns/z', obj('z'));
+    await until(() => seen.some((e) => e.object.metadata.name === 'z'), 20_000);
     w.stop();
     expect(seen.map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual([
       'ADDED a',
       'ADDED b',
       'MODIFIED a',
+      'ADDED z',
     ]);
     // The first store's own calls work again too.
     expect((await s.get('/registry/pods/ns/b'))?.metadata.name).toBe('b');
