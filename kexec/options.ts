@@ -74,6 +74,17 @@ function addConnectionFlags(cmd: Command): Command {
     .option('-n, --namespace <namespace>', 'namespace of the pod (default: the context namespace)');
 }
 
+const CONTAINER_HELP = 'container name (default: the pod’s default container)';
+
+/** exec's and attach's flags for the session's streams. */
+function addStreamFlags(cmd: Command): Command {
+  return cmd
+    .option('-c, --container <name>', CONTAINER_HELP)
+    .option('-i, --stdin', 'pass stdin to the container', false)
+    .option('-t, --tty', 'stdin is a TTY', false)
+    .option('-q, --quiet', 'only print output from the remote session', false);
+}
+
 const PROTOCOL_HELP =
   'stream protocol: websocket (default), spdy, or auto (WebSocket, then SPDY if the upgrade is refused)';
 
@@ -239,18 +250,16 @@ export function buildProgram(argv: string[], actions: KexecActions, io: ProgramI
     .exitOverride()
     .showHelpAfterError("See 'kexec -h' for help and examples");
 
-  const execCmd = addConnectionFlags(
-    program
-      .command('exec', { isDefault: true })
-      .description('Execute a command in a container (the default command)')
-      .usage('[options] POD -- COMMAND [args...]')
-      .argument('[pod]', 'the pod (NAME or pod/NAME)')
-      .argument('[command...]', 'the command and its arguments, after --'),
-  )
-    .option('-c, --container <name>', 'container name (default: the pod’s default container)')
-    .option('-i, --stdin', 'pass stdin to the container', false)
-    .option('-t, --tty', 'stdin is a TTY', false)
-    .option('-q, --quiet', 'only print output from the remote session', false);
+  const execCmd = addStreamFlags(
+    addConnectionFlags(
+      program
+        .command('exec', { isDefault: true })
+        .description('Execute a command in a container (the default command)')
+        .usage('[options] POD -- COMMAND [args...]')
+        .argument('[pod]', 'the pod (NAME or pod/NAME)')
+        .argument('[command...]', 'the command and its arguments, after --'),
+    ),
+  );
   addProtocolFlag(execCmd, 'KUBECTL_REMOTE_COMMAND_WEBSOCKETS')
     .addHelpText(
       'after',
@@ -270,17 +279,15 @@ Examples:
       await actions.exec(opts);
     });
 
-  const attachCmd = addConnectionFlags(
-    program
-      .command('attach')
-      .description('Attach to a process that is already running inside an existing container')
-      .usage('[options] POD')
-      .argument('[pod...]', 'the pod (NAME, pod/NAME or pod NAME)'),
-  )
-    .option('-c, --container <name>', 'container name (default: the pod’s default container)')
-    .option('-i, --stdin', 'pass stdin to the container', false)
-    .option('-t, --tty', 'stdin is a TTY', false)
-    .option('-q, --quiet', 'only print output from the remote session', false);
+  const attachCmd = addStreamFlags(
+    addConnectionFlags(
+      program
+        .command('attach')
+        .description('Attach to a process that is already running inside an existing container')
+        .usage('[options] POD')
+        .argument('[pod...]', 'the pod (NAME, pod/NAME or pod NAME)'),
+    ),
+  );
   addProtocolFlag(attachCmd, 'KUBECTL_REMOTE_COMMAND_WEBSOCKETS')
     .addHelpText(
       'after',
@@ -349,7 +356,7 @@ Examples:
       .usage('[options] <file-spec-src> <file-spec-dest>')
       .argument('[src]', '[[namespace/]pod:]path or a local path')
       .argument('[dest]', '[[namespace/]pod:]path or a local path'),
-  ).option('-c, --container <name>', 'container name (default: the pod’s default container)');
+  ).option('-c, --container <name>', CONTAINER_HELP);
   addProtocolFlag(cpCmd, 'KUBECTL_REMOTE_COMMAND_WEBSOCKETS')
     .addHelpText(
       'after',

@@ -29,6 +29,7 @@
  * `answered` line and, when it closes, how many requests came over it; a second request is logged
  * loudly. The e2e suite (e2e/kubelet-faults.test.ts) reads those lines.
  */
+import { InvalidArgumentError } from 'commander';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { failureStatus, type Status } from '../shared/status.js';
@@ -114,6 +115,16 @@ export function parseKubeletFault(value: string): KubeletFault {
     throw new FaultFlagError(`redirect target ${JSON.stringify(raw)} must be an http:// or https:// URL`);
   }
   return { mode, location };
+}
+
+/** parseKubeletFault for a commander option: a bad mode is commander's usage error (exit 1). */
+export function kubeletFaultOption(value: string): KubeletFault {
+  try {
+    return parseKubeletFault(value);
+  } catch (err) {
+    if (err instanceof FaultFlagError) throw new InvalidArgumentError(err.message);
+    throw err;
+  }
 }
 
 /** The flag value that gives `fault` back (`redirect=URL`, or the mode). */

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { readSigningKey } from '../shared/auth/tokens.js';
-import { FaultFlagError, faultModesHelp, parseKubeletFault, type KubeletFault } from './fault-injection.js';
+import { faultModesHelp, kubeletFaultOption, type KubeletFault } from './fault-injection.js';
 import { startKubelet } from './kubelet.js';
 import type { KubeletTlsOptions } from './server.js';
 
@@ -34,16 +34,6 @@ interface Flags {
   tlsCertFile?: string;
   tlsPrivateKeyFile?: string;
   clientCaFile?: string;
-}
-
-/** `--fault MODE`: an unknown mode stops the kubelet-sim with the accepted values (exit 1). */
-function parseFault(v: string): KubeletFault {
-  try {
-    return parseKubeletFault(v);
-  } catch (err) {
-    if (err instanceof FaultFlagError) throw new InvalidArgumentError(err.message);
-    throw err;
-  }
 }
 
 /** A Go-style duration with one unit: `500ms`, `10s`, `1m`. */
@@ -91,7 +81,7 @@ export function buildCommand(): Command {
     .option(
       '--fault <mode>',
       `lab fault mode for /exec, /attach and /portForward upgrades, a malicious kubelet (kubelet-sim/fault-injection.ts): ${faultModesHelp()} (default: none)`,
-      parseFault,
+      kubeletFaultOption,
     )
     .showHelpAfterError();
 }

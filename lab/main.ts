@@ -7,10 +7,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   describeKubeletFault,
-  FaultFlagError,
   faultModesHelp,
   formatKubeletFault,
-  parseKubeletFault,
+  kubeletFaultOption,
   type KubeletFault,
 } from '../kubelet-sim/fault-injection.js';
 import { startLab, tryCommands } from './lab.js';
@@ -23,16 +22,6 @@ function nonNegativeInt(max: number) {
       throw new InvalidArgumentError(`expected an integer 0-${max}`);
     return n;
   };
-}
-
-/** `--kubelet-fault MODE`, checked here so that a typo stops the lab before anything starts. */
-function kubeletFault(v: string): KubeletFault {
-  try {
-    return parseKubeletFault(v);
-  } catch (err) {
-    if (err instanceof FaultFlagError) throw new InvalidArgumentError(err.message);
-    throw err;
-  }
 }
 
 function positiveInt(max: number) {
@@ -94,7 +83,8 @@ const program = new Command('kexec-lab')
   .option(
     '--kubelet-fault <mode>',
     `every kubelet-sim answers exec/attach/port-forward upgrades maliciously, an attack drill (kubelet-sim/fault-injection.ts): ${faultModesHelp()}`,
-    kubeletFault,
+    // Checked here, so that a typo stops the lab before anything starts.
+    kubeletFaultOption,
   )
   .showHelpAfterError();
 

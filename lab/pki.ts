@@ -17,7 +17,7 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { ADMIN_GROUP, APISERVER_KUBELET_CLIENT } from '../shared/auth/tokens.js';
-import { issueClientCert, issueServingCert } from '../shared/tls/cert-issuer.js';
+import { issueClientCert, issueServingCert, type SubjectAltNames } from '../shared/tls/cert-issuer.js';
 import { ensureCa } from '../shared/tls/certificate-authority.js';
 import type { EtcdTls } from './etcd.js';
 
@@ -41,6 +41,12 @@ export const KUBELET_CLIENT_CERT = 'apiserver-kubelet-client';
 /** The loopback names every lab apiserver certificate carries. */
 export const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '::1'];
 
+/** Host names and IPs (IPv6 possibly in brackets) as a certificate's SANs, each once. */
+function sansOf(hosts: string[]): SubjectAltNames {
+  const all = [...new Set(hosts.map((h) => h.replace(/^\[(.*)\]$/, '$1')))];
+  return { dnsNames: all.filter((h) => !isIP(h)), ipAddresses: all.filter((h) => isIP(h)) };
+}
+
 /** The environment that makes a Node.js child process trust the lab CA. */
 export function trustEnv(pki: Pick<LabPki, 'caFile'>): NodeJS.ProcessEnv {
   return { NODE_EXTRA_CA_CERTS: pki.caFile };
@@ -53,11 +59,7 @@ export function trustEnv(pki: Pick<LabPki, 'caFile'>): NodeJS.ProcessEnv {
 export async function ensureLabPki(labDir: string, hosts: string[] = []): Promise<LabPki> {
   const dir = path.join(labDir, PKI_DIR);
   const ca = await ensureCa(dir);
-  const all = [...new Set([...LOOPBACK_HOSTS, ...hosts.map((h) => h.replace(/^\[(.*)\]$/, '$1'))])];
-  const cert = await issueServingCert(ca, 'apiserver', {
-    dnsNames: all.filter((h) => !isIP(h)),
-    ipAddresses: all.filter((h) => isIP(h)),
-  });
+  const cert = await issueServingCert(ca, 'apiserver', sansOf([...LOOPBACK_HOSTS, ...hosts]));
   const client = await issueClientCert(ca, APISERVER_KUBELET_CLIENT, [ADMIN_GROUP], {
     name: KUBELET_CLIENT_CERT,
   });
@@ -90,11 +92,11 @@ export function apiserverKubeletTlsArgs(pki: LabPki): string[] {
  */
 export async function kubeletTlsArgs(labDir: string, nodeName: string, hosts: string[]): Promise<string[]> {
   const ca = await ensureCa(path.join(labDir, PKI_DIR));
-  const all = [...new Set([...LOOPBACK_HOSTS, nodeName, ...hosts])];
-  const cert = await issueServingCert(ca, `kubelet-${nodeName}`, {
-    dnsNames: all.filter((h) => !isIP(h)),
-    ipAddresses: all.filter((h) => isIP(h)),
-  });
+  const cert = await issueServingCert(
+    ca,
+    `kubelet-${nodeName}`,
+    sansOf([...LOOPBACK_HOSTS, nodeName, ...hosts]),
+  );
   return [
     '--tls-cert-file',
     cert.certFile,
@@ -131,10 +133,7 @@ export const ETCD_CLIENT_CERT = 'apiserver-etcd-client';
  */
 export async function ensureEtcdPki(labDir: string): Promise<{ tls: EtcdTls; apiserverArgs: string[] }> {
   const ca = await ensureCa(path.join(labDir, PKI_DIR, 'etcd'));
-  const server = await issueServingCert(ca, 'server', {
-    dnsNames: LOOPBACK_HOSTS.filter((h) => !isIP(h)),
-    ipAddresses: LOOPBACK_HOSTS.filter((h) => isIP(h)),
-  });
+  const server = await issueServingCert(ca, 'server', sansOf(LOOPBACK_HOSTS));
   const client = await issueClientCert(ca, 'kube-apiserver-etcd-client', [], {
     name: ETCD_CLIENT_CERT,
     dir: path.join(labDir, PKI_DIR),
