@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { exitStatus } from '../shared/remotecommand/exit-status.js';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
-import { acceptSpdySession } from '../shared/spdy/remotecommand-server.js';
+import { acceptSpdySession } from '../shared/remotecommand/spdy-server.js';
 import { closeServer, fakeBackend, listen, readHead } from '../shared/test-support/loopback.js';
 import { TUNNEL_PROTOCOL } from './registry/stream-tunnel.js';
 import type { ApiServer } from './server.js';

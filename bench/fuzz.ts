@@ -19,7 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { decodeMessage, encodeMessage, RemoteCommandError } from '../shared/remotecommand/codec.js';
 import { protocolByName, SERVER_PROTOCOLS, type ChannelProtocol } from '../shared/remotecommand/protocol.js';
-import { ResizeDecoder } from '../shared/spdy/resize-stream.js';
+import { ResizeDecoder } from '../shared/remotecommand/resize-stream.js';
 import { decodeFrame, encodeFrame, PortForwardError } from '../shared/portforward/protocol.js';
 import { DEFAULT_HEADER_LIMITS, parseHeaderBlock } from '../shared/spdy/header-block.js';
 import { FrameParser } from '../shared/spdy/frame-parser.js';

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import WebSocket from 'ws';
-import { runSpdyClient } from '../shared/spdy/remotecommand-client.js';
+import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
 import {
   DEFAULT_STREAMING_IDLE_TIMEOUT_MS,
   formatDuration,

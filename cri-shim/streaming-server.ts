@@ -42,7 +42,7 @@ import {
   ChannelServerSession,
   type StreamOptions,
 } from '../shared/remotecommand/websocket-server.js';
-import { acceptSpdySession, type SpdySessionOptions } from '../shared/spdy/remotecommand-server.js';
+import { acceptSpdySession, type SpdySessionOptions } from '../shared/remotecommand/spdy-server.js';
 import {
   isSpdyUpgrade,
   negotiate,

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
-import { runSpdyClient } from '../shared/spdy/remotecommand-client.js';
+import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
 import { ChannelClientError } from '../shared/remotecommand/websocket-client.js';
 import { bwrapWorks } from './isolation.js';
 import { openWs, startFixture, type ShimFixture } from './test-support/shim-fixture.js';

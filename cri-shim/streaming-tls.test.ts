@@ -20,7 +20,7 @@ import { issueServingCert } from '../shared/tls/cert-issuer.js';
 import { ensureCa } from '../shared/tls/certificate-authority.js';
 import { UpgradeAwareHandler } from '../shared/proxy/upgrade-aware-handler.js';
 import { ChannelClientError, runChannelClient } from '../shared/remotecommand/websocket-client.js';
-import { runSpdyClient } from '../shared/spdy/remotecommand-client.js';
+import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
 import { dialSpdyPortForward } from '../shared/portforward/spdy-client.js';
 import { openPortForwardTunnel } from '../shared/portforward/websocket-client.js';
 import { bwrapWorks } from './isolation.js';

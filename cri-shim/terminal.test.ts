@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { Writable } from 'node:stream';
-import { runSpdyClient } from '../shared/spdy/remotecommand-client.js';
+import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
 import { bwrapWorks, type IsolationMode } from './isolation.js';
 import {
   openWs,

@@ -45,7 +45,7 @@ export type StreamClient = (opts: StreamClientOptions) => Promise<StreamClientRe
 export interface StreamClients {
   /** shared/remotecommand/websocket-client.ts runChannelClient. */
   runChannelClient?: StreamClient;
-  /** shared/spdy/remotecommand-client.ts runSpdyClient. */
+  /** shared/remotecommand/spdy-client.ts runSpdyClient. */
   runSpdyClient?: StreamClient;
 }
 
@@ -80,7 +80,7 @@ async function websocketClient(clients: StreamClients): Promise<StreamClient> {
 }
 
 async function spdyClient(clients: StreamClients): Promise<StreamClient> {
-  return clients.runSpdyClient ?? (await import('../shared/spdy/remotecommand-client.js')).runSpdyClient;
+  return clients.runSpdyClient ?? (await import('../shared/remotecommand/spdy-client.js')).runSpdyClient;
 }
 
 /**

@@ -24,7 +24,7 @@ import type { TerminalSize } from '../../shared/remotecommand/codec.js';
 import { internalErrorStatus } from '../../shared/remotecommand/exit-status.js';
 import { ChannelClientError } from '../../shared/remotecommand/websocket-client.js';
 import { acceptChannelSession, type StreamOptions } from '../../shared/remotecommand/websocket-server.js';
-import { runSpdyClient } from '../../shared/spdy/remotecommand-client.js';
+import { runSpdyClient } from '../../shared/remotecommand/spdy-client.js';
 import { failureStatus, writeStatus, type Status } from '../../shared/status.js';
 import { kubeletHeaders } from './kubelet-client.js';
 import type { ConnectHandler } from './rest.js';

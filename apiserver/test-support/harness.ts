@@ -10,7 +10,7 @@ import { ADMIN_GROUP, APISERVER_AUDIENCE, mintToken } from '../../shared/auth/to
 import { exitStatus } from '../../shared/remotecommand/exit-status.js';
 import type { RemoteCommandSession } from '../../shared/remotecommand/session.js';
 import { acceptChannelSession } from '../../shared/remotecommand/websocket-server.js';
-import { acceptSpdySession } from '../../shared/spdy/remotecommand-server.js';
+import { acceptSpdySession } from '../../shared/remotecommand/spdy-server.js';
 import { startApiServer, type ApiServer, type ApiServerOptions } from '../server.js';
 
 export const KEY = randomBytes(32);

@@ -15,7 +15,7 @@ import type { Duplex, Writable } from 'node:stream';
 import { failureStatus, writeStatusToSocket, type Status } from '../../shared/status.js';
 import { acceptChannelSession } from '../../shared/remotecommand/websocket-server.js';
 import type { RemoteCommandSession } from '../../shared/remotecommand/session.js';
-import { acceptSpdySession } from '../../shared/spdy/remotecommand-server.js';
+import { acceptSpdySession } from '../../shared/remotecommand/spdy-server.js';
 import { SpdyConnection } from '../../shared/spdy/connection.js';
 import { headerValue } from '../../shared/spdy/header-block.js';
 import type { SpdyStream } from '../../shared/spdy/stream.js';

@@ -1,7 +1,7 @@
 /**
  * What a remotecommand program (exec, attach) sees of its client, whatever carries the session:
  * a WebSocket (websocket-server.ts, ChannelServerSession) or SPDY/3.1
- * (../spdy/remotecommand-server.ts, SpdyServerSession). The CRI shim serves both through this one
+ * (spdy-server.ts, SpdyServerSession). The CRI shim serves both through this one
  * interface.
  *
  * Mirrors kubelet `pkg/kubelet/cri/streaming/remotecommand/httpstream.go` (`remoteContext`: the

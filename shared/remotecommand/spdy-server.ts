@@ -21,23 +21,23 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Readable, Writable, Duplex } from 'node:stream';
 import type { Status } from '../status.js';
-import { RemoteCommandError, type TerminalSize } from '../remotecommand/codec.js';
-import { encodeStatus } from '../remotecommand/exit-status.js';
-import { protocolByName, type ChannelProtocol } from '../remotecommand/protocol.js';
-import type { RemoteCommandSession } from '../remotecommand/session.js';
-import type { StreamOptions } from '../remotecommand/websocket-server.js';
-import { SpdyConnection, type SpdyConnectionOptions } from './connection.js';
-import { RstStatus, SpdyError } from './errors.js';
-import { headerValue } from './header-block.js';
+import { RemoteCommandError, type TerminalSize } from './codec.js';
+import { encodeStatus } from './exit-status.js';
+import { protocolByName, type ChannelProtocol } from './protocol.js';
+import type { RemoteCommandSession } from './session.js';
+import type { StreamOptions } from './websocket-server.js';
+import { SpdyConnection, type SpdyConnectionOptions } from '../spdy/connection.js';
+import { RstStatus, SpdyError } from '../spdy/errors.js';
+import { headerValue } from '../spdy/header-block.js';
 import { ResizeDecoder } from './resize-stream.js';
-import type { SpdyStream } from './stream.js';
+import type { SpdyStream } from '../spdy/stream.js';
 import {
   DEFAULT_STREAM_CREATION_TIMEOUT_MS,
   acceptSpdyUpgrade,
   SPDY_SERVER_PROTOCOLS,
   StreamType,
   type StreamTypeName,
-} from './upgrade.js';
+} from '../spdy/upgrade.js';
 
 export interface SpdySessionOptions {
   /** How long the client has to open its streams (kubelet: 30 s, `--stream-creation-timeout`). */

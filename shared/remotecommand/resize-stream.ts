@@ -7,7 +7,7 @@
  * a json.Decoder over the stream). Differences: each object is bounded in size, and anything but
  * whitespace between objects is an error (the Go decoder would stop at it silently).
  */
-import { decodeResize, RemoteCommandError, type TerminalSize } from '../remotecommand/codec.js';
+import { decodeResize, RemoteCommandError, type TerminalSize } from './codec.js';
 
 const OPEN = 0x7b; // {
 const CLOSE = 0x7d; // }

@@ -16,15 +16,15 @@
  * rather than by the socket dropping.
  */
 import type { Readable } from 'node:stream';
-import { encodeResize } from '../remotecommand/codec.js';
-import { decodeStatus, exitCodeOf } from '../remotecommand/exit-status.js';
-import { flushed } from '../remotecommand/flush.js';
-import { protocolByName } from '../remotecommand/protocol.js';
-import type { ChannelClientOptions, ChannelClientResult } from '../remotecommand/websocket-client.js';
-import { SpdyConnection, type SpdyConnectionOptions } from './connection.js';
-import { dialSpdy } from './dial.js';
-import type { SpdyStream } from './stream.js';
-import { DEFAULT_STREAM_CREATION_TIMEOUT_MS, SPDY_CLIENT_PROTOCOLS, StreamType } from './upgrade.js';
+import { encodeResize } from './codec.js';
+import { decodeStatus, exitCodeOf } from './exit-status.js';
+import { flushed } from './flush.js';
+import { protocolByName } from './protocol.js';
+import type { ChannelClientOptions, ChannelClientResult } from './websocket-client.js';
+import { SpdyConnection, type SpdyConnectionOptions } from '../spdy/connection.js';
+import { dialSpdy } from '../spdy/dial.js';
+import type { SpdyStream } from '../spdy/stream.js';
+import { DEFAULT_STREAM_CREATION_TIMEOUT_MS, SPDY_CLIENT_PROTOCOLS, StreamType } from '../spdy/upgrade.js';
 
 export interface SpdyClientOptions extends ChannelClientOptions {
   /** How long each stream may wait for the server's SYN_REPLY (client-go: 30 s). */

@@ -13,16 +13,16 @@ import {
   slowWriter,
   upgradeRequest,
 } from '../test-support/loopback.js';
-import { exitStatus } from '../remotecommand/exit-status.js';
-import type { RemoteCommandSession } from '../remotecommand/session.js';
-import type { ChannelServerSession } from '../remotecommand/websocket-server.js';
-import { ChannelClientError } from '../remotecommand/websocket-client.js';
-import { SpdyConnection } from './connection.js';
-import { SpdyError } from './errors.js';
-import { acceptSpdySession, type SpdyServerSession } from './remotecommand-server.js';
-import { runSpdyClient } from './remotecommand-client.js';
-import type { SpdyStream } from './stream.js';
-import { mergeData, parseChunks } from './test-helpers.js';
+import { exitStatus } from './exit-status.js';
+import type { RemoteCommandSession } from './session.js';
+import type { ChannelServerSession } from './websocket-server.js';
+import { ChannelClientError } from './websocket-client.js';
+import { SpdyConnection } from '../spdy/connection.js';
+import { SpdyError } from '../spdy/errors.js';
+import { acceptSpdySession, type SpdyServerSession } from './spdy-server.js';
+import { runSpdyClient } from './spdy-client.js';
+import type { SpdyStream } from '../spdy/stream.js';
+import { mergeData, parseChunks } from '../spdy/test-helpers.js';
 
 // Both transports give a program the same session (compile-time check).
 const _sameInterface: [ChannelServerSession, SpdyServerSession] extends [
