@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
-import { ChannelClientError } from '../shared/remotecommand/websocket-client.js';
+import { UpgradeRefusedError } from '../shared/httpstream/upgrade-refusal.js';
 import { bwrapWorks } from './isolation.js';
 import { openWs, startFixture, type ShimFixture } from './test-support/shim-fixture.js';
 import { wsExec, wsRefusal } from './test-support/ws-exec-client.js';
@@ -101,8 +101,8 @@ test('a SPDY upgrade with no version we speak is refused (403) without spending 
   expect(r.exitCode).toBe(0);
   // Now it is spent: 404, over either transport.
   const again = await runSpdyClient({ url, stdout: sink().w }).catch((e: unknown) => e);
-  expect(again).toBeInstanceOf(ChannelClientError);
-  expect((again as ChannelClientError).httpCode).toBe(404);
+  expect(again).toBeInstanceOf(UpgradeRefusedError);
+  expect((again as UpgradeRefusedError).httpCode).toBe(404);
 });
 
 test('attach over SPDY sees the main process output and feeds its stdin', async () => {

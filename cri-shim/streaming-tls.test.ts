@@ -19,7 +19,8 @@ import { Readable, Writable, type Duplex } from 'node:stream';
 import { issueServingCert } from '../shared/tls/cert-issuer.js';
 import { ensureCa } from '../shared/tls/certificate-authority.js';
 import { UpgradeAwareHandler } from '../shared/proxy/upgrade-aware-handler.js';
-import { ChannelClientError, runChannelClient } from '../shared/remotecommand/websocket-client.js';
+import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
+import { UpgradeRefusedError } from '../shared/httpstream/upgrade-refusal.js';
 import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
 import { dialSpdyPortForward } from '../shared/portforward/spdy-client.js';
 import { openPortForwardTunnel } from '../shared/portforward/websocket-client.js';
@@ -180,7 +181,7 @@ describe('a cri-shim with --streaming-tls-cert-file', () => {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(err).not.toBeInstanceOf(ChannelClientError); // no HTTP answer at all
+      expect(err).not.toBeInstanceOf(UpgradeRefusedError); // no HTTP answer at all
       expect(err).toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
     }
     const err = await runSpdyClient({ url, stdout: sink().w, tls: { ca: otherCaPem } }).then(
@@ -263,8 +264,8 @@ describe('a cri-shim with --streaming-tls-cert-file', () => {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(refused).toBeInstanceOf(ChannelClientError);
-      expect((refused as ChannelClientError).status?.message).toMatch(
+      expect(refused).toBeInstanceOf(UpgradeRefusedError);
+      expect((refused as UpgradeRefusedError).status?.message).toMatch(
         /unable to verify the first certificate/,
       );
       handlerTls = { ca: caPem };

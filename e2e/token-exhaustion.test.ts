@@ -12,7 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { connectRuntime, GrpcStatus, isGrpcError, type RuntimeServiceClient } from '../shared/cri/client.js';
-import { ChannelClientError, runChannelClient } from '../shared/remotecommand/websocket-client.js';
+import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
+import { UpgradeRefusedError } from '../shared/httpstream/upgrade-refusal.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { request } from './support/https.js';
 import { runKexec } from './support/processes.js';
@@ -86,9 +87,9 @@ describe('streaming-token exhaustion through the chain', () => {
       () => undefined,
       (err: unknown) => err,
     );
-    expect(again).toBeInstanceOf(ChannelClientError);
-    expect((again as ChannelClientError).httpCode).toBe(404);
-    expect((again as ChannelClientError).status).toMatchObject({ reason: 'NotFound' });
+    expect(again).toBeInstanceOf(UpgradeRefusedError);
+    expect((again as UpgradeRefusedError).httpCode).toBe(404);
+    expect((again as UpgradeRefusedError).status).toMatchObject({ reason: 'NotFound' });
   });
 
   it(`fills the runtime's cache with ${MAX_IN_FLIGHT} CRI Exec calls; the next is RESOURCE_EXHAUSTED`, async () => {

@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { startLab, type Lab, type LabOptions } from '../lab/lab.js';
-import { ChannelClientError, runChannelClient } from '../shared/remotecommand/websocket-client.js';
+import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
+import { UpgradeRefusedError } from '../shared/httpstream/upgrade-refusal.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 import { runKexec } from './support/processes.js';
 
@@ -83,9 +84,9 @@ describe('SPDY-only runtime behind the StreamTranslator (kube-apiserver 1.30+ wi
       protocols: ['v4.channel.k8s.io'],
       stdout: new PassThrough(),
     }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ChannelClientError);
-    expect((err as ChannelClientError).httpCode).toBe(400);
-    expect((err as ChannelClientError).status.message).toMatch(/only speaks SPDY/);
+    expect(err).toBeInstanceOf(UpgradeRefusedError);
+    expect((err as UpgradeRefusedError).httpCode).toBe(400);
+    expect((err as UpgradeRefusedError).status.message).toMatch(/only speaks SPDY/);
   });
 });
 

@@ -64,7 +64,7 @@ export function resolveStreamProtocol(
 
 /**
  * httpstream.IsUpgradeFailure for our clients: the WebSocket handshake got an HTTP answer other
- * than 101 (the channel client's ChannelClientError carries its code). A refused connection, a
+ * than 101 (the channel client's UpgradeRefusedError carries its code). A refused connection, a
  * TLS failure or a timeout are not upgrade failures: SPDY would fail the same way.
  */
 export function isUpgradeFailure(err: unknown): boolean {

@@ -15,7 +15,7 @@
  * next local connection dials a new one.
  */
 import type { Duplex } from 'node:stream';
-import { ChannelClientError } from '../shared/remotecommand/websocket-client.js';
+import { UpgradeRefusedError } from '../shared/httpstream/upgrade-refusal.js';
 import { SpdyConnection } from '../shared/spdy/connection.js';
 import { dialSpdy, type SpdyDialOptions } from '../shared/spdy/dial.js';
 import type { SpdyStream } from '../shared/spdy/stream.js';
@@ -68,7 +68,7 @@ export class SpdyPortForwarder {
         try {
           dialed = await dialSpdy(this.opts, [PORT_FORWARD_PROTOCOL_V1]);
         } catch (err) {
-          throw err instanceof ChannelClientError
+          throw err instanceof UpgradeRefusedError
             ? new ApiStatusError(err.status, err.httpCode)
             : new Error(`error upgrading connection: ${(err as Error).message}`);
         }

@@ -22,7 +22,7 @@ import { finished } from 'node:stream/promises';
 import { Throttle } from '../../shared/proxy/throttle.js';
 import type { TerminalSize } from '../../shared/remotecommand/codec.js';
 import { internalErrorStatus } from '../../shared/remotecommand/exit-status.js';
-import { ChannelClientError } from '../../shared/remotecommand/websocket-client.js';
+import { UpgradeRefusedError } from '../../shared/httpstream/upgrade-refusal.js';
 import { acceptChannelSession, type StreamOptions } from '../../shared/remotecommand/websocket-server.js';
 import { runSpdyClient } from '../../shared/remotecommand/spdy-client.js';
 import { failureStatus, writeStatus, type Status } from '../../shared/status.js';
@@ -162,6 +162,6 @@ class StreamLimits {
 
 /** A kubelet refusal keeps its Status; anything else is an InternalError, as upstream. */
 function statusOf(err: unknown): Status {
-  if (err instanceof ChannelClientError) return err.status;
+  if (err instanceof UpgradeRefusedError) return err.status;
   return internalErrorStatus(`error translating stream: ${err instanceof Error ? err.message : String(err)}`);
 }

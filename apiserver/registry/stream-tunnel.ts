@@ -21,7 +21,7 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Throttle } from '../../shared/proxy/throttle.js';
-import { ChannelClientError } from '../../shared/remotecommand/websocket-client.js';
+import { UpgradeRefusedError } from '../../shared/httpstream/upgrade-refusal.js';
 import { dialSpdy } from '../../shared/spdy/dial.js';
 import { failureStatus, writeStatus, writeStatusToSocket } from '../../shared/status.js';
 import { kubeletHeaders } from './kubelet-client.js';
@@ -88,7 +88,7 @@ export class TunnelingHandler implements ConnectHandler {
       },
       (err: unknown) => {
         const status =
-          err instanceof ChannelClientError
+          err instanceof UpgradeRefusedError
             ? err.status
             : failureStatus(
                 503,

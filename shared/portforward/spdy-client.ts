@@ -9,7 +9,7 @@
  * data stream's end() is a FIN, so the target sees EOF while its answer still comes back.
  */
 import type { ConnectionOptions } from 'node:tls';
-import { ChannelClientError } from '../remotecommand/websocket-client.js';
+import { UpgradeRefusedError } from '../httpstream/upgrade-refusal.js';
 import { SpdyConnection } from '../spdy/connection.js';
 import { dialSpdy } from '../spdy/dial.js';
 import type { SpdyStream } from '../spdy/stream.js';
@@ -80,7 +80,7 @@ export async function dialSpdyPortForward(
     );
     return new SpdyPortForwardClient(new SpdyConnection(socket, { role: 'client', head }));
   } catch (err) {
-    if (err instanceof ChannelClientError) {
+    if (err instanceof UpgradeRefusedError) {
       throw new PortForwardError('UPGRADE_REFUSED', err.message, err.httpCode);
     }
     throw err;

@@ -13,6 +13,7 @@
 import { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
+import { readRefusalBody } from '../httpstream/upgrade-refusal.js';
 import {
   dataChannel,
   decodeFrame,
@@ -38,7 +39,6 @@ export interface PortForwardTunnelOptions {
   handshakeTimeoutMs?: number;
 }
 
-const MAX_ERROR_BODY = 64 * 1024;
 const MAX_ERROR_TEXT = 64 * 1024;
 
 /** One forwarded connection; emits 'error' with a PortForwardError REMOTE_ERROR for the server's text. */
@@ -158,16 +158,9 @@ export function openPortForwardTunnel(opts: PortForwardTunnelOptions): Promise<P
   });
   return new Promise((resolve, reject) => {
     ws.on('unexpected-response', (_req, res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= MAX_ERROR_BODY) chunks.push(c);
-      });
-      res.on('error', () => {});
-      res.on('end', () => {
+      void readRefusalBody(res).then((raw) => {
         const code = res.statusCode ?? 0;
-        const body = Buffer.concat(chunks).toString('utf8');
+        const body = raw.toString('utf8');
         let message = body.trim() || `HTTP ${code}`;
         try {
           message = (JSON.parse(body) as { message?: string }).message ?? message;

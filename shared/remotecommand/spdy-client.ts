@@ -8,7 +8,7 @@
  * `stdin`, `stdout`, `stderr` unless tty, `resize` with tty from v3, each waiting for its reply; copy
  * stdin and FIN the stream at EOF; read stdout and stderr to EOF; then the error stream's Status).
  * Same options and result as websocket-client.ts's runChannelClient; a refused upgrade is the same
- * ChannelClientError.
+ * UpgradeRefusedError.
  *
  * Differences: a connection lost before the exit status is an error, never a silent success
  * (kubernetes#26424, #73056): with v4 the error stream must end with a Status or a FIN; before v4,

@@ -16,7 +16,7 @@ import {
 import { exitStatus } from './exit-status.js';
 import type { RemoteCommandSession } from './session.js';
 import type { ChannelServerSession } from './websocket-server.js';
-import { ChannelClientError } from './websocket-client.js';
+import { UpgradeRefusedError } from '../httpstream/upgrade-refusal.js';
 import { SpdyConnection } from '../spdy/connection.js';
 import { SpdyError } from '../spdy/errors.js';
 import { acceptSpdySession, type SpdyServerSession } from './spdy-server.js';
@@ -234,9 +234,9 @@ describe('remotecommand over SPDY/3.1', () => {
   it('refuses a request with no version in common: 403 naming the accepted versions', async () => {
     const { url, port } = await server(cat);
     const err = await runSpdyClient({ url, protocols: ['v9.channel.k8s.io'] }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ChannelClientError);
-    expect((err as ChannelClientError).httpCode).toBe(403);
-    expect((err as ChannelClientError).status.message).toMatch(/unable to negotiate protocol/);
+    expect(err).toBeInstanceOf(UpgradeRefusedError);
+    expect((err as UpgradeRefusedError).httpCode).toBe(403);
+    expect((err as UpgradeRefusedError).status.message).toMatch(/unable to negotiate protocol/);
     const { all } = await rawExchange(
       port,
       upgradeRequest(

@@ -4,13 +4,14 @@
  *
  * Mirrors client-go `tools/remotecommand/websocket.go` (offer v5 first, send CLOSE when stdin
  * ends, read the exit Status from the error channel) and @kubernetes/client-node `exec.ts`
- * (same channel handling). A handshake that is answered with anything but 101 becomes a
- * ChannelClientError carrying the server's Status.
+ * (same channel handling). A handshake that is answered with anything but 101 becomes an
+ * UpgradeRefusedError carrying the server's Status (../httpstream/upgrade-refusal.ts).
  */
 import type { Readable, Writable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
-import { failureStatus, type Status } from '../status.js';
+import { readRefusal } from '../httpstream/upgrade-refusal.js';
+import type { Status } from '../status.js';
 import { decodeMessage, encodeClose, encodeMessage, encodeResize, type TerminalSize } from './codec.js';
 import { decodeStatus, exitCodeOf } from './exit-status.js';
 import { flushed } from './flush.js';
@@ -40,18 +41,6 @@ export interface ChannelClientResult {
   protocol: string;
 }
 
-export class ChannelClientError extends Error {
-  constructor(
-    readonly status: Status,
-    readonly httpCode: number,
-  ) {
-    super(status.message ?? `upgrade refused with HTTP ${httpCode}`);
-    this.name = 'ChannelClientError';
-  }
-}
-
-const MAX_ERROR_BODY = 64 * 1024;
-
 export function runChannelClient(opts: ChannelClientOptions): Promise<ChannelClientResult> {
   const url = opts.url.replace(/^http(s?):/, 'ws$1:');
   const ws = new WebSocket(url, [...(opts.protocols ?? CLIENT_PROTOCOLS)], {
@@ -76,16 +65,8 @@ export function runChannelClient(opts: ChannelClientOptions): Promise<ChannelCli
     };
 
     ws.on('unexpected-response', (_req, res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= MAX_ERROR_BODY) chunks.push(c);
-      });
-      res.on('error', () => {});
-      res.on('end', () => {
-        const code = res.statusCode ?? 0;
-        settle(() => reject(new ChannelClientError(statusFromBody(code, Buffer.concat(chunks)), code)));
+      void readRefusal(res).then((refused) => {
+        settle(() => reject(refused));
         ws.terminate();
       });
     });
@@ -180,16 +161,4 @@ async function pumpStdin(ws: WebSocket, proto: ChannelProtocol, stdin: Readable)
   // Before v5 there is no way to close stdin but to close the connection, which would lose the
   // output and the exit status (kubernetes#89899); so older protocols leave it open.
   if (proto.version >= 5) await send(ws, encodeClose(Channel.Stdin));
-}
-
-/** The Status in a refused upgrade's body, or one made from its text (as client-go does). */
-export function statusFromBody(code: number, body: Buffer): Status {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as Status;
-    if (parsed && typeof parsed === 'object' && parsed.status === 'Failure') return parsed;
-  } catch {
-    // not a Status: describe it
-  }
-  const text = body.toString('utf8').trim();
-  return failureStatus(code || 500, text || `unable to upgrade connection: HTTP ${code}`);
 }

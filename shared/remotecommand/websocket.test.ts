@@ -8,7 +8,8 @@ import { closeServer, listen, slowWriter } from '../test-support/loopback.js';
 import { exitStatus } from './exit-status.js';
 import { SERVER_PROTOCOLS } from './protocol.js';
 import { acceptChannelSession, type ChannelServerSession } from './websocket-server.js';
-import { ChannelClientError, runChannelClient } from './websocket-client.js';
+import { runChannelClient } from './websocket-client.js';
+import { UpgradeRefusedError } from '../httpstream/upgrade-refusal.js';
 
 type Program = (s: ChannelServerSession, query: URLSearchParams) => Promise<void> | void;
 
@@ -193,9 +194,9 @@ describe('remotecommand over WebSocket', () => {
   it('refuses a handshake with no protocol in common with a 400 Status', async () => {
     const { url, sessions } = await server(cat);
     const err = await runChannelClient({ url, protocols: ['v9.channel.k8s.io'] }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ChannelClientError);
-    expect((err as ChannelClientError).httpCode).toBe(400);
-    expect((err as ChannelClientError).status.message).toMatch(/unable to match client requested protocol/);
+    expect(err).toBeInstanceOf(UpgradeRefusedError);
+    expect((err as UpgradeRefusedError).httpCode).toBe(400);
+    expect((err as UpgradeRefusedError).status.message).toMatch(/unable to match client requested protocol/);
     expect(sessions).toHaveLength(0);
   });
 

@@ -11,7 +11,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
-import { ChannelClientError, statusFromBody } from '../remotecommand/websocket-client.js';
+import { readRefusal } from '../httpstream/upgrade-refusal.js';
 import { HEADER_PROTOCOL_VERSION, isSpdyUpgrade, SPDY_31 } from './upgrade.js';
 
 export interface SpdyDialOptions {
@@ -32,9 +32,7 @@ export interface SpdyDialed {
   protocol: string;
 }
 
-const MAX_ERROR_BODY = 64 * 1024;
-
-/** Resolves with the upgraded socket; a non-101 answer rejects with a ChannelClientError. */
+/** Resolves with the upgraded socket; a non-101 answer rejects with an UpgradeRefusedError. */
 export function dialSpdy(opts: SpdyDialOptions, protocols: readonly string[]): Promise<SpdyDialed> {
   const url = new URL(opts.url.replace(/^ws(s?):/, 'http$1:'));
   const request = url.protocol === 'https:' ? https.request : http.request;
@@ -77,16 +75,8 @@ export function dialSpdy(opts: SpdyDialOptions, protocols: readonly string[]): P
     });
     req.on('response', (res) => {
       settle();
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= MAX_ERROR_BODY) chunks.push(c);
-      });
-      res.on('error', () => {});
-      res.on('end', () => {
-        const code = res.statusCode ?? 0;
-        reject(new ChannelClientError(statusFromBody(code, Buffer.concat(chunks)), code));
+      void readRefusal(res).then((refused) => {
+        reject(refused);
         req.destroy();
       });
     });
