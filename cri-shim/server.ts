@@ -17,7 +17,7 @@ import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import grpc from '@grpc/grpc-js';
 import { runtimeServiceDefinition } from '../shared/cri/proto.js';
-import { fromPackageRoot } from '../shared/cri/package-root.js';
+import { fromPackageRoot } from '../shared/package-root.js';
 import { criServiceImplementation } from './cri-service.js';
 import { ImageStore } from './images.js';
 import { chooseIsolation, type IsolationMode, type IsolationRequest } from './isolation.js';

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
-import { packageRoot } from '../shared/cri/package-root.js';
+import { packageRoot } from '../shared/package-root.js';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
 import { waitUntil } from './support/faults.js';
 

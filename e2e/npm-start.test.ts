@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { packageRoot } from '../shared/cri/package-root.js';
+import { packageRoot } from '../shared/package-root.js';
 import { collect, eventually, pidsWhere, runKexec } from './support/processes.js';
 
 let dir = '';

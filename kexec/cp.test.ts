@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { Header } from 'tar';
-import { packageRoot } from '../shared/cri/package-root.js';
+import { packageRoot } from '../shared/package-root.js';
 import { kexec } from './cli.js';
 import { hoistGlobalFlags } from './options.js';
 import {

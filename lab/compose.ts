@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { packageRoot } from '../shared/cri/package-root.js';
+import { packageRoot } from '../shared/package-root.js';
 import { startService, type Service } from './supervisor.js';
 
 export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';

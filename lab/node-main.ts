@@ -20,7 +20,7 @@ import dns from 'node:dns/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { packageRoot } from '../shared/cri/package-root.js';
+import { packageRoot } from '../shared/package-root.js';
 import { SIGNING_KEY_FILE, nodeTokenFile } from './credentials.js';
 import { criShimStreamingTlsArgs, kubeletTlsArgs } from './pki.js';
 import { describeExit, startService, type Service } from './supervisor.js';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../shared/cri/package-root.js';
+import { packageRoot } from '../shared/package-root.js';
 import { startService } from './supervisor.js';
 
 const script = path.join(packageRoot(), 'lab', 'test-support', 'fake-service.mjs');

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../../shared/cri/package-root.js';
+import { packageRoot } from '../../shared/package-root.js';
 
 export const KEXEC_BIN = path.join(packageRoot(), 'bin', 'kexec.js');
 

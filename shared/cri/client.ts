@@ -1,6 +1,6 @@
 /**
  * A typed, promise-based client for the CRI RuntimeService (runtime.v1 subset in
- * `cri-shim/api/cri.proto`). What the kubelet-sim uses to drive the cri-shim; mirrors the
+ * `shared/cri/cri.proto`). What the kubelet-sim uses to drive the cri-shim; mirrors the
  * kubelet's `remote_runtime.go` (one method per RPC, a deadline on every call).
  *
  * API:

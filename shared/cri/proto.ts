@@ -1,5 +1,5 @@
 /**
- * Loads `cri-shim/api/cri.proto` (our runtime.v1 subset) once, for both the client and the shim.
+ * Loads `shared/cri/cri.proto` (our runtime.v1 subset) once, for both the client and the shim.
  *
  * Loader options, chosen once for every process of the lab:
  * - `keepCase: true`: fields keep their proto names (`pod_sandbox_id`), as upstream's JSON and
@@ -11,9 +11,9 @@
  */
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { fromPackageRoot } from './package-root.js';
+import { fromPackageRoot } from '../package-root.js';
 
-export const CRI_PROTO_PATH = fromPackageRoot('cri-shim', 'api', 'cri.proto');
+export const CRI_PROTO_PATH = fromPackageRoot('shared', 'cri', 'cri.proto');
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,

@@ -1,5 +1,5 @@
 /**
- * TypeScript shapes of the CRI runtime.v1 messages in `cri-shim/api/cri.proto`, as
+ * TypeScript shapes of the CRI runtime.v1 messages in `shared/cri/cri.proto`, as
  * @grpc/proto-loader hands them over with the options in `proto.ts`:
  * snake_case field names (keepCase, like upstream's JSON), int64 as `number`, enums as their
  * string names, and `defaults: true` — so every scalar, map and repeated field of a *received*

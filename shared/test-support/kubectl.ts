@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../cri/package-root.js';
+import { packageRoot } from '../package-root.js';
 
 export type KubectlVersion = 'v1.35' | 'v1.20';
 

@@ -1,7 +1,7 @@
 /**
  * Finds the kexec-lab package root (the directory holding our package.json) from any module, so
- * files the TypeScript build does not emit (`cri-shim/api/cri.proto`, `cri-shim/images/`) are read
- * from the source tree both under jest (running `shared/cri/*.ts`) and from `dist/shared/cri/*.js`.
+ * files the TypeScript build does not emit (`shared/cri/cri.proto`, `cri-shim/images/`) are read
+ * from the source tree both under jest (running `shared/*.ts`) and from `dist/shared/*.js`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,7 +25,7 @@ export function packageRoot(start?: string): string {
   throw new Error(`no package.json above ${start ?? fileURLToPath(import.meta.url)}`);
 }
 
-/** A path inside the package root, e.g. `fromPackageRoot('cri-shim', 'api', 'cri.proto')`. */
+/** A path inside the package root, e.g. `fromPackageRoot('shared', 'cri', 'cri.proto')`. */
 export function fromPackageRoot(...segments: string[]): string {
   return path.join(packageRoot(), ...segments);
 }
