@@ -6,7 +6,7 @@
  */
 import { Etcd3 } from 'etcd3';
 import type { KubeObject } from '../api/types.js';
-import { startTestEtcd, type TestEtcd } from '../../shared/test-support/etcd.js';
+import { startTestEtcd, type TestEtcd } from '../../lab/test-support/etcd.js';
 import { describeStoreConformance, until } from '../test-support/store-conformance.js';
 import { EtcdStore } from './etcd-store.js';
 import type { StoreEvent } from './store.js';

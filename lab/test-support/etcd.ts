@@ -1,12 +1,12 @@
 /**
- * Test helper: a real etcd (lab/etcd.ts) on loopback with free ports and its data in a temp dir,
+ * Test helper: a real etcd (../etcd.ts) on loopback with free ports and its data in a temp dir,
  * ready (bounded wait on /health) before the test goes on. `stop()` stops it and removes the
  * dir; `restart()` stops it and starts it again on the same ports and data, as after a crash.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startEtcd, type EtcdProcess } from '../../lab/etcd.js';
+import { startEtcd, type EtcdProcess } from '../etcd.js';
 
 export interface TestEtcd {
   /** The client URL, for `--etcd-servers`. */
