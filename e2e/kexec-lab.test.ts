@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import { start } from './test-support/io.js';
+import { start } from '../kexec/test-support/io.js';
 
 jest.setTimeout(60_000);
 

@@ -23,9 +23,9 @@ import {
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
 import { openPortForwardTunnel } from '../shared/portforward/websocket-client.js';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
-import type { ContainerSpec, Pod } from './api-types.js';
-import { startKubelet, type RunningKubelet } from './kubelet.js';
-import { waitFor } from './test-support/wait.js';
+import type { ContainerSpec, Pod } from '../kubelet-sim/api-types.js';
+import { startKubelet, type RunningKubelet } from '../kubelet-sim/kubelet.js';
+import { waitFor } from '../kubelet-sim/test-support/wait.js';
 
 const ISOLATION = bwrapWorks() ? 'bwrap' : 'none';
 const key = randomBytes(32);

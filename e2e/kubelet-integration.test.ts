@@ -19,10 +19,10 @@ import {
   NODES_GROUP,
 } from '../shared/auth/tokens.js';
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
-import type { Node, Pod } from './api-types.js';
-import { startKubelet, type RunningKubelet } from './kubelet.js';
-import { waitFor } from './test-support/wait.js';
-import { wsExec } from './test-support/ws-exec.js';
+import type { Node, Pod } from '../kubelet-sim/api-types.js';
+import { startKubelet, type RunningKubelet } from '../kubelet-sim/kubelet.js';
+import { waitFor } from '../kubelet-sim/test-support/wait.js';
+import { wsExec } from './support/ws-exec.js';
 
 // With bubblewrap the container sees the image's files at /root; without it (isolation none) the
 // process runs on the host with the container's root directory as its working directory.
