@@ -18,7 +18,7 @@ import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
 import { issueClientCert, issueServingCert } from '../shared/tls/cert-issuer.js';
 import { ensureCa, type CertificateAuthority } from '../shared/tls/certificate-authority.js';
-import { kubeletTlsOptions } from './registry/kubelet-client.js';
+import { kubeletTlsOptions } from './kubelet-client.js';
 import type { ApiServer } from './server.js';
 import { ADMIN, api, node, pod, serveEchoUntilKubelet, testServer } from './test-support/harness.js';
 

@@ -11,7 +11,7 @@
  * `--token-auth-file` and `--service-account-key-file` (repeatable) add static tokens and RS256 JWTs;
  * `--authorization-policy-file` adds RBAC-like rules to the built-in policy (authz-policy.ts).
  * `--kubelet-certificate-authority`, `--kubelet-client-certificate` and `--kubelet-client-key`
- * make the kubelet hop https (registry/kubelet-client.ts). `--etcd-servers URL[,URL]` keeps objects in
+ * make the kubelet hop https (kubelet-client.ts). `--etcd-servers URL[,URL]` keeps objects in
  * etcd (storage/etcd-store.ts, keys under `--etcd-prefix`, default `/registry`) instead of memory.
  */
 import fs from 'node:fs';

@@ -17,7 +17,7 @@
  * watches on pods and nodes: any change triggers one pass over the pending pods.
  */
 import type { KubeObject, Node, Pod } from './api/types.js';
-import { setCondition, type BindingREST } from './registry/binding-rest.js';
+import { setCondition, type BindingREST } from './registry/pod/binding-rest.js';
 import type { GenericStore } from './registry/generic-store.js';
 import type { Context, WatchHandle } from './registry/rest.js';
 import { StatusError } from '../shared/status.js';

@@ -20,10 +20,10 @@ import { Authenticator } from './authn.js';
 import { policyAuthorizer, type PolicyRule } from './authz-policy.js';
 import { DEFAULT_WATCH_LIMITS, type WatchLimits } from './endpoints/handlers/watch.js';
 import { HandlerChain } from './handler-chain.js';
-import type { BindingREST } from './registry/binding-rest.js';
+import type { BindingREST } from './registry/pod/binding-rest.js';
 import type { GenericStore } from './registry/generic-store.js';
 import { Scheduler } from './scheduler.js';
-import { KubeletCredentials, kubeletTlsOptions, type KubeletTlsFiles } from './registry/kubelet-client.js';
+import { KubeletCredentials, kubeletTlsOptions, type KubeletTlsFiles } from './kubelet-client.js';
 import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.js';
 import { EtcdStore } from './storage/etcd-store.js';
 import { MemoryStore } from './storage/memory-store.js';
@@ -64,14 +64,14 @@ export interface ApiServerOptions {
   scheduler?: boolean;
   /**
    * Feature gate TranslateStreamCloseWebsocketRequests (default true, as upstream since 1.30): end v5
-   * WebSocket exec/attach here and speak SPDY to the kubelet (registry/stream-translator.ts).
+   * WebSocket exec/attach here and speak SPDY to the kubelet (util/proxy/stream-translator.ts).
    */
   translateStreamCloseWebsocketRequests?: boolean;
   /** `--authorization-policy-file` rules (authz-policy.ts), added to the built-in policy. */
   authorizationPolicy?: PolicyRule[];
   /**
    * `--kubelet-certificate-authority`, `--kubelet-client-certificate`, `--kubelet-client-key`:
-   * with any of them kubelets are dialled over https (registry/kubelet-client.ts).
+   * with any of them kubelets are dialled over https (kubelet-client.ts).
    */
   kubeletTls?: KubeletTlsFiles;
 }

@@ -6,18 +6,18 @@
  * Mirrors kubernetes `pkg/registry/core/rest/storage_core.go` (LegacyRESTStorageProvider /
  * NewLegacyRESTStorage building `restStorageMap`), reduced to pods (with the binding subresource a scheduler uses) and nodes.
  */
-import { BindingREST } from './registry/binding-rest.js';
+import { BindingREST } from './registry/pod/binding-rest.js';
 import {
   AttachREST,
   ExecREST,
   LogREST,
   PortForwardREST,
   type KubeletProxyConfig,
-} from './registry/exec-rest.js';
-import { NodeConnectionInfoGetter } from './registry/kubelet-client.js';
-import { newNodeStorage } from './registry/node-rest.js';
-import { newPodStorage } from './registry/pod-rest.js';
-import { PodLocator } from './registry/pod-location.js';
+} from './registry/pod/exec-rest.js';
+import { NodeConnectionInfoGetter } from './kubelet-client.js';
+import { newNodeStorage } from './registry/node/node-rest.js';
+import { newPodStorage } from './registry/pod/pod-rest.js';
+import { PodLocator } from './registry/pod/pod-location.js';
 import type { Storage } from './registry/rest.js';
 import type { Store } from './storage/store.js';
 

@@ -16,7 +16,7 @@ import { exitStatus } from '../shared/remotecommand/exit-status.js';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
 import { acceptSpdySession } from '../shared/remotecommand/spdy-server.js';
 import { closeServer, fakeBackend, listen, readHead } from '../shared/test-support/loopback.js';
-import { TUNNEL_PROTOCOL } from './registry/stream-tunnel.js';
+import { TUNNEL_PROTOCOL } from './util/proxy/stream-tunnel.js';
 import type { ApiServer } from './server.js';
 import { ADMIN, api, node, pod, testServer } from './test-support/harness.js';
 

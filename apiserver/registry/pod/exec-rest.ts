@@ -15,16 +15,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
-import type { ProxyError } from '../../shared/proxy/proxy-error.js';
-import { UpgradeAwareHandler } from '../../shared/proxy/upgrade-aware-handler.js';
-import type { Status } from '../../shared/status.js';
-import { badRequest } from '../api/errors.js';
-import { kubeletHeaders } from './kubelet-client.js';
+import type { ProxyError } from '../../../shared/proxy/proxy-error.js';
+import { UpgradeAwareHandler } from '../../../shared/proxy/upgrade-aware-handler.js';
+import type { Status } from '../../../shared/status.js';
+import { badRequest } from '../../api/errors.js';
+import { kubeletHeaders } from '../../kubelet-client.js';
 import { queryBool, streamOptions, streamParams, type PodLocator } from './pod-location.js';
-import type { ConnectHandler, Connecter, Context } from './rest.js';
-import { isWebSocketV5Request, StreamTranslatorHandler } from './stream-translator.js';
-import { isTunnelRequest, TunnelingHandler } from './stream-tunnel.js';
-import { UpgradeRouter } from './upgrade-router.js';
+import type { ConnectHandler, Connecter, Context } from '../rest.js';
+import { isWebSocketV5Request, StreamTranslatorHandler } from '../../util/proxy/stream-translator.js';
+import { isTunnelRequest, TunnelingHandler } from '../../util/proxy/stream-tunnel.js';
+import { UpgradeRouter } from '../../util/proxy/upgrade-router.js';
 
 export interface KubeletProxyConfig {
   /**

@@ -11,9 +11,9 @@
  * issues it) or, without one, a bearer token minted from the lab's signing key (docs/wiring.md).
  */
 import type { ConnectionOptions } from 'node:tls';
-import { APISERVER_USER, KUBELET_AUDIENCE, mintToken } from '../../shared/auth/tokens.js';
-import type { Node } from '../api/types.js';
-import type { Context, Getter } from './rest.js';
+import { APISERVER_USER, KUBELET_AUDIENCE, mintToken } from '../shared/auth/tokens.js';
+import type { Node } from './api/types.js';
+import type { Context, Getter } from './registry/rest.js';
 
 /** `--kubelet-preferred-address-types`: the lab's kubelets advertise InternalIP and Hostname. */
 export const PREFERRED_ADDRESS_TYPES = ['InternalIP', 'ExternalIP', 'Hostname'];

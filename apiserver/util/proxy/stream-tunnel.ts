@@ -20,12 +20,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { Throttle } from '../../shared/proxy/throttle.js';
-import { UpgradeRefusedError } from '../../shared/httpstream/upgrade-refusal.js';
-import { dialSpdy } from '../../shared/spdy/dial.js';
-import { failureStatus, writeStatus, writeStatusToSocket } from '../../shared/status.js';
-import { kubeletHeaders } from './kubelet-client.js';
-import type { ConnectHandler } from './rest.js';
+import { Throttle } from '../../../shared/proxy/throttle.js';
+import { UpgradeRefusedError } from '../../../shared/httpstream/upgrade-refusal.js';
+import { dialSpdy } from '../../../shared/spdy/dial.js';
+import { failureStatus, writeStatus, writeStatusToSocket } from '../../../shared/status.js';
+import { kubeletHeaders } from '../../kubelet-client.js';
+import type { ConnectHandler } from '../../registry/rest.js';
 
 export const TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
 const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';

@@ -7,11 +7,11 @@
  * Pods are deleted at once (no graceful deletion, no finalizers): a kubelet sees DELETED and stops
  * the containers.
  */
-import type { KubeObject, Pod } from '../api/types.js';
-import type { Store } from '../storage/store.js';
-import { GenericStore, type Strategy } from './generic-store.js';
-import { StatusREST } from './status-rest.js';
-import { validateObjectMeta, validatePod, validatePodUpdate } from './validation.js';
+import type { KubeObject, Pod } from '../../api/types.js';
+import type { Store } from '../../storage/store.js';
+import { GenericStore, type Strategy } from '../generic-store.js';
+import { StatusREST } from '../status-rest.js';
+import { validateObjectMeta, validatePod, validatePodUpdate } from '../validation.js';
 
 /** The field selectors pods support (upstream pod.ToSelectableFields, the ones the lab needs). */
 export const POD_FIELD_LABELS = [

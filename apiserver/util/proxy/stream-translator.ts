@@ -19,15 +19,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { finished } from 'node:stream/promises';
-import { Throttle } from '../../shared/proxy/throttle.js';
-import type { TerminalSize } from '../../shared/remotecommand/codec.js';
-import { internalErrorStatus } from '../../shared/remotecommand/exit-status.js';
-import { UpgradeRefusedError } from '../../shared/httpstream/upgrade-refusal.js';
-import { acceptChannelSession, type StreamOptions } from '../../shared/remotecommand/websocket-server.js';
-import { runSpdyClient } from '../../shared/remotecommand/spdy-client.js';
-import { failureStatus, writeStatus, type Status } from '../../shared/status.js';
-import { kubeletHeaders } from './kubelet-client.js';
-import type { ConnectHandler } from './rest.js';
+import { Throttle } from '../../../shared/proxy/throttle.js';
+import type { TerminalSize } from '../../../shared/remotecommand/codec.js';
+import { internalErrorStatus } from '../../../shared/remotecommand/exit-status.js';
+import { UpgradeRefusedError } from '../../../shared/httpstream/upgrade-refusal.js';
+import { acceptChannelSession, type StreamOptions } from '../../../shared/remotecommand/websocket-server.js';
+import { runSpdyClient } from '../../../shared/remotecommand/spdy-client.js';
+import { failureStatus, writeStatus, type Status } from '../../../shared/status.js';
+import { kubeletHeaders } from '../../kubelet-client.js';
+import type { ConnectHandler } from '../../registry/rest.js';
 
 export const V5_PROTOCOL = 'v5.channel.k8s.io';
 

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ConnectHandler } from './rest.js';
+import type { ConnectHandler } from '../../registry/rest.js';
 
 export class UpgradeRouter implements ConnectHandler {
   constructor(

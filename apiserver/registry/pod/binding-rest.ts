@@ -8,13 +8,13 @@
  * annotations copied onto the pod, the PodScheduled condition set True) and
  * `pkg/apis/core/validation` ValidatePodBinding. Answers a Success Status with code 201, as upstream.
  */
-import type { Status } from '../../shared/status.js';
-import { badRequest, conflict, invalid, notFound, type FieldError } from '../api/errors.js';
-import { isRecord, type KubeObject, type Pod } from '../api/types.js';
-import { StorageError } from '../storage/store.js';
-import type { GenericStore } from './generic-store.js';
-import { timestamp } from './object-meta.js';
-import type { Context, NamedCreater, WriteOptions } from './rest.js';
+import type { Status } from '../../../shared/status.js';
+import { badRequest, conflict, invalid, notFound, type FieldError } from '../../api/errors.js';
+import { isRecord, type KubeObject, type Pod } from '../../api/types.js';
+import { StorageError } from '../../storage/store.js';
+import type { GenericStore } from '../generic-store.js';
+import { timestamp } from '../object-meta.js';
+import type { Context, NamedCreater, WriteOptions } from '../rest.js';
 
 export class BindingREST implements NamedCreater {
   readonly kind = 'Binding';

@@ -8,10 +8,10 @@
  * query keeps the order of docs/wiring.md (command first, then input, output, error, tty) rather
  * than Go's sorted url.Values.Encode.
  */
-import { badRequest } from '../api/errors.js';
-import type { Container, Pod } from '../api/types.js';
-import { hostPort, type NodeConnectionInfoGetter } from './kubelet-client.js';
-import type { Context, Getter } from './rest.js';
+import { badRequest } from '../../api/errors.js';
+import type { Container, Pod } from '../../api/types.js';
+import { hostPort, type NodeConnectionInfoGetter } from '../../kubelet-client.js';
+import type { Context, Getter } from '../rest.js';
 
 /** PodExecOptions / PodAttachOptions (attach has no command). */
 export interface StreamOptions {

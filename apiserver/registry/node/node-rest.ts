@@ -6,11 +6,11 @@
  * created with its status (a kubelet registers addresses and ports in one request), a spec update
  * keeps the status and a status update keeps the spec.
  */
-import type { KubeObject, Node } from '../api/types.js';
-import type { Store } from '../storage/store.js';
-import { GenericStore, type Strategy } from './generic-store.js';
-import { StatusREST } from './status-rest.js';
-import { validateObjectMeta } from './validation.js';
+import type { KubeObject, Node } from '../../api/types.js';
+import type { Store } from '../../storage/store.js';
+import { GenericStore, type Strategy } from '../generic-store.js';
+import { StatusREST } from '../status-rest.js';
+import { validateObjectMeta } from '../validation.js';
 
 export const NODE_FIELD_LABELS = ['metadata.name', 'spec.unschedulable'] as const;
 
