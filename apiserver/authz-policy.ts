@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import { parse } from 'yaml';
 import type { UserInfo } from '../shared/auth/tokens.js';
 import type { Attributes, Authorizer, Decision } from './authz.js';
+import { errorMessage } from '../shared/logging.js';
 
 export interface Subject {
   kind: 'User' | 'Group';
@@ -122,7 +123,7 @@ export function readPolicyFile(file: string): PolicyRule[] {
   try {
     doc = parse(text);
   } catch (err) {
-    throw new Error(`${file}: invalid YAML: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`${file}: invalid YAML: ${errorMessage(err)}`);
   }
   return parsePolicy(doc, file);
 }

@@ -30,6 +30,7 @@ import { route, type Route } from './endpoints/installer.js';
 import { newRequestInfo, type RequestInfo } from './endpoints/request-info.js';
 import type { ConnectHandler, Context } from './registry/rest.js';
 import type { StorageRegistry } from './storage-registry.js';
+import { type Logger } from '../shared/logging.js';
 
 export interface HandlerChainDeps {
   registry: StorageRegistry;
@@ -39,7 +40,7 @@ export interface HandlerChainDeps {
   watchLimits: WatchLimits;
   /** host:port clients use to reach this server (for /api). */
   serverAddress: () => string;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 interface Authorized {

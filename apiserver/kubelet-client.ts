@@ -14,6 +14,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { APISERVER_USER, KUBELET_AUDIENCE, mintToken } from '../shared/auth/tokens.js';
 import type { Node } from './api/types.js';
 import type { Context, Getter } from './registry/rest.js';
+import { type Logger } from '../shared/logging.js';
 
 /** `--kubelet-preferred-address-types`: the lab's kubelets advertise InternalIP and Hostname. */
 export const PREFERRED_ADDRESS_TYPES = ['InternalIP', 'ExternalIP', 'Hostname'];
@@ -100,7 +101,7 @@ export interface KubeletTlsFiles {
  */
 export function kubeletTlsOptions(
   files: KubeletTlsFiles | undefined,
-  warn: (line: string) => void,
+  warn: Logger,
 ): ConnectionOptions | undefined {
   if (!files || (!files.ca && !files.cert)) return undefined;
   if (!files.cert !== !files.key) {

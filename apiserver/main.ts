@@ -22,6 +22,7 @@ import { readPublicKeys, readSigningKey } from '../shared/auth/tokens.js';
 import { readPolicyFile } from './authz-policy.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
+import { errorMessage } from '../shared/logging.js';
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
@@ -230,6 +231,6 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv).catch((err: unknown) => {
-  process.stderr.write(`apiserver: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`apiserver: ${errorMessage(err)}\n`);
   process.exit(1);
 });

@@ -21,6 +21,7 @@ import { setCondition, type BindingREST } from './registry/pod/binding-rest.js';
 import type { GenericStore } from './registry/generic-store.js';
 import type { Context, WatchHandle } from './registry/rest.js';
 import { StatusError } from '../shared/status.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
 
 export const SCHEDULER_NAME = 'default-scheduler';
 
@@ -30,7 +31,7 @@ export interface SchedulerOptions {
   binding: BindingREST;
   /** A node whose last heartbeat is older than this is not ready. Default 40 s. */
   nodeMonitorGracePeriodMs?: number;
-  log?: (line: string) => void;
+  log?: Logger;
   now?: () => Date;
 }
 
@@ -42,7 +43,7 @@ export class Scheduler {
   private again = false;
   private stopped = false;
   private readonly grace: number;
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
   private readonly now: () => Date;
 
   constructor(private readonly opts: SchedulerOptions) {
@@ -83,7 +84,7 @@ export class Scheduler {
         try {
           await this.pass();
         } catch (err) {
-          this.log(`scheduler: ${err instanceof Error ? err.message : String(err)}`);
+          this.log(`scheduler: ${errorMessage(err)}`);
         }
       } while (this.again && !this.stopped);
     })().finally(() => {

@@ -28,6 +28,7 @@ import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.j
 import { EtcdStore } from './storage/etcd-store.js';
 import { MemoryStore } from './storage/memory-store.js';
 import type { Store } from './storage/store.js';
+import { type Logger } from '../shared/logging.js';
 
 export interface ApiServerOptions {
   /** Address to listen on; default 127.0.0.1. */
@@ -53,7 +54,7 @@ export interface ApiServerOptions {
   /** Time allowed to reach a kubelet and get its response head. */
   kubeletTimeoutMs?: number;
   /** One line per event; stderr by default. */
-  log?: (line: string) => void;
+  log?: Logger;
   /**
    * Serve https with this certificate (chain) and key (PEM), e.g. issued by the lab CA
    * (shared/tls). kubectl sends credentials only over TLS (serving-cert.ts); without this the

@@ -25,6 +25,7 @@ import { CriError } from './errors.js';
 import type { AttachRequestEntry } from './request-cache.js';
 import { short, type ContainerRuntime } from './runtime.js';
 import { TerminalProcess } from './terminal-process.js';
+import { type Logger } from '../shared/logging.js';
 
 /** How far (bytes queued) one attached client may fall behind before it is disconnected. */
 export const ATTACH_OUTPUT_LIMIT = 1024 * 1024;
@@ -35,7 +36,7 @@ export function serveAttach(
   runtime: ContainerRuntime,
   req: AttachRequestEntry,
   session: RemoteCommandSession,
-  log: (line: string) => void,
+  log: Logger,
   limits: { outputLimit?: number; graceMs?: number } = {},
 ): Promise<void> {
   let c;

@@ -43,6 +43,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type net from 'node:net';
+import { type Logger } from '../shared/logging.js';
 
 /**
  * Reads lines of session ids until EOF and keeps the last complete one; then kills those groups
@@ -87,7 +88,7 @@ export class DeathWatch {
   private closed = false;
   private respawn: NodeJS.Timeout | undefined;
 
-  constructor(private readonly log: (line: string) => void) {}
+  constructor(private readonly log: Logger) {}
 
   /** Watches the session led by `pid` (a container's main process or an exec). */
   track(pid: number | undefined): void {

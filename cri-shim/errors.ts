@@ -4,6 +4,7 @@
  * `code` and `message` as they are; everything else becomes INTERNAL.
  */
 import grpc from '@grpc/grpc-js';
+import { errorMessage } from '../shared/logging.js';
 
 export class CriError extends Error {
   constructor(
@@ -39,6 +40,6 @@ export class CriError extends Error {
 /** Any thrown value as a gRPC error object for a unary callback. */
 export function toGrpcError(err: unknown): Partial<grpc.ServiceError> {
   if (err instanceof CriError) return { code: err.code, details: err.message, message: err.message };
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return { code: grpc.status.INTERNAL, details: message, message };
 }

@@ -28,6 +28,7 @@ import type { RuntimeProcess } from './process-group.js';
 import type { ExecRequestEntry } from './request-cache.js';
 import { killTree, short, type ContainerRuntime } from './runtime.js';
 import type { TerminalProcess } from './terminal-process.js';
+import { type Logger } from '../shared/logging.js';
 
 /**
  * How long a terminal exec waits for the client's first resize before starting the process with
@@ -40,7 +41,7 @@ export function serveExec(
   runtime: ContainerRuntime,
   req: ExecRequestEntry,
   session: RemoteCommandSession,
-  log: (line: string) => void,
+  log: Logger,
 ): Promise<void> {
   if (req.tty) return serveTerminalExec(runtime, req, session, log);
   let child;
@@ -61,7 +62,7 @@ async function serveTerminalExec(
   runtime: ContainerRuntime,
   req: ExecRequestEntry,
   session: RemoteCommandSession,
-  log: (line: string) => void,
+  log: Logger,
 ): Promise<void> {
   let latest: TerminalSize | undefined;
   let child: TerminalProcess | undefined;
@@ -96,7 +97,7 @@ function firstResize(session: RemoteCommandSession, ms: number): Promise<void> {
 function refuse(
   req: ExecRequestEntry,
   session: RemoteCommandSession,
-  log: (line: string) => void,
+  log: Logger,
   err: unknown,
 ): Promise<void> {
   const message = err instanceof CriError ? err.message : `failed to exec in container: ${String(err)}`;
@@ -109,7 +110,7 @@ function runExec(
   req: ExecRequestEntry,
   child: RuntimeProcess,
   session: RemoteCommandSession,
-  log: (line: string) => void,
+  log: Logger,
 ): Promise<void> {
   const pid = child.pid;
   log(`exec in ${short(req.containerId)}: pid ${pid} ${JSON.stringify(req.cmd)}${req.tty ? ' (tty)' : ''}`);

@@ -21,6 +21,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { type Logger } from '../shared/logging.js';
 
 export type IsolationRequest = 'auto' | 'bwrap' | 'none';
 export type IsolationMode = 'bwrap' | 'none';
@@ -49,7 +50,7 @@ export function bwrapWorks(): boolean {
   return r.status === 0;
 }
 
-export function chooseIsolation(requested: IsolationRequest, log: (line: string) => void): IsolationMode {
+export function chooseIsolation(requested: IsolationRequest, log: Logger): IsolationMode {
   if (requested === 'none') {
     log('WARNING: --isolation none: container processes run UNISOLATED on the host (cwd = container dir)');
     return 'none';

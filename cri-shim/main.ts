@@ -18,6 +18,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
 import { startCriShim } from './server.js';
 import type { IsolationRequest } from './isolation.js';
+import { errorMessage } from '../shared/logging.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -125,6 +126,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`cri-shim: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`cri-shim: ${errorMessage(err)}\n`);
   process.exit(1);
 });

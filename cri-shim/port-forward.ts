@@ -13,6 +13,7 @@
  */
 import net from 'node:net';
 import type { PortStreams } from '../shared/portforward/websocket-server.js';
+import { type Logger } from '../shared/logging.js';
 
 export const POD_LOOPBACK = '127.0.0.1';
 /**
@@ -23,7 +24,7 @@ export const CLOSE_GRACE_MS = 1000;
 
 export interface ForwardTarget {
   sandboxId: string;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 /** Go's words for the usual dial failures, so messages read like upstream's. */

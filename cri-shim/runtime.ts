@@ -49,6 +49,7 @@ import {
   type RuntimeProcess,
 } from './process-group.js';
 import { TerminalProcess } from './terminal-process.js';
+import { type Logger } from '../shared/logging.js';
 
 /** How long `shutdown()` waits for killed container processes to be gone. */
 export const SHUTDOWN_WAIT_MS = 5000;
@@ -109,7 +110,7 @@ export interface RuntimeOptions {
   root: string;
   images: ImageStore;
   isolation: IsolationMode;
-  log: (line: string) => void;
+  log: Logger;
   /** Longest log line before it is split into partial (P) lines; default 16 KiB (containerd). */
   maxLogLineBytes?: number;
 }

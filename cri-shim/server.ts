@@ -24,6 +24,7 @@ import { chooseIsolation, type IsolationMode, type IsolationRequest } from './is
 import { RequestCache } from './request-cache.js';
 import { ContainerRuntime } from './runtime.js';
 import { StreamingServer, type StreamingTlsOptions } from './streaming-server.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
 
 export interface CriShimOptions {
   /** `unix:///abs/path` or `tcp://host:port`. */
@@ -36,7 +37,7 @@ export interface CriShimOptions {
   images?: string;
   isolation?: IsolationRequest;
   /** Where log lines go; default stderr. */
-  log?: (line: string) => void;
+  log?: Logger;
   /** Longest container log line before it is split into partial (P) lines; default 16 KiB. */
   maxLogLineBytes?: number;
   /**
@@ -111,7 +112,7 @@ function loadStreamingTls(files: { certFile: string; keyFile: string }): Streami
     try {
       return fs.readFileSync(file);
     } catch (err) {
-      throw new Error(`streaming TLS ${what} ${file}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`streaming TLS ${what} ${file}: ${errorMessage(err)}`);
     }
   };
   const tls = { cert: read(files.certFile, 'certificate'), key: read(files.keyFile, 'private key') };
@@ -120,7 +121,7 @@ function loadStreamingTls(files: { certFile: string; keyFile: string }): Streami
     createSecureContext(tls);
   } catch (err) {
     throw new Error(
-      `failed to load x509 key pair for the streaming server (${files.certFile}, ${files.keyFile}): ${err instanceof Error ? err.message : String(err)}`,
+      `failed to load x509 key pair for the streaming server (${files.certFile}, ${files.keyFile}): ${errorMessage(err)}`,
     );
   }
   return tls;

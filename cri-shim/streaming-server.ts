@@ -67,13 +67,14 @@ import type {
   RequestCache,
 } from './request-cache.js';
 import type { ContainerRuntime } from './runtime.js';
+import { type Logger } from '../shared/logging.js';
 
 const ROUTE = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]{1,128})$/;
 
 export interface StreamingServerOptions {
   runtime: ContainerRuntime;
   cache: RequestCache;
-  log: (line: string) => void;
+  log: Logger;
   /** Refuse WebSocket upgrades with a 400 Status, as CRI runtimes (SPDY only) do. */
   spdyOnly?: boolean;
   /** SPDY session options (stream creation timeout: 30 s by default, as the kubelet). */

@@ -5,6 +5,7 @@
  * errors) and an exit code.
  */
 import type { Status, StatusReason } from '../shared/status.js';
+import { errorMessage } from '../shared/logging.js';
 
 /** A wrong command line; kubectl adds a pointer to the command's help. */
 export class UsageError extends Error {
@@ -69,7 +70,7 @@ export function formatError(err: unknown): string {
   }
   const status = statusOf(err);
   if (status) return formatStatus(status);
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return message.startsWith('error: ') ? message : `error: ${message}`;
 }
 

@@ -33,6 +33,7 @@ import { InvalidArgumentError } from 'commander';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { failureStatus, type Status } from '../shared/status.js';
+import { type Logger } from '../shared/logging.js';
 
 /** The `--fault` modes, in the order `--help` lists them. */
 export const KUBELET_FAULT_MODES = [
@@ -146,7 +147,7 @@ const MAX_BUFFERED = 64 * 1024;
  */
 export function streamFaultHandler(
   fault: KubeletFault | undefined,
-  log: (line: string) => void,
+  log: Logger,
 ): StreamFaultHandler | undefined {
   if (!fault || fault.mode === 'none') return undefined;
   const flag = formatKubeletFault(fault);
@@ -255,7 +256,7 @@ function statusResponse(status: Status): string {
  * (a second request here means the proxy in front spliced its client through: CVE-2018-1002105).
  * Logs how many requests the connection carried when it closes.
  */
-function keepAnswering(socket: Duplex, head: Buffer, say: (line: string) => void, first: string): void {
+function keepAnswering(socket: Duplex, head: Buffer, say: Logger, first: string): void {
   let requests = 1;
   let buffered = head.toString('latin1');
   const serveBuffered = (): void => {

@@ -24,7 +24,7 @@ import {
 import type { ContainerSpec, Pod, PodStatus } from './api-types.js';
 import type { Backoff } from './backoff.js';
 import { byNewest } from './runtime-lookup.js';
-import { errorMessage, type Logger } from './util.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
 
 /** The CRI calls the kubelet makes; the real client, or a fake in tests. */
 export type RuntimeService = Pick<

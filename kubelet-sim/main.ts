@@ -18,6 +18,7 @@ import { readSigningKey } from '../shared/auth/tokens.js';
 import { faultModesHelp, kubeletFaultOption, type KubeletFault } from './fault-injection.js';
 import { startKubelet } from './kubelet.js';
 import type { KubeletTlsOptions } from './server.js';
+import { errorMessage } from '../shared/logging.js';
 
 export { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 
@@ -145,7 +146,7 @@ export async function main(argv: string[]): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main(process.argv).catch((err: unknown) => {
-    process.stderr.write(`kubelet-sim: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`kubelet-sim: ${errorMessage(err)}\n`);
     process.exit(1);
   });
 }

@@ -10,7 +10,8 @@
 import os from 'node:os';
 import type { Node, NodeCondition, NodeStatus } from './api-types.js';
 import { isApiStatus, type ApiServerClient } from './apiserver-client.js';
-import { abortableSleep, errorMessage, type Logger } from './util.js';
+import { abortableSleep } from './util.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
 
 /** What this kubelet reports about itself; the simulator's own version string. */
 export const KUBELET_VERSION = 'v1.35.0-kexec.0';

@@ -16,7 +16,8 @@
 import type { PodSandbox, Container } from '../shared/cri/types.js';
 import { KubernetesPodUIDLabel } from '../shared/cri/types.js';
 import type { RuntimeService } from './kuberuntime-manager.js';
-import { abortableSleep, errorMessage, type Logger } from './util.js';
+import { abortableSleep } from './util.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
 
 export type PodLifecycleEventType =
   | 'ContainerStarted'

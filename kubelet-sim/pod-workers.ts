@@ -8,7 +8,7 @@
  * state machine: a kill is just another update that wins over a pending sync.
  */
 import type { Pod } from './api-types.js';
-import { errorMessage, type Logger } from './util.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
 
 export type PodUpdate = { type: 'sync'; pod: Pod } | { type: 'kill'; uid: string; pod?: Pod };
 

@@ -55,7 +55,7 @@ import {
   type StreamVerb,
 } from './routes.js';
 import { findRunningContainer, findSandbox } from './runtime-lookup.js';
-import { errorMessage, type Logger } from './util.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
 
 export { parseStreamPath, type StreamRoute, type StreamVerb } from './routes.js';
 

@@ -14,7 +14,8 @@ import { StatusError } from '../shared/status.js';
 import type { Pod } from './api-types.js';
 import type { ApiServerClient } from './apiserver-client.js';
 import type { PodWorkers } from './pod-workers.js';
-import { abortableSleep, errorMessage, type Logger } from './util.js';
+import { abortableSleep } from './util.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
 
 export interface SyncLoopOptions {
   nodeName: string;

@@ -1,9 +1,6 @@
 /**
- * Small helpers the kubelet's loops share: an abortable sleep and the logger type.
+ * Small helpers the kubelet's loops share: an abortable sleep.
  */
-
-/** One log line (to stderr in the real process). */
-export type Logger = (line: string) => void;
 
 /** Resolves after `ms`, or rejects with the abort reason as soon as `signal` aborts. */
 export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -19,8 +16,4 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { packageRoot } from '../shared/package-root.js';
 import { startService, type Service } from './supervisor.js';
+import { type Logger } from '../shared/logging.js';
 
 export type DependsCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
@@ -132,7 +133,7 @@ export function startOrder(compose: ComposeFile): string[] {
 export interface LocalServiceOptions {
   /** Extra environment for the process (on top of process.env and the service's environment). */
   env?: NodeJS.ProcessEnv;
-  log?: (line: string) => void;
+  log?: Logger;
   readyTimeoutMs?: number;
 }
 

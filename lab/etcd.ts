@@ -18,6 +18,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { defaultLog, startService, type Service } from './supervisor.js';
+import { type Logger } from '../shared/logging.js';
 
 export interface EtcdOptions {
   dataDir: string;
@@ -26,7 +27,7 @@ export interface EtcdOptions {
   /** The etcd binary. Default `etcd` (PATH). */
   binary?: string;
   /** Every output line, prefixed `[name] `. Default: stderr. */
-  log?: (line: string) => void;
+  log?: Logger;
   readyTimeoutMs?: number;
   /** Fixed ports (e.g. to start a member again where clients expect it); free ones by default. */
   clientPort?: number;

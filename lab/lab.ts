@@ -36,6 +36,7 @@ import { formatKubeletFault, parseKubeletFault } from '../kubelet-sim/fault-inje
 import { startEtcd, type EtcdProcess } from './etcd.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { defaultLog, describeExit, startService, type ExitInfo, type Service } from './supervisor.js';
+import { type Logger } from '../shared/logging.js';
 
 export interface LabOptions {
   /** State directory: key, tokens, kubeconfig, runtime state. Default `.lab` (in the cwd). */
@@ -86,7 +87,7 @@ export interface LabOptions {
   /** Where the compiled services live. Default `<package root>/dist`. */
   distDir?: string;
   /** Every service output line, prefixed `[service] `, and the lab's own `[lab] ` lines. Default: stderr. */
-  log?: (line: string) => void;
+  log?: Logger;
   readyTimeoutMs?: number;
   podTimeoutMs?: number;
   /** Aborting it during start-up stops what has started and rejects. */

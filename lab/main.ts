@@ -14,6 +14,7 @@ import {
 } from '../kubelet-sim/fault-injection.js';
 import { startLab, tryCommands } from './lab.js';
 import { describeExit } from './supervisor.js';
+import { errorMessage } from '../shared/logging.js';
 
 function nonNegativeInt(max: number) {
   return (v: string): number => {
@@ -136,7 +137,7 @@ async function main(): Promise<number> {
       say(`${signalled}: stopped during start-up`);
       return 0;
     }
-    say(`start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+    say(`start-up failed: ${errorMessage(err)}`);
     return 1;
   }
 

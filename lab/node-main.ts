@@ -24,6 +24,7 @@ import { packageRoot } from '../shared/package-root.js';
 import { SIGNING_KEY_FILE, nodeTokenFile } from './credentials.js';
 import { criShimStreamingTlsArgs, kubeletTlsArgs } from './pki.js';
 import { describeExit, startService, type Service } from './supervisor.js';
+import { errorMessage } from '../shared/logging.js';
 
 function port(v: string): number {
   const n = Number(v);
@@ -144,7 +145,7 @@ async function main(): Promise<number> {
     );
   } catch (err) {
     if (!stopping) {
-      say(`start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+      say(`start-up failed: ${errorMessage(err)}`);
       await stopAll(1);
     }
   }
@@ -154,7 +155,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`[node] ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`[node] ${errorMessage(err)}\n`);
     process.exit(1);
   },
 );

@@ -5,6 +5,7 @@
 import { apiJson, type ClientConfig } from '../kexec/client.js';
 import { ApiStatusError } from '../kexec/errors.js';
 import type { PodLike } from '../kexec/exec.js';
+import { errorMessage } from '../shared/logging.js';
 
 export interface DemoPodOptions {
   namespace?: string;
@@ -68,7 +69,7 @@ export async function waitForPodRunning(cfg: ClientConfig, ns: string, name: str
         o.retryUnavailable &&
         (!(err instanceof ApiStatusError) || err.httpCode >= 500 || err.status.reason === 'NotFound');
       if (!transient) throw err;
-      last = err instanceof Error ? err.message : String(err);
+      last = errorMessage(err);
     }
     if (pod) {
       const phase = pod.status?.phase ?? 'Pending';

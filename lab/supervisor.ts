@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import readline from 'node:readline';
+import { type Logger } from '../shared/logging.js';
 
 export interface ReadyInfo {
   service: string;
@@ -30,7 +31,7 @@ export interface ServiceOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   /** Receives every output line, already prefixed. Default: the lab's stderr. */
-  log?: (line: string) => void;
+  log?: Logger;
   /** How long to wait for the READY line (or the probe). */
   readyTimeoutMs?: number;
   /**

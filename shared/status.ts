@@ -7,6 +7,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { errorMessage } from './logging.js';
 
 export type StatusReason =
   | 'BadRequest'
@@ -125,7 +126,7 @@ export class StatusError extends Error {
 /** Any thrown value as a Status: StatusErrors keep theirs, everything else is a 500 InternalError. */
 export function toStatus(err: unknown): Status {
   if (err instanceof StatusError) return err.status;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return failureStatus(500, `Internal error occurred: ${message}`, 'InternalError');
 }
 

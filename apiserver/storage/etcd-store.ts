@@ -38,6 +38,7 @@ import {
   type StoreWatchOptions,
   type TryUpdate,
 } from './store.js';
+import { errorMessage, type Logger } from '../../shared/logging.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs, e.g. `http://127.0.0.1:2379` (`--etcd-servers`). */
@@ -51,7 +52,7 @@ export interface EtcdStoreOptions {
   /** Concurrent watches; more are refused (as the memory store). Default 10,000. */
   maxWatchers?: number;
   /** One line per notable event (a watch cancelled by etcd). Default: stderr. */
-  log?: (line: string) => void;
+  log?: Logger;
   /**
    * For `https://` servers: the CA that verifies etcd (`--etcd-cafile`) and the apiserver's client
    * certificate (`--etcd-certfile`, `--etcd-keyfile`), PEM.
@@ -101,7 +102,7 @@ export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly prefix: string;
   private readonly maxWatchers: number;
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
   private readonly watches = new Set<EtcdWatch>();
   /** The newest etcd revision seen in any response header or event. */
   private revision = 0;
@@ -145,7 +146,7 @@ export class EtcdStore implements Store {
       } catch (err) {
         if (Date.now() >= deadline) {
           store.client.close();
-          throw new Error(`cannot reach etcd at ${opts.servers.join(',')}: ${message(err)}`);
+          throw new Error(`cannot reach etcd at ${opts.servers.join(',')}: ${errorMessage(err)}`);
         }
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -310,11 +311,11 @@ export class EtcdStore implements Store {
       this.watches.delete(w);
       if (w.stopped) return;
       w.stopped = true;
-      this.log(`watch on ${prefix} cancelled by etcd after revision ${covered}: ${message(err)}`);
+      this.log(`watch on ${prefix} cancelled by etcd after revision ${covered}: ${errorMessage(err)}`);
       onError?.(
-        COMPACTED.test(message(err))
+        COMPACTED.test(errorMessage(err))
           ? new StorageError('ResourceVersionTooOld', prefix, TOO_OLD_WATCH)
-          : new StorageError('Internal', prefix, `watch cancelled by etcd: ${message(err)}`),
+          : new StorageError('Internal', prefix, `watch cancelled by etcd: ${errorMessage(err)}`),
       );
     });
     // The current state, before any change the watch reports (those arrive later, from the stream).
@@ -368,11 +369,11 @@ export class EtcdStore implements Store {
       });
       this.seen(res.header);
     } catch (err) {
-      if (COMPACTED.test(message(err))) {
+      if (COMPACTED.test(errorMessage(err))) {
         // Upstream etcd3's interpretWatchError for ErrCompacted.
         throw new StorageError('ResourceVersionTooOld', prefix, TOO_OLD_WATCH);
       }
-      if (!FUTURE.test(message(err))) throw this.storageError(prefix, err);
+      if (!FUTURE.test(errorMessage(err))) throw this.storageError(prefix, err);
     }
   }
 
@@ -386,7 +387,7 @@ export class EtcdStore implements Store {
 
   private storageError(key: string, err: unknown): StorageError {
     if (err instanceof StorageError) return err;
-    return new StorageError('Internal', key, `etcd: ${message(err)}`);
+    return new StorageError('Internal', key, `etcd: ${errorMessage(err)}`);
   }
 
   private seen(header: IResponseHeader | undefined): void {
@@ -446,8 +447,4 @@ function prefixEnd(prefix: Buffer): Buffer {
 function resumeAfter(watcher: Watcher, revision: number): void {
   const request = (watcher as unknown as { request?: { start_revision?: string } }).request;
   if (request) request.start_revision = String(revision + 1);
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

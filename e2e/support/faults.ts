@@ -15,6 +15,7 @@ import {
   type ChannelClientOptions,
   type ChannelClientResult,
 } from '../../shared/remotecommand/websocket-client.js';
+import { type Logger } from '../../shared/logging.js';
 
 /** Open file descriptors of `pid`. */
 export function fdCount(pid: number): number {
@@ -114,11 +115,7 @@ export interface Restarted {
 }
 
 /** Starts `spec` again and waits (bounded) for its READY line (docs/wiring.md). */
-export function restart(
-  spec: LaunchSpec,
-  log: (line: string) => void,
-  timeoutMs = 15_000,
-): Promise<Restarted> {
+export function restart(spec: LaunchSpec, log: Logger, timeoutMs = 15_000): Promise<Restarted> {
   const child = spawn(spec.argv[0]!, spec.argv.slice(1), {
     cwd: spec.cwd,
     env: spec.env,

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startEtcd, type EtcdProcess } from '../etcd.js';
+import { errorMessage } from '../../shared/logging.js';
 
 export interface TestEtcd {
   /** The client URL, for `--etcd-servers`. */
@@ -29,7 +30,7 @@ export async function startTestEtcd(readyTimeoutMs = 20_000): Promise<TestEtcd> 
     proc = await startEtcd({ dataDir, log, readyTimeoutMs });
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${logs.join('\n')}`);
+    throw new Error(`${errorMessage(err)}\n${logs.join('\n')}`);
   }
   const clientPort = Number(new URL(proc.endpoint).port);
   const peerPort = Number(new URL(proc.peerEndpoint).port);

@@ -11,6 +11,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import jwt from 'jsonwebtoken';
+import { errorMessage } from '../logging.js';
 
 export const LAB_ISSUER = 'kexec-lab';
 /** Audience of tokens the apiserver accepts (`--api-audiences`). */
@@ -89,7 +90,7 @@ export function parsePublicKeys(pem: string | Buffer, source = 'key file'): KeyO
     try {
       key = createPublicKey(block);
     } catch (err) {
-      throw new Error(`${source}: PEM block ${i + 1}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`${source}: PEM block ${i + 1}: ${errorMessage(err)}`);
     }
     if (key.asymmetricKeyType !== 'rsa')
       throw new Error(`${source}: PEM block ${i + 1} is a ${key.asymmetricKeyType} key, not RSA`);

@@ -34,6 +34,7 @@ import {
   type HeaderLimits,
   type SpdyHeaders,
 } from './header-block.js';
+import { errorMessage } from '../logging.js';
 
 export interface FrameLimits extends HeaderLimits {
   /** Longest control frame payload accepted (header blocks travel compressed inside). */
@@ -311,8 +312,5 @@ function streamIdAt(body: Buffer, at: number, what: string): number {
 
 function asSpdyError(err: unknown): SpdyError {
   if (err instanceof SpdyError) return err;
-  return new SpdyError(
-    'PROTOCOL_ERROR',
-    `frame decoding failed: ${err instanceof Error ? err.message : String(err)}`,
-  );
+  return new SpdyError('PROTOCOL_ERROR', `frame decoding failed: ${errorMessage(err)}`);
 }

@@ -12,6 +12,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TlsError, generateKey, install, openssl, randomSerial, scratchDir, subject } from './openssl.js';
+import { errorMessage } from '../logging.js';
 
 export const CA_CERT_FILE = 'ca.crt';
 export const CA_KEY_FILE = 'ca.key';
@@ -110,7 +111,7 @@ export function loadCa(dir: string): CertificateAuthority | undefined {
     cert = new X509Certificate(certPem);
     if (!cert.checkPrivateKey(createPrivateKey(fs.readFileSync(keyFile)))) throw new Error('key mismatch');
   } catch (err) {
-    throw broken(err instanceof Error ? err.message : String(err));
+    throw broken(errorMessage(err));
   }
   if (!cert.ca) throw broken('ca.crt is not a CA certificate');
   return { dir, certFile, keyFile, certPem, cert, created: false };

@@ -28,6 +28,7 @@ import { runSpdyClient } from '../../../shared/remotecommand/spdy-client.js';
 import { failureStatus, writeStatus, type Status } from '../../../shared/status.js';
 import { kubeletHeaders } from '../../kubelet-client.js';
 import type { ConnectHandler } from '../../registry/rest.js';
+import { errorMessage } from '../../../shared/logging.js';
 
 export const V5_PROTOCOL = 'v5.channel.k8s.io';
 
@@ -163,5 +164,5 @@ class StreamLimits {
 /** A kubelet refusal keeps its Status; anything else is an InternalError, as upstream. */
 function statusOf(err: unknown): Status {
   if (err instanceof UpgradeRefusedError) return err.status;
-  return internalErrorStatus(`error translating stream: ${err instanceof Error ? err.message : String(err)}`);
+  return internalErrorStatus(`error translating stream: ${errorMessage(err)}`);
 }

@@ -26,6 +26,7 @@ import { dialSpdy } from '../../../shared/spdy/dial.js';
 import { failureStatus, writeStatus, writeStatusToSocket } from '../../../shared/status.js';
 import { kubeletHeaders } from '../../kubelet-client.js';
 import type { ConnectHandler } from '../../registry/rest.js';
+import { errorMessage } from '../../../shared/logging.js';
 
 export const TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
 const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';
@@ -90,10 +91,7 @@ export class TunnelingHandler implements ConnectHandler {
         const status =
           err instanceof UpgradeRefusedError
             ? err.status
-            : failureStatus(
-                503,
-                `error dialing backend: ${err instanceof Error ? err.message : String(err)}`,
-              );
+            : failureStatus(503, `error dialing backend: ${errorMessage(err)}`);
         writeStatusToSocket(socket, status);
       },
     );
