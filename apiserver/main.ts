@@ -23,16 +23,12 @@ import { readPolicyFile } from './authz-policy.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
 import { errorMessage } from '../shared/logging.js';
+import { portArgument } from '../shared/cli-flags.js';
+import { writeReadyLine } from '../shared/ready-line.js';
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
-  return n;
-}
-
-function port(value: string): number {
-  const n = nonNegativeInt(value);
-  if (n > 65535) throw new InvalidArgumentError('must be a port number (0 picks a free one)');
   return n;
 }
 
@@ -104,7 +100,7 @@ function command(): Command {
       'kexec-lab apiserver: pods and nodes API, discovery, JWT authn, authz, exec/attach/port-forward/log proxying to kubelets',
     )
     .option('--bind-address <ip>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (0 picks a free one)', port, 6443)
+    .option('--port <port>', 'port to listen on (0 picks a free one)', portArgument, 6443)
     .requiredOption('--token-signing-key-file <file>', 'HS256 key (>= 32 bytes) that signs every lab token')
     .option(
       '--token-auth-file <file>',
@@ -212,12 +208,11 @@ async function main(argv: string[]): Promise<void> {
   });
   process.stderr.write(`apiserver: serving on ${server.url}\n`);
   // A CA made here (--cert-dir): name it so a launcher can put it in a kubeconfig.
-  const ready = {
+  writeReadyLine({
     service: 'apiserver',
     url: server.url,
     ...(tls?.caFile ? { caFile: path.resolve(tls.caFile) } : {}),
-  };
-  process.stdout.write(`READY ${JSON.stringify(ready)}\n`);
+  });
 
   const stop = (signal: string): void => {
     process.stderr.write(`apiserver: ${signal}, shutting down\n`);

@@ -14,18 +14,13 @@
  * `[x509_key_pair_streaming] tls_cert_file`/`tls_key_file`; the names here follow the kubelet's
  * `--tls-cert-file`/`--tls-private-key-file`). Both or neither.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
 import { startCriShim } from './server.js';
 import type { IsolationRequest } from './isolation.js';
 import { errorMessage } from '../shared/logging.js';
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new InvalidArgumentError('expected a port number 0-65535');
-  return n;
-}
+import { portArgument } from '../shared/cli-flags.js';
+import { writeReadyLine } from '../shared/ready-line.js';
 
 const program = new Command('cri-shim')
   .description('kexec-lab CRI runtime: pod sandboxes and containers as isolated process trees, CRI over gRPC')
@@ -35,7 +30,7 @@ const program = new Command('cri-shim')
     'unix:///tmp/kexec-lab/cri-shim.sock',
   )
   .option('--streaming-address <address>', 'bind address of the streaming server', '127.0.0.1')
-  .option('--streaming-port <port>', 'streaming server port (0 = any free port)', port, 0)
+  .option('--streaming-port <port>', 'streaming server port (0 = any free port)', portArgument, 0)
   .option(
     '--root <dir>',
     'state directory: sandboxes, container filesystems, logs',
@@ -120,9 +115,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.stdout.write(
-    `READY ${JSON.stringify({ service: 'cri-shim', endpoint: shim.endpoint, streamingUrl: shim.streamingUrl })}\n`,
-  );
+  writeReadyLine({ service: 'cri-shim', endpoint: shim.endpoint, streamingUrl: shim.streamingUrl });
 }
 
 main().catch((err: unknown) => {

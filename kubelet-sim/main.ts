@@ -19,6 +19,8 @@ import { faultModesHelp, kubeletFaultOption, type KubeletFault } from './fault-i
 import { startKubelet } from './kubelet.js';
 import type { KubeletTlsOptions } from './server.js';
 import { errorMessage } from '../shared/logging.js';
+import { portArgument } from '../shared/cli-flags.js';
+import { writeReadyLine } from '../shared/ready-line.js';
 
 export { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 
@@ -46,12 +48,6 @@ function parseDuration(v: string): number {
   return n;
 }
 
-function parsePort(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port 0-65535');
-  return n;
-}
-
 export function buildCommand(): Command {
   return new Command('kubelet-sim')
     .description(
@@ -62,7 +58,7 @@ export function buildCommand(): Command {
     .requiredOption('--token-signing-key-file <path>', "HS256 key that signs the apiserver's kubelet token")
     .requiredOption('--node-name <name>', 'name of the Node to register')
     .option('--address <ip>', 'bind address, also the Node InternalIP', '127.0.0.1')
-    .option('--port <port>', 'kubelet server port (0 picks a free one)', parsePort, 10250)
+    .option('--port <port>', 'kubelet server port (0 picks a free one)', portArgument, 10250)
     .requiredOption(
       '--container-runtime-endpoint <endpoint>',
       'CRI endpoint: unix:///path/to/cri.sock or tcp://host:port',
@@ -122,9 +118,7 @@ export async function main(argv: string[]): Promise<void> {
     tls,
     log,
   });
-  process.stdout.write(
-    `READY ${JSON.stringify({ service: 'kubelet-sim', url: kubelet.url, node: kubelet.nodeName })}\n`,
-  );
+  writeReadyLine({ service: 'kubelet-sim', url: kubelet.url, node: kubelet.nodeName });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -15,6 +15,7 @@ import {
 import { startLab, tryCommands } from './lab.js';
 import { describeExit } from './supervisor.js';
 import { errorMessage } from '../shared/logging.js';
+import { portArgument } from '../shared/cli-flags.js';
 
 function nonNegativeInt(max: number) {
   return (v: string): number => {
@@ -39,7 +40,7 @@ const program = new Command('kexec-lab')
     'Start the kexec lab: cri-shim, apiserver and kubelet-sim as separate processes, and a demo pod',
   )
   .option('--dir <dir>', 'state directory: signing key, tokens, kubeconfig, runtime state', '.lab')
-  .option('--port <port>', 'apiserver port (0 picks a free one)', nonNegativeInt(65535), 6443)
+  .option('--port <port>', 'apiserver port (0 picks a free one)', portArgument, 6443)
   .option(
     '--max-connection-bytes-per-sec <n>',
     'apiserver rate limit for each direction of a proxied stream (0 = unlimited)',

@@ -19,18 +19,14 @@
 import dns from 'node:dns/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { packageRoot } from '../shared/package-root.js';
 import { SIGNING_KEY_FILE, nodeTokenFile } from './credentials.js';
 import { criShimStreamingTlsArgs, kubeletTlsArgs } from './pki.js';
 import { describeExit, startService, type Service } from './supervisor.js';
+import { portArgument } from '../shared/cli-flags.js';
 import { errorMessage } from '../shared/logging.js';
-
-function port(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port 0-65535');
-  return n;
-}
+import { writeReadyLine } from '../shared/ready-line.js';
 
 export async function resolveAddress(address: string): Promise<string> {
   if (address !== 'auto') return address;
@@ -45,7 +41,7 @@ async function main(): Promise<number> {
     .requiredOption('--apiserver <url>', 'apiserver URL')
     .option('--node-name <name>', 'node name', 'node-1')
     .option('--address <ip>', "kubelet bind address and InternalIP ('auto': this host name's IPv4)", 'auto')
-    .option('--kubelet-port <port>', 'kubelet port (0 picks one)', port, 10250)
+    .option('--kubelet-port <port>', 'kubelet port (0 picks one)', portArgument, 10250)
     .addOption(
       new Option('--isolation <mode>', 'cri-shim isolation')
         .choices(['auto', 'bwrap', 'none'])
@@ -140,9 +136,12 @@ async function main(): Promise<number> {
       ...(o.kubeletFault !== 'none' ? ['--fault', o.kubeletFault] : []),
     ]);
     const kReady = await Promise.race([kubelet.ready, done.then(() => Promise.reject(new Error('stopped')))]);
-    process.stdout.write(
-      `READY ${JSON.stringify({ service: 'node', node: o.nodeName, kubeletUrl: kReady.url, criEndpoint: criReady.endpoint })}\n`,
-    );
+    writeReadyLine({
+      service: 'node',
+      node: o.nodeName,
+      kubeletUrl: String(kReady.url),
+      criEndpoint: String(criReady.endpoint),
+    });
   } catch (err) {
     if (!stopping) {
       say(`start-up failed: ${errorMessage(err)}`);

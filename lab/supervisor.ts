@@ -9,11 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import readline from 'node:readline';
 import { type Logger } from '../shared/logging.js';
-
-export interface ReadyInfo {
-  service: string;
-  [field: string]: unknown;
-}
+import { parseReadyLine, READY_PREFIX, type ReadyInfo } from '../shared/ready-line.js';
 
 export interface ExitInfo {
   code: number | null;
@@ -125,9 +121,9 @@ export function startService(opts: ServiceOptions): Service {
 
   const out = readline.createInterface({ input: child.stdout!, crlfDelay: Infinity });
   out.on('line', (line) => {
-    if (!opts.probe && !isReady && line.startsWith('READY ')) {
+    if (!opts.probe && !isReady && line.startsWith(READY_PREFIX)) {
       try {
-        const info = JSON.parse(line.slice('READY '.length)) as ReadyInfo;
+        const info = parseReadyLine(line)!;
         isReady = true;
         clearTimeout(timer);
         readyResolve(info);
