@@ -17,12 +17,18 @@
  * healthy before the apiserver, which gets `--etcd-servers`; Nodes and Pods then outlive an
  * apiserver restart (and a lab restart on the same DIR). It is stopped last. Over https with
  * client certificates from an etcd CA of its own (pki.ts ensureEtcdPki), unless insecureHttp.
+ *
+ * `startLab` reads as its steps; what is decided before anything starts is in plan.ts, the
+ * services' command lines in argv.ts (shared with node-main.ts), and the group of running
+ * services (start, watch, guard a step, stop in order) in service-group.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../shared/package-root.js';
 import { loadClientConfig } from '../kexec/client.js';
-import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig } from './credentials.js';
+import type { Logger } from '../shared/logging.js';
+import { apiserverArgv, criShimArgv, kubeletArgv } from './argv.js';
+import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig, type LabCredentials } from './credentials.js';
+import { startEtcd } from './etcd.js';
 import {
   apiserverKubeletTlsArgs,
   criShimStreamingTlsArgs,
@@ -32,71 +38,13 @@ import {
   trustEnv,
   type LabPki,
 } from './pki.js';
-import { formatKubeletFault, parseKubeletFault } from '../kubelet-sim/fault-injection.js';
-import { startEtcd, type EtcdProcess } from './etcd.js';
+import { planLab, type LabOptions, type LabPlan } from './plan.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
-import { defaultLog, describeExit, startService, type ExitInfo, type Service } from './supervisor.js';
-import { type Logger } from '../shared/logging.js';
+import { ServiceGroup, type ServiceFailure } from './service-group.js';
+import { defaultLog } from './supervisor.js';
 
-export interface LabOptions {
-  /** State directory: key, tokens, kubeconfig, runtime state. Default `.lab` (in the cwd). */
-  dir?: string;
-  /** apiserver port; 0 picks a free one (the kubeconfig records the real one). Default 6443. */
-  port?: number;
-  /** The apiserver's `--max-connection-bytes-per-sec` (0 = unlimited). */
-  maxConnectionBytesPerSec?: number;
-  /**
-   * The apiserver's `--authorization-policy-file`: RBAC-like rules for lab users (users.ts),
-   * added to the built-in policy.
-   */
-  authorizationPolicyFile?: string;
-  /** Name of the first node (the demo pod's). Default `node-1`. */
-  nodeName?: string;
-  /**
-   * How many kubelet-sim + cri-shim pairs to start (default 1). Node 1 is `nodeName`, node k ≥ 2 is
-   * `node-k`, each with its own cri-shim root and socket (`DIR/cri-shim-k`) and kubelet port.
-   */
-  nodes?: number;
-  /** Serve the apiserver over plain http instead of https from the lab CA. Default false. */
-  insecureHttp?: boolean;
-  /** cri-shim `--isolation`. */
-  isolation?: 'auto' | 'bwrap' | 'none';
-  /**
-   * The runtime speaks SPDY only (cri-shim `--spdy-only`), like containerd and CRI-O: WebSocket
-   * clients then depend on the apiserver's StreamTranslator. Default false.
-   */
-  spdyOnlyRuntime?: boolean;
-  /**
-   * The apiserver's StreamTranslator (feature gate TranslateStreamCloseWebsocketRequests, default
-   * true as upstream). False splices v5 WebSocket sessions all the way to the runtime.
-   */
-  streamTranslation?: boolean;
-  /**
-   * kubelet-sim `--fault` for every node (kubelet-sim/fault-injection.ts): `redirect[=URL]`,
-   * `ok-200`, `refuse-400`, `refuse-500`, `wrong-protocol`, `garbage`; `none` or unset is a normal
-   * kubelet. exec, attach and port-forward then fail; everything else keeps working.
-   */
-  kubeletFault?: string;
-  /**
-   * Keep the apiserver's objects in a real etcd (`etcd` from the Debian package etcd-server), data
-   * in `DIR/etcd`, instead of in memory. Default false (in memory starts faster).
-   */
-  etcd?: boolean;
-  /** Create the demo pod and wait for it (default true). */
-  demoPod?: boolean;
-  /** Where the compiled services live. Default `<package root>/dist`. */
-  distDir?: string;
-  /** Every service output line, prefixed `[service] `, and the lab's own `[lab] ` lines. Default: stderr. */
-  log?: Logger;
-  readyTimeoutMs?: number;
-  podTimeoutMs?: number;
-  /** Aborting it during start-up stops what has started and rejects. */
-  signal?: AbortSignal;
-}
-
-export interface ServiceFailure extends ExitInfo {
-  service: string;
-}
+export type { LabOptions } from './plan.js';
+export type { ServiceFailure } from './service-group.js';
 
 /** One kubelet-sim + cri-shim pair. */
 export interface LabNode {
@@ -134,275 +82,223 @@ export interface Lab {
   stop(): Promise<void>;
 }
 
-/** The unix socket path limit (sun_path) is 108 bytes; stay below it or use loopback TCP. */
-const MAX_UNIX_SOCKET_PATH = 100;
-
+/**
+ * Starts the lab: plan, credentials, PKI, etcd (optional), the runtimes and the apiserver, the
+ * kubelets, the kubeconfig, the demo pod. Each step waits for what the next one needs (READY
+ * lines, never sleeps); a failure anywhere stops what started and rejects.
+ */
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const log = opts.log ?? defaultLog;
   const say = (line: string) => log(`[lab] ${line}`);
-  const dir = path.resolve(opts.dir ?? '.lab');
-  const nodeName = opts.nodeName ?? 'node-1';
-  const nodeCount = opts.nodes ?? 1;
-  if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new Error(`nodes must be an integer ≥ 1`);
-  // A bad fault mode fails here, before anything starts, rather than as a kubelet dying.
-  const kubeletFault = opts.kubeletFault === undefined ? undefined : parseKubeletFault(opts.kubeletFault);
-  const nodePlan = Array.from({ length: nodeCount }, (_, i) => {
-    const suffix = i === 0 ? '' : `-${i + 1}`;
-    return {
-      name: i === 0 ? nodeName : `node-${i + 1}`,
-      criShim: `cri-shim${suffix}`,
-      kubelet: `kubelet-sim${suffix}`,
-      criRoot: path.join(dir, `cri-shim${suffix}`),
-      sock: path.join(dir, `cri-shim${suffix}.sock`),
-    };
-  });
-  if (new Set(nodePlan.map((n) => n.name)).size !== nodePlan.length) {
-    throw new Error(`node names clash: ${nodePlan.map((n) => n.name).join(', ')}`);
-  }
-  const root = packageRoot();
-  const dist = opts.distDir ?? path.join(root, 'dist');
-  for (const svc of ['apiserver', 'kubelet-sim', 'cri-shim']) {
-    const main = path.join(dist, svc, 'main.js');
-    if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
-  }
-
+  const plan = planLab(opts);
   const creds = writeCredentials(
-    dir,
-    nodePlan.map((n) => n.name),
+    plan.dir,
+    plan.nodes.map((n) => n.name),
   );
-  const services: Service[] = [];
-  let stopping = false;
-  let reportFailure!: (f: ServiceFailure) => void;
-  const failed = new Promise<ServiceFailure>((r) => (reportFailure = r));
-  const start = (
-    name: string,
-    args: string[],
-    env?: NodeJS.ProcessEnv,
-    program: 'apiserver' | 'kubelet-sim' | 'cri-shim' = name as 'apiserver',
-  ): Service => {
-    const svc = startService({
-      name,
-      script: path.join(dist, program, 'main.js'),
-      args,
-      cwd: root,
-      env: env && { ...process.env, ...env },
-      log,
-      readyTimeoutMs: opts.readyTimeoutMs,
-    });
-    services.push(svc);
-    void svc.exited.then((e) => {
-      if (!stopping && !svc.stopping) reportFailure({ service: name, ...e });
-    });
-    return svc;
-  };
-
-  let stopPromise: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping = true;
-    stopPromise ??= (async () => {
-      // The kubelets first, so they do not log errors about a vanished apiserver or runtime.
-      await Promise.all(services.filter((s) => s.name.startsWith('kubelet-sim')).map((s) => s.stop()));
-      // etcd last: the apiserver may still write while it shuts down.
-      await Promise.all(services.filter((s) => s.name !== 'etcd').map((s) => s.stop()));
-      await Promise.all(services.map((s) => s.stop()));
-    })();
-    return stopPromise;
-  };
-
-  // A service dying during start-up fails the start at once instead of waiting for a timeout.
-  const abort = new AbortController();
-  const died = failed.then((f) => {
-    abort.abort();
-    throw new Error(`${f.service} exited unexpectedly (${describeExit(f)}) during start-up`);
+  const group = new ServiceGroup({
+    dist: plan.dist,
+    cwd: plan.root,
+    log,
+    readyTimeoutMs: opts.readyTimeoutMs,
+    signal: opts.signal,
   });
-  died.catch(() => {});
-  const interrupted = new Promise<never>((_, reject) => {
-    const onAbort = () => {
-      abort.abort();
-      reject(new Error('start-up interrupted'));
-    };
-    if (opts.signal?.aborted) onAbort();
-    else opts.signal?.addEventListener('abort', onAbort, { once: true });
-  });
-  interrupted.catch(() => {});
-  const orDied = <T>(p: Promise<T>): Promise<T> => Promise.race([p, died, interrupted]);
-
-  let etcdStarting: Promise<EtcdProcess> | undefined;
   try {
-    let pki: LabPki | undefined;
-    if (!opts.insecureHttp) {
-      pki = await orDied(ensureLabPki(dir));
-      say(`lab CA ${pki.caFile}; apiserver serving certificate ${pki.apiserverCertFile}`);
-    }
-    let etcdUrl: string | undefined;
-    let etcdArgs: string[] = [];
-    if (opts.etcd) {
-      const etcdDir = path.join(dir, 'etcd');
-      fs.mkdirSync(dir, { recursive: true });
-      // https with client certificates from an etcd CA of its own (pki.ts), unless insecureHttp.
-      const etcdPki = pki ? await orDied(ensureEtcdPki(dir)) : undefined;
-      etcdStarting = startEtcd({
-        dataDir: etcdDir,
-        tls: etcdPki?.tls,
-        log,
-        readyTimeoutMs: opts.readyTimeoutMs,
-        signal: abort.signal,
-      });
-      const etcd = await orDied(etcdStarting);
-      services.push(etcd);
-      void etcd.exited.then((e) => {
-        if (!stopping && !etcd.stopping) reportFailure({ service: 'etcd', ...e });
-      });
-      etcdUrl = etcd.endpoint;
-      etcdArgs = ['--etcd-servers', etcdUrl, ...(etcdPki?.apiserverArgs ?? [])];
-      say(`etcd ready at ${etcdUrl}, data in ${etcdDir}`);
-    }
-    // Each cri-shim's streaming server serves https with a certificate from the lab CA (pki.ts),
-    // which its kubelet-sim trusts through NODE_EXTRA_CA_CERTS; plain http with insecureHttp.
-    const streamingTls = await orDied(
-      Promise.all(nodePlan.map((n) => (pki ? criShimStreamingTlsArgs(dir, n.name) : []))),
+    const pki = opts.insecureHttp ? undefined : await preparePki(group, plan, say);
+    const etcd = opts.etcd ? await startLabEtcd(group, plan, pki, log, opts.readyTimeoutMs, say) : undefined;
+    const { apiserverUrl, criEndpoints } = await startRuntimesAndApiServer(
+      group,
+      plan,
+      opts,
+      creds,
+      pki,
+      etcd,
+      say,
     );
-    const criShims = nodePlan.map((n, i) => {
-      const listen = n.sock.length <= MAX_UNIX_SOCKET_PATH ? `unix://${n.sock}` : 'tcp://127.0.0.1:0';
-      return start(
-        n.criShim,
-        [
-          '--listen',
-          listen,
-          '--streaming-address',
-          '127.0.0.1',
-          '--streaming-port',
-          '0',
-          '--root',
-          n.criRoot,
-          '--isolation',
-          opts.isolation ?? 'auto',
-          ...(opts.spdyOnlyRuntime ? ['--spdy-only'] : []),
-          ...streamingTls[i]!,
-        ],
-        undefined,
-        'cri-shim',
-      );
-    });
-    const apiserver = start('apiserver', [
-      '--bind-address',
-      '127.0.0.1',
-      '--port',
-      String(opts.port ?? 6443),
-      '--token-signing-key-file',
-      creds.keyFile,
-      '--max-connection-bytes-per-sec',
-      String(opts.maxConnectionBytesPerSec ?? 0),
-      ...(opts.authorizationPolicyFile
-        ? ['--authorization-policy-file', path.resolve(opts.authorizationPolicyFile)]
-        : []),
-      ...etcdArgs,
-      ...(opts.streamTranslation === false
-        ? ['--feature-gates', 'TranslateStreamCloseWebsocketRequests=false']
-        : []),
-      ...(pki
-        ? [
-            '--tls-cert-file',
-            pki.apiserverCertFile,
-            '--tls-private-key-file',
-            pki.apiserverKeyFile,
-            ...apiserverKubeletTlsArgs(pki),
-          ]
-        : []),
-    ]);
-    const [apiReady, ...criReadies] = await orDied(
-      Promise.all([apiserver.ready, ...criShims.map((c) => c.ready)]),
+    const nodes = await startKubelets(group, plan, creds, pki, apiserverUrl, criEndpoints, say);
+    const kubeconfigPath = writeKubeconfig(
+      path.join(plan.dir, KUBECONFIG_FILE),
+      apiserverUrl,
+      creds.adminToken,
+      {
+        caPem: pki?.caPem,
+      },
     );
-    const apiserverUrl = String(apiReady.url);
-    const endpoints = criReadies.map((r) => String(r.endpoint));
-    say(`apiserver ready at ${apiserverUrl}; cri-shim ready at ${endpoints.join(', ')}`);
-
-    // The kubelet-sim dials the https apiserver with Node's fetch: the CA reaches it by environment.
-    // It serves https itself with a certificate from the lab CA, and takes the apiserver's client
-    // certificate (pki.ts).
-    const kubeletTls = await orDied(
-      Promise.all(nodePlan.map((n) => (pki ? kubeletTlsArgs(dir, n.name, ['127.0.0.1']) : []))),
-    );
-    const kubelets = nodePlan.map((n, i) =>
-      start(
-        n.kubelet,
-        [
-          '--apiserver',
-          apiserverUrl,
-          '--token-file',
-          creds.nodeTokenFiles[n.name]!,
-          '--token-signing-key-file',
-          creds.keyFile,
-          '--node-name',
-          n.name,
-          '--address',
-          '127.0.0.1',
-          '--port',
-          '0',
-          '--container-runtime-endpoint',
-          endpoints[i]!,
-          ...(kubeletFault && kubeletFault.mode !== 'none'
-            ? ['--fault', formatKubeletFault(kubeletFault)]
-            : []),
-          ...kubeletTls[i]!,
-        ],
-        pki && trustEnv(pki),
-        'kubelet-sim',
-      ),
-    );
-    const kubeletReadies = await orDied(Promise.all(kubelets.map((k) => k.ready)));
-    const nodes: LabNode[] = nodePlan.map((n, i) => ({
-      name: n.name,
-      kubeletUrl: String(kubeletReadies[i]!.url),
-      criEndpoint: endpoints[i]!,
-      criRoot: n.criRoot,
-      services: { criShim: n.criShim, kubelet: n.kubelet },
-    }));
-    for (const [i, n] of nodes.entries()) {
-      say(
-        `kubelet-sim ready at ${n.kubeletUrl}, node ${String(kubeletReadies[i]!.node ?? n.name)} registered`,
-      );
-    }
-    const kubeletUrl = nodes[0]!.kubeletUrl;
-
-    const kubeconfigPath = writeKubeconfig(path.join(dir, KUBECONFIG_FILE), apiserverUrl, creds.adminToken, {
-      caPem: pki?.caPem,
-    });
     if (opts.demoPod ?? true) {
-      // Through the kubeconfig just written, as any client: it proves the CA in it works.
-      const cfg = await loadClientConfig({ kubeconfig: kubeconfigPath });
-      const pod = demoPod({ nodeName });
-      const how = await orDied(ensurePod(cfg, pod));
-      say(`pod default/demo ${how === 'created' ? 'created' : 'already exists'}; waiting for it to run`);
-      await orDied(
-        waitForPodRunning(cfg, 'default', 'demo', {
-          timeoutMs: opts.podTimeoutMs ?? 60_000,
-          signal: abort.signal,
-        }),
-      );
-      say('pod default/demo is Running');
+      await runDemoPod(group, kubeconfigPath, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
     }
     return {
-      dir,
+      dir: plan.dir,
       kubeconfigPath,
       apiserverUrl,
       caFile: pki?.caFile,
-      kubeletUrl,
-      etcdUrl,
+      kubeletUrl: nodes[0]!.kubeletUrl,
+      etcdUrl: etcd?.url,
       adminToken: creds.adminToken,
       nodes,
-      pids: Object.fromEntries(services.map((s) => [s.name, s.pid])),
-      failed,
-      stop,
+      pids: group.pids(),
+      failed: group.failed,
+      stop: () => group.stop(),
     };
   } catch (err) {
-    abort.abort();
-    // An etcd still starting when start-up failed is stopped with the rest.
-    const etcd = await etcdStarting?.catch(() => undefined);
-    if (etcd && !services.includes(etcd)) services.push(etcd);
-    await stop();
+    await group.abandon();
     throw err;
   }
+}
+
+/** The lab CA in `DIR/pki` (made at first start, kept after) and the apiserver's serving certificate. */
+async function preparePki(group: ServiceGroup, plan: LabPlan, say: Logger): Promise<LabPki> {
+  const pki = await group.guard(ensureLabPki(plan.dir));
+  say(`lab CA ${pki.caFile}; apiserver serving certificate ${pki.apiserverCertFile}`);
+  return pki;
+}
+
+interface LabEtcd {
+  url: string;
+  /** `--etcd-servers` and the client certificate flags, for the apiserver. */
+  apiserverArgs: string[];
+}
+
+/** A real etcd, data in `DIR/etcd`, healthy before the apiserver starts. */
+async function startLabEtcd(
+  group: ServiceGroup,
+  plan: LabPlan,
+  pki: LabPki | undefined,
+  log: Logger,
+  readyTimeoutMs: number | undefined,
+  say: Logger,
+): Promise<LabEtcd> {
+  const etcdDir = path.join(plan.dir, 'etcd');
+  fs.mkdirSync(plan.dir, { recursive: true });
+  // https with client certificates from an etcd CA of its own (pki.ts), unless insecureHttp.
+  const etcdPki = pki ? await group.guard(ensureEtcdPki(plan.dir)) : undefined;
+  const etcd = await group.guard(
+    group.starting(
+      startEtcd({ dataDir: etcdDir, tls: etcdPki?.tls, log, readyTimeoutMs, signal: group.signal }),
+    ),
+  );
+  group.adopt(etcd);
+  say(`etcd ready at ${etcd.endpoint}, data in ${etcdDir}`);
+  return {
+    url: etcd.endpoint,
+    apiserverArgs: ['--etcd-servers', etcd.endpoint, ...(etcdPki?.apiserverArgs ?? [])],
+  };
+}
+
+/** Every node's cri-shim and the apiserver, started together; resolves once all are READY. */
+async function startRuntimesAndApiServer(
+  group: ServiceGroup,
+  plan: LabPlan,
+  opts: LabOptions,
+  creds: LabCredentials,
+  pki: LabPki | undefined,
+  etcd: LabEtcd | undefined,
+  say: Logger,
+): Promise<{ apiserverUrl: string; criEndpoints: string[] }> {
+  // Each cri-shim's streaming server serves https with a certificate from the lab CA (pki.ts),
+  // which its kubelet-sim trusts through NODE_EXTRA_CA_CERTS; plain http with insecureHttp.
+  const streamingTls = await group.guard(
+    Promise.all(plan.nodes.map((n) => (pki ? criShimStreamingTlsArgs(plan.dir, n.name) : []))),
+  );
+  const criShims = plan.nodes.map((n, i) =>
+    group.start(
+      n.criShim,
+      'cri-shim',
+      criShimArgv({
+        listen: n.criListen,
+        root: n.criRoot,
+        isolation: opts.isolation ?? 'auto',
+        spdyOnly: opts.spdyOnlyRuntime,
+        streamingTls: streamingTls[i]!,
+      }),
+    ),
+  );
+  const apiserver = group.start(
+    'apiserver',
+    'apiserver',
+    apiserverArgv({
+      port: opts.port ?? 6443,
+      signingKeyFile: creds.keyFile,
+      maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec ?? 0,
+      authorizationPolicyFile: opts.authorizationPolicyFile && path.resolve(opts.authorizationPolicyFile),
+      etcd: etcd?.apiserverArgs,
+      streamTranslation: opts.streamTranslation,
+      tls: pki && {
+        certFile: pki.apiserverCertFile,
+        keyFile: pki.apiserverKeyFile,
+        kubeletArgs: apiserverKubeletTlsArgs(pki),
+      },
+    }),
+  );
+  const [apiReady, ...criReadies] = await group.guard(
+    Promise.all([apiserver.ready, ...criShims.map((c) => c.ready)]),
+  );
+  const apiserverUrl = String(apiReady.url);
+  const criEndpoints = criReadies.map((r) => String(r.endpoint));
+  say(`apiserver ready at ${apiserverUrl}; cri-shim ready at ${criEndpoints.join(', ')}`);
+  return { apiserverUrl, criEndpoints };
+}
+
+/** Every node's kubelet-sim, each on its cri-shim; resolves once each has registered its Node. */
+async function startKubelets(
+  group: ServiceGroup,
+  plan: LabPlan,
+  creds: LabCredentials,
+  pki: LabPki | undefined,
+  apiserverUrl: string,
+  criEndpoints: string[],
+  say: Logger,
+): Promise<LabNode[]> {
+  // The kubelet-sim dials the https apiserver with Node's fetch: the CA reaches it by environment.
+  // It serves https itself with a certificate from the lab CA, and takes the apiserver's client
+  // certificate (pki.ts).
+  const kubeletTls = await group.guard(
+    Promise.all(plan.nodes.map((n) => (pki ? kubeletTlsArgs(plan.dir, n.name, ['127.0.0.1']) : []))),
+  );
+  const kubelets = plan.nodes.map((n, i) =>
+    group.start(
+      n.kubelet,
+      'kubelet-sim',
+      kubeletArgv({
+        apiserver: apiserverUrl,
+        tokenFile: creds.nodeTokenFiles[n.name]!,
+        signingKeyFile: creds.keyFile,
+        nodeName: n.name,
+        address: '127.0.0.1',
+        port: 0,
+        criEndpoint: criEndpoints[i]!,
+        fault: plan.kubeletFault,
+        tls: kubeletTls[i]!,
+      }),
+      pki && trustEnv(pki),
+    ),
+  );
+  const kubeletReadies = await group.guard(Promise.all(kubelets.map((k) => k.ready)));
+  const nodes: LabNode[] = plan.nodes.map((n, i) => ({
+    name: n.name,
+    kubeletUrl: String(kubeletReadies[i]!.url),
+    criEndpoint: criEndpoints[i]!,
+    criRoot: n.criRoot,
+    services: { criShim: n.criShim, kubelet: n.kubelet },
+  }));
+  for (const [i, n] of nodes.entries()) {
+    say(`kubelet-sim ready at ${n.kubeletUrl}, node ${String(kubeletReadies[i]!.node ?? n.name)} registered`);
+  }
+  return nodes;
+}
+
+/** The `demo` pod on node 1, created through the kubeconfig just written (proving its CA works), Running. */
+async function runDemoPod(
+  group: ServiceGroup,
+  kubeconfigPath: string,
+  nodeName: string,
+  timeoutMs: number,
+  say: Logger,
+): Promise<void> {
+  const cfg = await loadClientConfig({ kubeconfig: kubeconfigPath });
+  const how = await group.guard(ensurePod(cfg, demoPod({ nodeName })));
+  say(`pod default/demo ${how === 'created' ? 'created' : 'already exists'}; waiting for it to run`);
+  await group.guard(waitForPodRunning(cfg, 'default', 'demo', { timeoutMs, signal: group.signal }));
+  say('pod default/demo is Running');
 }
 
 /** What to try once the lab is up (paths relative to the cwd when they are inside it). */

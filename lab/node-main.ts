@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { packageRoot } from '../shared/package-root.js';
+import { criShimArgv, kubeletArgv } from './argv.js';
 import { SIGNING_KEY_FILE, nodeTokenFile } from './credentials.js';
 import { criShimStreamingTlsArgs, kubeletTlsArgs } from './pki.js';
 import { describeExit, startService, type Service } from './supervisor.js';
@@ -100,41 +101,33 @@ async function main(): Promise<number> {
     // from the lab CA); the kubelet-sim trusts it through the inherited NODE_EXTRA_CA_CERTS.
     const secure = new URL(o.apiserver).protocol === 'https:';
     const streamingTls = secure ? await criShimStreamingTlsArgs(dir, o.nodeName) : [];
-    const cri = start('cri-shim', [
-      '--listen',
-      `unix://${path.join(state, 'cri-shim.sock')}`,
-      '--streaming-address',
-      '127.0.0.1',
-      '--streaming-port',
-      '0',
-      '--root',
-      path.join(state, 'cri-shim'),
-      '--isolation',
-      o.isolation,
-      ...streamingTls,
-    ]);
+    const cri = start(
+      'cri-shim',
+      criShimArgv({
+        listen: `unix://${path.join(state, 'cri-shim.sock')}`,
+        root: path.join(state, 'cri-shim'),
+        isolation: o.isolation,
+        streamingTls,
+      }),
+    );
     const criReady = await Promise.race([cri.ready, done.then(() => Promise.reject(new Error('stopped')))]);
     // With an https apiserver the kubelet serves https too: a certificate from the lab CA (in the
     // shared volume, as a CSR approved by the cluster would give) for the address it registers.
     const tls = secure ? await kubeletTlsArgs(dir, o.nodeName, [address, os.hostname()]) : [];
-    const kubelet = start('kubelet-sim', [
-      '--apiserver',
-      o.apiserver,
-      '--token-file',
-      path.join(dir, nodeTokenFile(o.nodeName)),
-      '--token-signing-key-file',
-      path.join(dir, SIGNING_KEY_FILE),
-      '--node-name',
-      o.nodeName,
-      '--address',
-      address,
-      '--port',
-      String(o.kubeletPort),
-      '--container-runtime-endpoint',
-      String(criReady.endpoint),
-      ...tls,
-      ...(o.kubeletFault !== 'none' ? ['--fault', o.kubeletFault] : []),
-    ]);
+    const kubelet = start(
+      'kubelet-sim',
+      kubeletArgv({
+        apiserver: o.apiserver,
+        tokenFile: path.join(dir, nodeTokenFile(o.nodeName)),
+        signingKeyFile: path.join(dir, SIGNING_KEY_FILE),
+        nodeName: o.nodeName,
+        address,
+        port: o.kubeletPort,
+        criEndpoint: String(criReady.endpoint),
+        fault: o.kubeletFault,
+        tls,
+      }),
+    );
     const kReady = await Promise.race([kubelet.ready, done.then(() => Promise.reject(new Error('stopped')))]);
     writeReadyLine({
       service: 'node',

@@ -1,0 +1,108 @@
+/**
+ * The command lines the lab gives its services: one builder per service, so `startLab` (lab.ts)
+ * and the compose node (node-main.ts) start the cri-shim and the kubelet-sim with the same flags.
+ * The flags are the services' own (each main.ts documents them), spelled as upstream's binaries
+ * spell theirs (`--container-runtime-endpoint`, `--token-signing-key-file`, …).
+ */
+
+export interface CriShimArgs {
+  /** The CRI endpoint to serve (`unix://…` or `tcp://127.0.0.1:0`). */
+  listen: string;
+  /** State: `containers/<id>` and `sandboxes/<id>`. */
+  root: string;
+  isolation: string;
+  /** Speak SPDY only on the streaming server, like containerd and CRI-O. */
+  spdyOnly?: boolean;
+  /** `--tls-*` flags of the streaming server (pki.ts criShimStreamingTlsArgs); none for http. */
+  streamingTls?: readonly string[];
+}
+
+/** cri-shim: its streaming server always on loopback, on a free port. */
+export function criShimArgv(a: CriShimArgs): string[] {
+  return [
+    '--listen',
+    a.listen,
+    '--streaming-address',
+    '127.0.0.1',
+    '--streaming-port',
+    '0',
+    '--root',
+    a.root,
+    '--isolation',
+    a.isolation,
+    ...(a.spdyOnly ? ['--spdy-only'] : []),
+    ...(a.streamingTls ?? []),
+  ];
+}
+
+export interface KubeletArgs {
+  apiserver: string;
+  tokenFile: string;
+  signingKeyFile: string;
+  nodeName: string;
+  /** Bind address, also registered as the Node's InternalIP. */
+  address: string;
+  port: number;
+  /** The cri-shim's CRI endpoint. */
+  criEndpoint: string;
+  /** `--fault` (kubelet-sim/fault-injection.ts); undefined or `none` leaves it off. */
+  fault?: string;
+  /** Serving and client certificate flags (pki.ts kubeletTlsArgs); none for http. */
+  tls?: readonly string[];
+}
+
+export function kubeletArgv(a: KubeletArgs): string[] {
+  return [
+    '--apiserver',
+    a.apiserver,
+    '--token-file',
+    a.tokenFile,
+    '--token-signing-key-file',
+    a.signingKeyFile,
+    '--node-name',
+    a.nodeName,
+    '--address',
+    a.address,
+    '--port',
+    String(a.port),
+    '--container-runtime-endpoint',
+    a.criEndpoint,
+    ...(a.fault !== undefined && a.fault !== 'none' ? ['--fault', a.fault] : []),
+    ...(a.tls ?? []),
+  ];
+}
+
+export interface ApiServerArgs {
+  port: number;
+  signingKeyFile: string;
+  maxConnectionBytesPerSec: number;
+  authorizationPolicyFile?: string;
+  /** `--etcd-servers` and its client certificate flags; none keeps objects in memory. */
+  etcd?: readonly string[];
+  /** False turns the StreamTranslator off (feature gate TranslateStreamCloseWebsocketRequests). */
+  streamTranslation?: boolean;
+  /** Serving certificate and key, and the kubelet client flags (pki.ts); undefined serves http. */
+  tls?: { certFile: string; keyFile: string; kubeletArgs: readonly string[] };
+}
+
+/** apiserver on loopback. */
+export function apiserverArgv(a: ApiServerArgs): string[] {
+  return [
+    '--bind-address',
+    '127.0.0.1',
+    '--port',
+    String(a.port),
+    '--token-signing-key-file',
+    a.signingKeyFile,
+    '--max-connection-bytes-per-sec',
+    String(a.maxConnectionBytesPerSec),
+    ...(a.authorizationPolicyFile ? ['--authorization-policy-file', a.authorizationPolicyFile] : []),
+    ...(a.etcd ?? []),
+    ...(a.streamTranslation === false
+      ? ['--feature-gates', 'TranslateStreamCloseWebsocketRequests=false']
+      : []),
+    ...(a.tls
+      ? ['--tls-cert-file', a.tls.certFile, '--tls-private-key-file', a.tls.keyFile, ...a.tls.kubeletArgs]
+      : []),
+  ];
+}

@@ -1,0 +1,134 @@
+/**
+ * The plan of a lab: from the options `startLab` is given, everything decided before a process
+ * starts — the state directory, where the compiled services live, and for each node its name,
+ * the names of its two services and where its cri-shim keeps state and listens. Bad options fail
+ * here, before anything runs.
+ *
+ * Upstream has no counterpart (kubeadm's init phases come closest: a configuration settled and
+ * checked before the first component starts).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseKubeletFault, formatKubeletFault } from '../kubelet-sim/fault-injection.js';
+import type { Logger } from '../shared/logging.js';
+import { packageRoot } from '../shared/package-root.js';
+
+export interface LabOptions {
+  /** State directory: key, tokens, kubeconfig, runtime state. Default `.lab` (in the cwd). */
+  dir?: string;
+  /** apiserver port; 0 picks a free one (the kubeconfig records the real one). Default 6443. */
+  port?: number;
+  /** The apiserver's `--max-connection-bytes-per-sec` (0 = unlimited). */
+  maxConnectionBytesPerSec?: number;
+  /**
+   * The apiserver's `--authorization-policy-file`: RBAC-like rules for lab users (users.ts),
+   * added to the built-in policy.
+   */
+  authorizationPolicyFile?: string;
+  /** Name of the first node (the demo pod's). Default `node-1`. */
+  nodeName?: string;
+  /**
+   * How many kubelet-sim + cri-shim pairs to start (default 1). Node 1 is `nodeName`, node k ≥ 2 is
+   * `node-k`, each with its own cri-shim root and socket (`DIR/cri-shim-k`) and kubelet port.
+   */
+  nodes?: number;
+  /** Serve the apiserver over plain http instead of https from the lab CA. Default false. */
+  insecureHttp?: boolean;
+  /** cri-shim `--isolation`. */
+  isolation?: 'auto' | 'bwrap' | 'none';
+  /**
+   * The runtime speaks SPDY only (cri-shim `--spdy-only`), like containerd and CRI-O: WebSocket
+   * clients then depend on the apiserver's StreamTranslator. Default false.
+   */
+  spdyOnlyRuntime?: boolean;
+  /**
+   * The apiserver's StreamTranslator (feature gate TranslateStreamCloseWebsocketRequests, default
+   * true as upstream). False splices v5 WebSocket sessions all the way to the runtime.
+   */
+  streamTranslation?: boolean;
+  /**
+   * kubelet-sim `--fault` for every node (kubelet-sim/fault-injection.ts): `redirect[=URL]`,
+   * `ok-200`, `refuse-400`, `refuse-500`, `wrong-protocol`, `garbage`; `none` or unset is a normal
+   * kubelet. exec, attach and port-forward then fail; everything else keeps working.
+   */
+  kubeletFault?: string;
+  /**
+   * Keep the apiserver's objects in a real etcd (`etcd` from the Debian package etcd-server), data
+   * in `DIR/etcd`, instead of in memory. Default false (in memory starts faster).
+   */
+  etcd?: boolean;
+  /** Create the demo pod and wait for it (default true). */
+  demoPod?: boolean;
+  /** Where the compiled services live. Default `<package root>/dist`. */
+  distDir?: string;
+  /** Every service output line, prefixed `[service] `, and the lab's own `[lab] ` lines. Default: stderr. */
+  log?: Logger;
+  readyTimeoutMs?: number;
+  podTimeoutMs?: number;
+  /** Aborting it during start-up stops what has started and rejects. */
+  signal?: AbortSignal;
+}
+
+/** The unix socket path limit (sun_path) is 108 bytes; stay below it or use loopback TCP. */
+const MAX_UNIX_SOCKET_PATH = 100;
+
+/** One kubelet-sim + cri-shim pair, before it starts. */
+export interface NodePlan {
+  name: string;
+  /** Service names: `cri-shim` and `kubelet-sim` for node 1, `cri-shim-k` and `kubelet-sim-k` for node k. */
+  criShim: string;
+  kubelet: string;
+  /** The cri-shim's `--root`. */
+  criRoot: string;
+  /** The cri-shim's `--listen`: a unix socket in the lab dir, or loopback TCP when its path is too long. */
+  criListen: string;
+}
+
+export interface LabPlan {
+  /** The state directory, absolute. */
+  dir: string;
+  /** The package root: the services' working directory. */
+  root: string;
+  /** Where the compiled services live (`<dist>/<service>/main.js`). */
+  dist: string;
+  /** Every node, node 1 first. */
+  nodes: NodePlan[];
+  /** The kubelet-sim's `--fault`, checked and spelled as the flag takes it; undefined when off. */
+  kubeletFault?: string;
+}
+
+export function planLab(opts: LabOptions): LabPlan {
+  const dir = path.resolve(opts.dir ?? '.lab');
+  const nodeName = opts.nodeName ?? 'node-1';
+  const nodeCount = opts.nodes ?? 1;
+  if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new Error(`nodes must be an integer ≥ 1`);
+  // A bad fault mode fails here, before anything starts, rather than as a kubelet dying.
+  const fault = opts.kubeletFault === undefined ? undefined : parseKubeletFault(opts.kubeletFault);
+  const nodes = Array.from({ length: nodeCount }, (_, i): NodePlan => {
+    const suffix = i === 0 ? '' : `-${i + 1}`;
+    const sock = path.join(dir, `cri-shim${suffix}.sock`);
+    return {
+      name: i === 0 ? nodeName : `node-${i + 1}`,
+      criShim: `cri-shim${suffix}`,
+      kubelet: `kubelet-sim${suffix}`,
+      criRoot: path.join(dir, `cri-shim${suffix}`),
+      criListen: sock.length <= MAX_UNIX_SOCKET_PATH ? `unix://${sock}` : 'tcp://127.0.0.1:0',
+    };
+  });
+  if (new Set(nodes.map((n) => n.name)).size !== nodes.length) {
+    throw new Error(`node names clash: ${nodes.map((n) => n.name).join(', ')}`);
+  }
+  const root = packageRoot();
+  const dist = opts.distDir ?? path.join(root, 'dist');
+  for (const svc of ['apiserver', 'kubelet-sim', 'cri-shim']) {
+    const main = path.join(dist, svc, 'main.js');
+    if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
+  }
+  return {
+    dir,
+    root,
+    dist,
+    nodes,
+    kubeletFault: fault && fault.mode !== 'none' ? formatKubeletFault(fault) : undefined,
+  };
+}
