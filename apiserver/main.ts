@@ -22,8 +22,8 @@ import { readPublicKeys, readSigningKey } from '../shared/auth/tokens.js';
 import { readPolicyFile } from './authz-policy.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
-import { errorMessage } from '../shared/logging.js';
-import { portArgument } from '../shared/cli-flags.js';
+import { errorMessage, newLogger } from '../shared/logging.js';
+import { addLoggingFlags, portArgument, type LoggingFlags } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
 
 function nonNegativeInt(value: string): number {
@@ -95,7 +95,7 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 function command(): Command {
-  return new Command('apiserver')
+  const cmd = new Command('apiserver')
     .description(
       'kexec-lab apiserver: pods and nodes API, discovery, JWT authn, authz, exec/attach/port-forward/log proxying to kubelets',
     )
@@ -152,33 +152,42 @@ function command(): Command {
       'rate limit for each direction of proxied exec/attach/port-forward streams (0 = unlimited)',
       nonNegativeInt,
       0,
+    )
+    .option(
+      '--audit-log-path <file>',
+      'append audit.k8s.io/v1 Events here, one JSON line each (- for stdout)',
     );
+  return addLoggingFlags(cmd);
 }
 
 async function main(argv: string[]): Promise<void> {
   const cmd = command().parse(argv);
-  const opts = cmd.opts<{
-    bindAddress: string;
-    port: number;
-    tokenSigningKeyFile: string;
-    tokenAuthFile?: string;
-    serviceAccountKeyFile: string[];
-    authorizationPolicyFile?: string;
-    maxConnectionBytesPerSec: number;
-    tlsCertFile?: string;
-    tlsPrivateKeyFile?: string;
-    certDir?: string;
-    kubeletCertificateAuthority?: string;
-    kubeletClientCertificate?: string;
-    kubeletClientKey?: string;
-    etcdServers?: string[];
-    etcdPrefix: string;
-    etcdCafile?: string;
-    etcdCertfile?: string;
-    etcdKeyfile?: string;
-    scheduler: boolean;
-    featureGates: Record<string, boolean>;
-  }>();
+  const opts = cmd.opts<
+    {
+      bindAddress: string;
+      port: number;
+      tokenSigningKeyFile: string;
+      tokenAuthFile?: string;
+      serviceAccountKeyFile: string[];
+      authorizationPolicyFile?: string;
+      maxConnectionBytesPerSec: number;
+      tlsCertFile?: string;
+      tlsPrivateKeyFile?: string;
+      certDir?: string;
+      kubeletCertificateAuthority?: string;
+      kubeletClientCertificate?: string;
+      kubeletClientKey?: string;
+      etcdServers?: string[];
+      etcdPrefix: string;
+      etcdCafile?: string;
+      etcdCertfile?: string;
+      etcdKeyfile?: string;
+      scheduler: boolean;
+      featureGates: Record<string, boolean>;
+      auditLogPath?: string;
+    } & LoggingFlags
+  >();
+  const log = newLogger({ service: 'apiserver', verbosity: opts.v, format: opts.loggingFormat });
   // Checked before anything starts: a bad policy file stops startup with the rule's index.
   const authorizationPolicy = opts.authorizationPolicyFile
     ? readPolicyFile(opts.authorizationPolicyFile)
@@ -205,8 +214,11 @@ async function main(argv: string[]): Promise<void> {
     },
     scheduler: opts.scheduler,
     translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
+    log,
+    auditLogPath: opts.auditLogPath,
+    processMetrics: true,
   });
-  process.stderr.write(`apiserver: serving on ${server.url}\n`);
+  log.info('serving', { url: server.url });
   // A CA made here (--cert-dir): name it so a launcher can put it in a kubeconfig.
   writeReadyLine({
     service: 'apiserver',
@@ -215,7 +227,7 @@ async function main(argv: string[]): Promise<void> {
   });
 
   const stop = (signal: string): void => {
-    process.stderr.write(`apiserver: ${signal}, shutting down\n`);
+    log.info(`${signal}, shutting down`);
     server.close().then(
       () => process.exit(0),
       () => process.exit(1),

@@ -26,9 +26,15 @@ import { Scheduler } from './scheduler.js';
 import { KubeletCredentials, kubeletTlsOptions, type KubeletTlsFiles } from './kubelet-client.js';
 import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.js';
 import { EtcdStore } from './storage/etcd-store.js';
+import { newLogger, structured, type Logger } from '../shared/logging.js';
+import { newRegistry, type Registry } from '../shared/metrics/registry.js';
+import { StreamSessions } from '../shared/metrics/stream-sessions.js';
+import { newLogBackend } from './audit/log-backend.js';
+import { ApiServerMetrics } from './endpoints/metrics/metrics.js';
+import { RequestObserver } from './endpoints/filters/request-observer.js';
+import type { KubeletProxyConfig } from './registry/pod/exec-rest.js';
 import { MemoryStore } from './storage/memory-store.js';
 import type { Store } from './storage/store.js';
-import { type Logger } from '../shared/logging.js';
 
 export interface ApiServerOptions {
   /** Address to listen on; default 127.0.0.1. */
@@ -53,8 +59,12 @@ export interface ApiServerOptions {
   watchLimits?: Partial<WatchLimits>;
   /** Time allowed to reach a kubelet and get its response head. */
   kubeletTimeoutMs?: number;
-  /** One line per event; stderr by default. */
+  /** One line per event; a text logger on stderr by default. */
   log?: Logger;
+  /** `--audit-log-path`: audit.k8s.io/v1 Events, one JSON line each (`-` for stdout). */
+  auditLogPath?: string;
+  /** Add the process and Node.js runtime metrics to /metrics (when this process is the apiserver). */
+  processMetrics?: boolean;
   /**
    * Serve https with this certificate (chain) and key (PEM), e.g. issued by the lab CA
    * (shared/tls). kubectl sends credentials only over TLS (serving-cert.ts); without this the
@@ -84,6 +94,12 @@ export interface ApiServer {
   registry: StorageRegistry;
   /** The in-process scheduler, unless disabled. */
   scheduler?: Scheduler;
+  /** What `/metrics` serves. */
+  metrics: Registry;
+  /** The streams this apiserver carries now (the lab's dashboard lists them). */
+  streams: StreamSessions;
+  /** `--max-connection-bytes-per-sec` from now on (streams already open keep theirs). */
+  setMaxConnectionBytesPerSec(n: number): void;
   close(): Promise<void>;
 }
 
@@ -93,7 +109,11 @@ function authenticator(opts: ApiServerOptions): Authenticator {
 }
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  const log = opts.log ?? ((line: string) => process.stderr.write(`apiserver: ${line}\n`));
+  const log = structured(opts.log ?? newLogger({ service: 'apiserver' }));
+  const metricsRegistry = newRegistry({ withProcessMetrics: opts.processMetrics });
+  const metrics = new ApiServerMetrics(metricsRegistry);
+  const streams = new StreamSessions('apiserver', metricsRegistry);
+  const audit = opts.auditLogPath ? newLogBackend(opts.auditLogPath, log) : undefined;
   const store =
     opts.store ??
     (opts.etcd
@@ -109,7 +129,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   }
   const credentials = new KubeletCredentials(opts.signingKey);
   const kubeletTls = kubeletTlsOptions(opts.kubeletTls, log);
-  const registry = newLegacyRESTStorage(store, {
+  const kubeletProxy: KubeletProxyConfig = {
     // The apiserver's client certificate is its credential when it has one; the token otherwise.
     ...(opts.kubeletTls?.cert ? {} : { authorization: () => credentials.authorization() }),
     ...(kubeletTls ? { tls: kubeletTls } : {}),
@@ -117,10 +137,15 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     backendTimeoutMs: opts.kubeletTimeoutMs,
     translateStreamCloseWebsocketRequests: opts.translateStreamCloseWebsocketRequests ?? true,
     responder: (err: ProxyError, req): Status => {
-      log(`kubelet proxy ${req.method} ${req.url}: ${err.code} ${err.message}`);
+      log
+        .with({ auditID: req.headers['audit-id'] })
+        .warn(`kubelet proxy ${req.method} ${req.url}: ${err.code} ${err.message}`);
       return err.toStatus();
     },
-  });
+    streams,
+    metrics,
+  };
+  const registry = newLegacyRESTStorage(store, kubeletProxy);
 
   let scheduler: Scheduler | undefined;
   if (opts.scheduler ?? true) {
@@ -149,6 +174,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     watchLimits: { ...DEFAULT_WATCH_LIMITS, ...opts.watchLimits },
     serverAddress: () => address,
     log,
+    observer: new RequestObserver({ metrics, log, audit }),
+    metrics: metricsRegistry,
   });
   server.on('request', (req, res) => void chain.serveHTTP(req, res));
   server.on('upgrade', (req, socket, head) => void chain.serveUpgrade(req, socket, head));
@@ -173,6 +200,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     store,
     registry,
     scheduler,
+    metrics: metricsRegistry,
+    streams,
+    setMaxConnectionBytesPerSec(n) {
+      kubeletProxy.maxBytesPerSec = n;
+    },
     close() {
       closing ??= (async () => {
         await scheduler?.stop();
@@ -182,6 +214,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         for (const s of sockets) s.destroy();
         await closed;
         await store.close();
+        await audit?.close();
       })();
       return closing;
     },

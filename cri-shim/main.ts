@@ -18,8 +18,8 @@ import { Command, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
 import { startCriShim } from './server.js';
 import type { IsolationRequest } from './isolation.js';
-import { errorMessage } from '../shared/logging.js';
-import { portArgument } from '../shared/cli-flags.js';
+import { errorMessage, newLogger } from '../shared/logging.js';
+import { addLoggingFlags, portArgument, type LoggingFlags } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
 
 const program = new Command('cri-shim')
@@ -63,21 +63,25 @@ const program = new Command('cri-shim')
       .choices(['auto', 'bwrap', 'none'])
       .default('auto'),
   );
+addLoggingFlags(program);
 
 async function main(): Promise<void> {
   program.parse();
-  const o = program.opts<{
-    listen: string;
-    streamingAddress: string;
-    streamingPort: number;
-    root: string;
-    images?: string;
-    isolation: IsolationRequest;
-    spdyOnly: boolean;
-    streamingConnectionIdleTimeout: number;
-    streamingTlsCertFile?: string;
-    streamingTlsPrivateKeyFile?: string;
-  }>();
+  const o = program.opts<
+    {
+      listen: string;
+      streamingAddress: string;
+      streamingPort: number;
+      root: string;
+      images?: string;
+      isolation: IsolationRequest;
+      spdyOnly: boolean;
+      streamingConnectionIdleTimeout: number;
+      streamingTlsCertFile?: string;
+      streamingTlsPrivateKeyFile?: string;
+    } & LoggingFlags
+  >();
+  const log = newLogger({ service: 'cri-shim', verbosity: o.v, format: o.loggingFormat });
   // As containerd's getStreamListenerMode: one file without the other is a configuration error.
   if (!!o.streamingTlsCertFile !== !!o.streamingTlsPrivateKeyFile) {
     program.error(
@@ -99,16 +103,17 @@ async function main(): Promise<void> {
       o.streamingTlsCertFile && o.streamingTlsPrivateKeyFile
         ? { certFile: o.streamingTlsCertFile, keyFile: o.streamingTlsPrivateKeyFile }
         : undefined,
+    log,
   });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`cri-shim: ${signal}: stopping all containers\n`);
+    log.info(`${signal}: stopping all containers`);
     shim.close().then(
       () => process.exit(0),
       (err: unknown) => {
-        process.stderr.write(`cri-shim: shutdown failed: ${String(err)}\n`);
+        log.error(`shutdown failed: ${String(err)}`);
         process.exit(1);
       },
     );

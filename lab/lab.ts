@@ -26,7 +26,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadClientConfig } from '../kexec/client.js';
 import type { Logger } from '../shared/logging.js';
-import { apiserverArgv, criShimArgv, kubeletArgv } from './argv.js';
+import { apiserverArgv, criShimArgv, kubeletArgv, loggingArgv } from './argv.js';
+import { LabLogView } from './log-view.js';
 import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig, type LabCredentials } from './credentials.js';
 import { startEtcd } from './etcd.js';
 import {
@@ -38,7 +39,7 @@ import {
   trustEnv,
   type LabPki,
 } from './pki.js';
-import { planLab, type LabOptions, type LabPlan } from './plan.js';
+import { auditLogPath, planLab, type LabOptions, type LabPlan } from './plan.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { ServiceGroup, type ServiceFailure } from './service-group.js';
 import { defaultLog } from './supervisor.js';
@@ -69,6 +70,10 @@ export interface Lab {
   /** The etcd client URL the apiserver uses (`--etcd-servers`), with `etcd`. */
   etcdUrl?: string;
   adminToken: string;
+  /** The apiserver's `--audit-log-path`: `DIR/audit.log`. */
+  auditLogPath: string;
+  /** The services' log records as they come (the dashboard listens). */
+  logs: LabLogView;
   /** Every node, node 1 first. */
   nodes: LabNode[];
   /**
@@ -88,7 +93,8 @@ export interface Lab {
  * lines, never sleeps); a failure anywhere stops what started and rejects.
  */
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
-  const log = opts.log ?? defaultLog;
+  const view = new LabLogView(opts.log ?? defaultLog, opts.loggingFormat);
+  const log = view.log;
   const say = (line: string) => log(`[lab] ${line}`);
   const plan = planLab(opts);
   const creds = writeCredentials(
@@ -114,7 +120,16 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       etcd,
       say,
     );
-    const nodes = await startKubelets(group, plan, creds, pki, apiserverUrl, criEndpoints, say);
+    const nodes = await startKubelets(
+      group,
+      plan,
+      creds,
+      pki,
+      apiserverUrl,
+      criEndpoints,
+      say,
+      opts.verbosity ?? 0,
+    );
     const kubeconfigPath = writeKubeconfig(
       path.join(plan.dir, KUBECONFIG_FILE),
       apiserverUrl,
@@ -134,6 +149,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       kubeletUrl: nodes[0]!.kubeletUrl,
       etcdUrl: etcd?.url,
       adminToken: creds.adminToken,
+      auditLogPath: auditLogPath(plan.dir),
+      logs: view,
       nodes,
       pids: group.pids(),
       failed: group.failed,
@@ -209,6 +226,7 @@ async function startRuntimesAndApiServer(
         isolation: opts.isolation ?? 'auto',
         spdyOnly: opts.spdyOnlyRuntime,
         streamingTls: streamingTls[i]!,
+        logging: loggingArgv(opts.verbosity ?? 0),
       }),
     ),
   );
@@ -227,6 +245,8 @@ async function startRuntimesAndApiServer(
         keyFile: pki.apiserverKeyFile,
         kubeletArgs: apiserverKubeletTlsArgs(pki),
       },
+      auditLogPath: auditLogPath(plan.dir),
+      logging: loggingArgv(opts.verbosity ?? 0),
     }),
   );
   const [apiReady, ...criReadies] = await group.guard(
@@ -247,6 +267,7 @@ async function startKubelets(
   apiserverUrl: string,
   criEndpoints: string[],
   say: Logger,
+  verbosity: number,
 ): Promise<LabNode[]> {
   // The kubelet-sim dials the https apiserver with Node's fetch: the CA reaches it by environment.
   // It serves https itself with a certificate from the lab CA, and takes the apiserver's client
@@ -268,6 +289,7 @@ async function startKubelets(
         criEndpoint: criEndpoints[i]!,
         fault: plan.kubeletFault,
         tls: kubeletTls[i]!,
+        logging: loggingArgv(verbosity),
       }),
       pki && trustEnv(pki),
     ),

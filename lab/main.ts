@@ -13,6 +13,8 @@ import {
   type KubeletFault,
 } from '../kubelet-sim/fault-injection.js';
 import { startLab, tryCommands } from './lab.js';
+import { consoleLog } from './console.js';
+import { addLoggingFlags, type LoggingFlags } from '../shared/cli-flags.js';
 import { describeExit } from './supervisor.js';
 import { errorMessage } from '../shared/logging.js';
 import { portArgument } from '../shared/cli-flags.js';
@@ -89,23 +91,26 @@ const program = new Command('kexec-lab')
     kubeletFaultOption,
   )
   .showHelpAfterError();
+addLoggingFlags(program);
 
 async function main(): Promise<number> {
   program.parse();
-  const o = program.opts<{
-    dir: string;
-    port: number;
-    maxConnectionBytesPerSec: number;
-    nodeName: string;
-    nodes: number;
-    insecureHttp: boolean;
-    etcd: boolean;
-    isolation: 'auto' | 'bwrap' | 'none';
-    spdyOnlyRuntime: boolean;
-    streamTranslation: boolean;
-    kubeletFault?: KubeletFault;
-    authorizationPolicyFile?: string;
-  }>();
+  const o = program.opts<
+    {
+      dir: string;
+      port: number;
+      maxConnectionBytesPerSec: number;
+      nodeName: string;
+      nodes: number;
+      insecureHttp: boolean;
+      etcd: boolean;
+      isolation: 'auto' | 'bwrap' | 'none';
+      spdyOnlyRuntime: boolean;
+      streamTranslation: boolean;
+      kubeletFault?: KubeletFault;
+      authorizationPolicyFile?: string;
+    } & LoggingFlags
+  >();
   const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
 
   const interrupt = new AbortController();
@@ -132,6 +137,9 @@ async function main(): Promise<number> {
       streamTranslation: o.streamTranslation,
       kubeletFault: o.kubeletFault && formatKubeletFault(o.kubeletFault),
       signal: interrupt.signal,
+      verbosity: o.v,
+      loggingFormat: o.loggingFormat,
+      log: consoleLog(process.stderr),
     });
   } catch (err) {
     if (signalled) {
@@ -150,6 +158,7 @@ async function main(): Promise<number> {
         lab.nodes.length === 1 ? `node ${o.nodeName}` : `nodes ${lab.nodes.map((n) => n.name).join(', ')}`
       }, pod default/demo Running on ${o.nodeName}.`,
       `kubeconfig: ${lab.kubeconfigPath}`,
+      `audit log: ${lab.auditLogPath}`,
       ...(lab.caFile ? [`lab CA: ${lab.caFile}`] : []),
       ...(lab.etcdUrl ? [`etcd: ${lab.etcdUrl} (objects kept in ${o.dir}/etcd)`] : []),
       ...(o.kubeletFault && o.kubeletFault.mode !== 'none'

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseKubeletFault, formatKubeletFault } from '../kubelet-sim/fault-injection.js';
-import type { Logger } from '../shared/logging.js';
+import type { Logger, LoggingFormat } from '../shared/logging.js';
 import { packageRoot } from '../shared/package-root.js';
 
 export interface LabOptions {
@@ -67,6 +67,15 @@ export interface LabOptions {
   podTimeoutMs?: number;
   /** Aborting it during start-up stops what has started and rejects. */
   signal?: AbortSignal;
+  /** Every service's `-v`. Default 0. */
+  verbosity?: number;
+  /** How the services' lines are shown: klog `text` (default) or their `json`. */
+  loggingFormat?: LoggingFormat;
+}
+
+/** Where the lab's apiserver writes its audit log (`--audit-log-path`). */
+export function auditLogPath(dir: string): string {
+  return path.join(dir, 'audit.log');
 }
 
 /** The unix socket path limit (sun_path) is 108 bytes; stay below it or use loopback TCP. */
