@@ -153,6 +153,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       pods: registry.get('pods') as GenericStore,
       nodes: registry.get('nodes') as GenericStore,
       binding: registry.get('pods/binding') as BindingREST,
+      events: registry.get('events') as GenericStore,
       log,
     });
     await scheduler.start();

@@ -12,6 +12,7 @@
  * → Node registered → pods synced. `close()` stops the loops and the server but leaves the pods
  * running in the runtime, like a real kubelet going down.
  */
+import { EventRecorder } from './event-recorder.js';
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
 import type { Pod } from './api-types.js';
 import { ApiServerClient, isApiStatus } from './apiserver-client.js';
@@ -125,7 +126,13 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
     heartbeat.start();
     cleanups.push(() => heartbeat.stop());
 
-    const manager = new KubeRuntimeManager(runtime, log);
+    const recorder = new EventRecorder(
+      { create: (ns, ev) => api.createEvent(ns, ev), patch: (ns, n, p) => api.patchEvent(ns, n, p) },
+      { component: 'kubelet', host: opts.nodeName },
+      log,
+    );
+    cleanups.push(() => recorder.close());
+    const manager = new KubeRuntimeManager(runtime, log, recorder);
     const statusManager = new StatusManager(api);
     const backoff = new Backoff(opts.restartBackoffInitialMs ?? 10_000, opts.restartBackoffMaxMs ?? 300_000);
     // The pods this kubelet runs, as last seen (upstream pod manager): PLEG events and back-off

@@ -23,6 +23,8 @@ import {
 } from '../shared/cri/types.js';
 import type { ContainerSpec, Pod, PodStatus } from './api-types.js';
 import type { Backoff } from './backoff.js';
+import type { EventRecorder } from './event-recorder.js';
+import { podReference } from '../shared/events.js';
 import { byNewest } from './runtime-lookup.js';
 import { errorMessage, type Logger } from '../shared/logging.js';
 
@@ -89,7 +91,19 @@ export class KubeRuntimeManager {
   constructor(
     private readonly runtime: RuntimeService,
     private readonly log: Logger,
+    /** Records Pulled, Created, Started, Killing, BackOff and Failed for `kubectl describe`. */
+    private readonly recorder?: EventRecorder,
   ) {}
+
+  private event(
+    pod: Pod,
+    container: string,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): void {
+    this.recorder?.event(podReference(pod, container), type, reason, message);
+  }
 
   /** Every pod the kubelet created in the runtime (sandboxes and containers carrying its labels). */
   async getPods(): Promise<Map<string, RuntimePod>> {
@@ -189,6 +203,13 @@ export class KubeRuntimeManager {
         `back-off ${goDuration(ctx.backoff.get(key))} restarting failed container=${spec.name} ` +
         `pod=${pod.metadata.name}_${pod.metadata.namespace ?? 'default'}(${pod.metadata.uid})`;
       backoffs.set(spec.name, { message, retryAfterMs: wait });
+      this.event(
+        pod,
+        spec.name,
+        'Warning',
+        'BackOff',
+        `Back-off restarting failed container ${spec.name} in pod ${podRef(pod)}`,
+      );
       return undefined;
     }
     ctx.backoff.next(key, finishedMs);
@@ -204,6 +225,12 @@ export class KubeRuntimeManager {
 
   /** Stops and removes every sandbox of the pod (the runtime removes their containers with them). */
   async killPod(rp: RuntimePod): Promise<void> {
+    const pod = { metadata: { name: rp.name, namespace: rp.namespace, uid: rp.uid } };
+    for (const c of rp.containers) {
+      if (c.state !== 'CONTAINER_RUNNING') continue;
+      const name = c.metadata?.name ?? '';
+      this.recorder?.event(podReference(pod, name), 'Normal', 'Killing', `Stopping container ${name}`);
+    }
     for (const s of rp.sandboxes) {
       await this.runtime.stopPodSandbox({ pod_sandbox_id: s.id });
       await this.runtime.removePodSandbox({ pod_sandbox_id: s.id });
@@ -252,6 +279,14 @@ export class KubeRuntimeManager {
   ): Promise<ContainerSyncError | undefined> {
     if (!spec.image) return { reason: 'CreateContainerConfigError', message: 'no image specified' };
     let containerId: string;
+    // The runtime's images are local: the kubelet's "already present" path (IfNotPresent).
+    this.event(
+      pod,
+      spec.name,
+      'Normal',
+      'Pulled',
+      `Container image "${spec.image}" already present on machine`,
+    );
     try {
       ({ container_id: containerId } = await this.runtime.createContainer({
         pod_sandbox_id: sandboxId,
@@ -280,15 +315,19 @@ export class KubeRuntimeManager {
     } catch (err) {
       const message = criMessage(err);
       this.log(`CreateContainer ${spec.name} of pod ${podRef(pod)} failed: ${message}`);
+      this.event(pod, spec.name, 'Warning', 'Failed', `Error: ${message}`);
       return { reason: /image/i.test(message) ? 'ErrImagePull' : 'CreateContainerError', message };
     }
+    this.event(pod, spec.name, 'Normal', 'Created', `Created container: ${spec.name}`);
     try {
       await this.runtime.startContainer({ container_id: containerId });
       this.log(`started container ${spec.name} (${containerId}) of pod ${podRef(pod)}`);
+      this.event(pod, spec.name, 'Normal', 'Started', `Started container ${spec.name}`);
       return undefined;
     } catch (err) {
       const message = criMessage(err);
       this.log(`StartContainer ${spec.name} of pod ${podRef(pod)} failed: ${message}`);
+      this.event(pod, spec.name, 'Warning', 'Failed', `Error: ${message}`);
       await this.runtime.removeContainer({ container_id: containerId }).catch(() => undefined);
       return { reason: 'RunContainerError', message };
     }
