@@ -24,8 +24,10 @@
  *   bound, kexec-lab issue 11: 69 MiB of PINGs took a cri-shim to 1.5 GiB): a control frame we
  *   queue (a PING echo, an RST_STREAM answer, a SYN_REPLY …) counts until the socket has taken it.
  *   Past `controlFramesHighWaterMark` of them the socket is no longer read (a peer that does not
- *   read our answers gets no more of them), past `maxQueuedControlFrames` the peer is flooding:
- *   GOAWAY PROTOCOL_ERROR and close. SETTINGS, RST_STREAM and WINDOW_UPDATE need no answer in
+ *   read our answers gets no more of them); the peer is flooding when it gets past
+ *   `maxQueuedControlFrames`, or stays past the high-water mark for `controlFloodGraceMs` (a
+ *   client pinging every 5 s needs minutes of not reading to get there): GOAWAY PROTOCOL_ERROR
+ *   and close. SETTINGS, RST_STREAM and WINDOW_UPDATE need no answer in
  *   SPDY/3 (HTTP/2 ACKs SETTINGS), so floods of those cost time, never memory;
  * - closing is a lingering close (nginx `lingering_close`): FIN after everything queued, then the
  *   socket is read, and dropped, until the peer's FIN; it is destroyed only then, or after
@@ -61,6 +63,8 @@ export interface SpdyConnectionOptions {
   controlFramesHighWaterMark?: number;
   /** Control frames waiting for the socket beyond which the peer is flooding: GOAWAY and close. */
   maxQueuedControlFrames?: number;
+  /** How long the peer may keep more than controlFramesHighWaterMark of them waiting: then GOAWAY. */
+  controlFloodGraceMs?: number;
 }
 
 export interface CloseReason {
@@ -91,6 +95,7 @@ const DEFAULTS = {
   // we count only those stuck behind a full socket and stop reading at 64, so a peer can only
   // get past 1,024 by sending a burst while it does not read: a flood.
   maxQueuedControlFrames: 1024,
+  controlFloodGraceMs: 5_000,
 };
 
 /** How long a peer that broke the protocol (or flooded) has to read our GOAWAY. */
@@ -113,6 +118,8 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
   private parserBehind = false;
   /** Control frames handed to sendFrame that the socket has not taken yet. */
   private queuedControlFrames = 0;
+  /** Runs while the peer leaves more than controlFramesHighWaterMark answers unread. */
+  private floodTimer: NodeJS.Timeout | undefined;
   private nextLocalId: number;
   private lastRemoteId = 0;
   private nextPingId: number;
@@ -136,6 +143,7 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
       closeTimeoutMs: options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
       controlFramesHighWaterMark: options.controlFramesHighWaterMark ?? DEFAULTS.controlFramesHighWaterMark,
       maxQueuedControlFrames: options.maxQueuedControlFrames ?? DEFAULTS.maxQueuedControlFrames,
+      controlFloodGraceMs: options.controlFloodGraceMs ?? DEFAULTS.controlFloodGraceMs,
     };
     this.maxDataFrameSize = this.opts.maxDataFrameSize;
     this.nextLocalId = options.role === 'client' ? 1 : 2;
@@ -264,12 +272,7 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
     }
     const control = frame.type !== 'DATA';
     if (control && ++this.queuedControlFrames > this.opts.maxQueuedControlFrames) {
-      this.fail(
-        new SpdyError(
-          'TOO_MANY_CONTROL_FRAMES',
-          `more than ${this.opts.maxQueuedControlFrames} control frames queued for a peer that does not read them`,
-        ),
-      );
+      this.fail(this.floodError(`more than ${this.opts.maxQueuedControlFrames}`));
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
@@ -352,8 +355,30 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
   private updateFlow(): void {
     if (this.closing) return;
     const answersBehind = this.queuedControlFrames > this.opts.controlFramesHighWaterMark;
+    if (!answersBehind) {
+      clearTimeout(this.floodTimer);
+      this.floodTimer = undefined;
+    } else if (!this.floodTimer) {
+      this.floodTimer = setTimeout(
+        () =>
+          this.fail(
+            this.floodError(
+              `for ${this.opts.controlFloodGraceMs} ms more than ${this.opts.controlFramesHighWaterMark}`,
+            ),
+          ),
+        this.opts.controlFloodGraceMs,
+      );
+      this.floodTimer.unref?.();
+    }
     if (this.blocked.size > 0 || this.parserBehind || answersBehind) this.socket.pause();
     else this.socket.resume();
+  }
+
+  private floodError(howMany: string): SpdyError {
+    return new SpdyError(
+      'TOO_MANY_CONTROL_FRAMES',
+      `${howMany} control frames queued for a peer that does not read them`,
+    );
   }
 
   private onFrame(f: Frame): void {
@@ -498,6 +523,7 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
     this.encoder.close();
     this.parser.destroy();
     this.queuedControlFrames = 0;
+    clearTimeout(this.floodTimer);
     lingeringClose(this.socket, lingerMs);
   }
 }
