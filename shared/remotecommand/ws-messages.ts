@@ -21,8 +21,9 @@ const CLOSE_TIMEOUT_MS = 30_000;
 /**
  * A `noServer` WebSocketServer with every limit explicit (kexec-lab issue 11: the tunnel took ws's
  * 100 MiB default): `maxPayload` per message (ws answers a bigger one with close 1009 before
- * buffering it), no compression, pongs bounded by MAX_PENDING_PONGS, and text messages taken as
- * bytes without UTF-8 validation, as golang.org/x/net/websocket (which wsstream uses) takes them.
+ * buffering it), no compression, pongs bounded by MAX_PENDING_PONGS. Text messages must be UTF-8
+ * (RFC 6455 §8.1, close 1007), which golang.org/x/net/websocket does not check; the sessions then
+ * read them like binary ones.
  */
 export function webSocketServer(
   maxPayload: number,
@@ -36,7 +37,6 @@ export function webSocketServer(
     maxPayload,
     perMessageDeflate: false,
     clientTracking: false,
-    skipUTF8Validation: true,
     autoPong: true,
     handleProtocols,
   });
