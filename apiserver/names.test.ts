@@ -23,6 +23,7 @@ const rules: PolicyRule[] = [
     resources: ['pods'],
     namespaces: ['default'],
     apiGroups: [''],
+    nonResourceURLs: [],
   },
 ];
 const alice = tokenFor('alice');
