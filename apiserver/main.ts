@@ -22,9 +22,12 @@ import { readPublicKeys, readSigningKey } from '../shared/auth/tokens.js';
 import { readPolicyFile } from './authz-policy.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
-import { errorMessage } from '../shared/logging.js';
+import { errorMessage, stderrLogger } from '../shared/logging.js';
+import { stopWithParent } from '../shared/parent-death-watch.js';
 import { portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
+
+const log = stderrLogger('apiserver');
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
@@ -206,7 +209,7 @@ async function main(argv: string[]): Promise<void> {
     scheduler: opts.scheduler,
     translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
   });
-  process.stderr.write(`apiserver: serving on ${server.url}\n`);
+  log(`serving on ${server.url}`);
   // A CA made here (--cert-dir): name it so a launcher can put it in a kubeconfig.
   writeReadyLine({
     service: 'apiserver',
@@ -214,8 +217,13 @@ async function main(argv: string[]): Promise<void> {
     ...(tls?.caFile ? { caFile: path.resolve(tls.caFile) } : {}),
   });
 
+  let stopping = false;
   const stop = (signal: string): void => {
-    process.stderr.write(`apiserver: ${signal}, shutting down\n`);
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}, shutting down`);
+    // Bounded: nobody may be left to SIGKILL a service whose supervisor died.
+    setTimeout(() => process.exit(1), 5_000).unref();
     server.close().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -223,9 +231,10 @@ async function main(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  stopWithParent(stop);
 }
 
 main(process.argv).catch((err: unknown) => {
-  process.stderr.write(`apiserver: ${errorMessage(err)}\n`);
+  log(errorMessage(err));
   process.exit(1);
 });

@@ -28,7 +28,7 @@ import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.j
 import { EtcdStore } from './storage/etcd-store.js';
 import { MemoryStore } from './storage/memory-store.js';
 import type { Store } from './storage/store.js';
-import { type Logger } from '../shared/logging.js';
+import { stderrLogger, type Logger } from '../shared/logging.js';
 
 export interface ApiServerOptions {
   /** Address to listen on; default 127.0.0.1. */
@@ -93,7 +93,7 @@ function authenticator(opts: ApiServerOptions): Authenticator {
 }
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  const log = opts.log ?? ((line: string) => process.stderr.write(`apiserver: ${line}\n`));
+  const log = opts.log ?? stderrLogger('apiserver');
   const store =
     opts.store ??
     (opts.etcd

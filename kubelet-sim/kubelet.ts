@@ -25,7 +25,7 @@ import { PodWorkers, type PodUpdate } from './pod-workers.js';
 import { KubeletServer, type KubeletTlsOptions } from './server.js';
 import { StatusManager } from './status-manager.js';
 import { SyncLoop } from './sync-loop.js';
-import { errorMessage, type Logger } from '../shared/logging.js';
+import { errorMessage, stderrLogger, type Logger } from '../shared/logging.js';
 
 export interface KubeletOptions {
   /** apiserver URL, e.g. `http://127.0.0.1:6443`. */
@@ -76,7 +76,7 @@ export interface RunningKubelet {
 }
 
 export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet> {
-  const log: Logger = opts.log ?? ((line) => process.stderr.write(`kubelet-sim: ${line}\n`));
+  const log: Logger = opts.log ?? stderrLogger('kubelet-sim');
   const address = opts.address ?? '127.0.0.1';
   const owned: RuntimeServiceClient | undefined =
     typeof opts.runtime === 'string' ? connectRuntime(opts.runtime) : undefined;

@@ -18,7 +18,8 @@ import { readSigningKey } from '../shared/auth/tokens.js';
 import { faultModesHelp, kubeletFaultOption, type KubeletFault } from './fault-injection.js';
 import { startKubelet } from './kubelet.js';
 import type { KubeletTlsOptions } from './server.js';
-import { errorMessage } from '../shared/logging.js';
+import { errorMessage, stderrLogger } from '../shared/logging.js';
+import { stopWithParent } from '../shared/parent-death-watch.js';
 import { portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
 
@@ -101,7 +102,7 @@ function servingTls(flags: Flags): KubeletTlsOptions | undefined {
 
 export async function main(argv: string[]): Promise<void> {
   const flags = buildCommand().parse(argv).opts<Flags>();
-  const log = (line: string): void => void process.stderr.write(`kubelet-sim: ${line}\n`);
+  const log = stderrLogger('kubelet-sim');
   const token = readFileSync(flags.tokenFile, 'utf8').trim();
   if (!token) throw new Error(`token file ${flags.tokenFile} is empty`);
   const tls = servingTls(flags);
@@ -136,11 +137,12 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  stopWithParent(stop);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main(process.argv).catch((err: unknown) => {
-    process.stderr.write(`kubelet-sim: ${errorMessage(err)}\n`);
+    stderrLogger('kubelet-sim')(errorMessage(err));
     process.exit(1);
   });
 }

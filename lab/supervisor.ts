@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import readline from 'node:readline';
-import { type Logger } from '../shared/logging.js';
+import { redactCredentials, type Logger } from '../shared/logging.js';
 import { parseReadyLine, READY_PREFIX, type ReadyInfo } from '../shared/ready-line.js';
 
 export interface ExitInfo {
@@ -51,7 +51,7 @@ export interface Service {
   stop(graceMs?: number): Promise<ExitInfo>;
 }
 
-export const defaultLog = (line: string): void => void process.stderr.write(`${line}\n`);
+export const defaultLog: Logger = (line) => void process.stderr.write(`${redactCredentials(line)}\n`);
 
 export function describeExit(e: ExitInfo): string {
   return e.signal ? `signal ${e.signal}` : `code ${e.code}`;
