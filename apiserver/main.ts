@@ -14,6 +14,7 @@
  * make the kubelet hop https (kubelet-client.ts). `--etcd-servers URL[,URL]` keeps objects in
  * etcd (storage/etcd-store.ts, keys under `--etcd-prefix`, default `/registry`) instead of memory.
  */
+import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -106,6 +107,10 @@ function command(): Command {
     .option('--port <port>', 'port to listen on (0 picks a free one)', portArgument, 6443)
     .requiredOption('--token-signing-key-file <file>', 'HS256 key (>= 32 bytes) that signs every lab token')
     .option(
+      '--kubelet-token-signing-key-file <file>',
+      "PEM RSA private key that signs the apiserver's RS256 token for kubelets (they verify it with the public half); without it the HS256 key signs it",
+    )
+    .option(
       '--token-auth-file <file>',
       'static bearer tokens, CSV lines token,user,uid,"group1,group2" (tried before JWTs)',
     )
@@ -166,6 +171,7 @@ async function main(argv: string[]): Promise<void> {
     tokenSigningKeyFile: string;
     tokenAuthFile?: string;
     serviceAccountKeyFile: string[];
+    kubeletTokenSigningKeyFile?: string;
     authorizationPolicyFile?: string;
     maxConnectionBytesPerSec: number;
     tlsCertFile?: string;
@@ -191,6 +197,10 @@ async function main(argv: string[]): Promise<void> {
     bindAddress: opts.bindAddress,
     port: opts.port,
     signingKey: readSigningKey(opts.tokenSigningKeyFile),
+    kubeletTokenSigningKey:
+      opts.kubeletTokenSigningKeyFile === undefined
+        ? undefined
+        : createPrivateKey(fs.readFileSync(opts.kubeletTokenSigningKeyFile)),
     staticTokens: opts.tokenAuthFile ? readTokenAuthFile(opts.tokenAuthFile) : undefined,
     serviceAccountKeys: opts.serviceAccountKeyFile.flatMap(readPublicKeys),
     authorizationPolicy,

@@ -37,6 +37,11 @@ export interface ApiServerOptions {
   port?: number;
   /** The lab's token signing key (checks client tokens, mints the kubelet token). */
   signingKey: Buffer;
+  /**
+   * `--kubelet-token-signing-key-file`: the RSA private key that signs the token the apiserver
+   * shows kubelets without a client certificate (kubelets hold only its public half).
+   */
+  kubeletTokenSigningKey?: KeyObject;
   /** `--token-auth-file` entries: static bearer tokens, tried before JWTs. */
   staticTokens?: StaticTokenEntry[];
   /** `--service-account-key-file` RSA public keys that verify RS256 client tokens. */
@@ -107,7 +112,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   if (!opts.store && opts.etcd) {
     log(`storage: etcd ${opts.etcd.servers.join(',')} prefix ${opts.etcd.prefix ?? '/registry'}`);
   }
-  const credentials = new KubeletCredentials(opts.signingKey);
+  const credentials = new KubeletCredentials(opts.kubeletTokenSigningKey ?? opts.signingKey);
   const kubeletTls = kubeletTlsOptions(opts.kubeletTls, log);
   const registry = newLegacyRESTStorage(store, {
     // The apiserver's client certificate is its credential when it has one; the token otherwise.

@@ -12,6 +12,7 @@
  * → Node registered → pods synced. `close()` stops the loops and the server but leaves the pods
  * running in the runtime, like a real kubelet going down.
  */
+import type { VerificationKeys } from '../shared/auth/tokens.js';
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
 import type { Pod } from './api-types.js';
 import { ApiServerClient, isApiStatus } from './apiserver-client.js';
@@ -32,8 +33,8 @@ export interface KubeletOptions {
   apiserver: string;
   /** This node's bearer token for the apiserver. */
   token: string;
-  /** Key that signs the apiserver's token for us (audience `kubelet`). */
-  signingKey: Buffer;
+  /** Keys that verify the apiserver's token for us (audience `kubelet`); see server.ts. */
+  apiserverTokenKeys?: VerificationKeys;
   nodeName: string;
   /** Bind address, also the Node's InternalIP. Default 127.0.0.1. */
   address?: string;
@@ -104,7 +105,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
     log(`container runtime ${containerRuntimeVersion} (CRI ${version.runtime_api_version})`);
 
     const server = new KubeletServer({
-      signingKey: opts.signingKey,
+      apiserverTokenKeys: opts.apiserverTokenKeys,
       runtime,
       log,
       logPollIntervalMs: opts.logPollIntervalMs,

@@ -27,7 +27,13 @@ import path from 'node:path';
 import { loadClientConfig } from '../kexec/client.js';
 import type { Logger } from '../shared/logging.js';
 import { apiserverArgv, criShimArgv, kubeletArgv } from './argv.js';
-import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig, type LabCredentials } from './credentials.js';
+import {
+  KUBECONFIG_FILE,
+  writeCredentials,
+  writeKubeconfig,
+  writeKubeletTokenKeys,
+  type LabCredentials,
+} from './credentials.js';
 import { startEtcd } from './etcd.js';
 import {
   apiserverKubeletTlsArgs,
@@ -91,10 +97,14 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const log = opts.log ?? defaultLog;
   const say = (line: string) => log(`[lab] ${line}`);
   const plan = planLab(opts);
-  const creds = writeCredentials(
-    plan.dir,
-    plan.nodes.map((n) => n.name),
-  );
+  const creds: LabCredentials = {
+    ...writeCredentials(
+      plan.dir,
+      plan.nodes.map((n) => n.name),
+    ),
+    // Without TLS no client certificate names the apiserver to kubelets: a token it signs does.
+    ...(opts.insecureHttp ? { kubeletTokenKeys: writeKubeletTokenKeys(plan.dir) } : {}),
+  };
   const group = new ServiceGroup({
     dist: plan.dist,
     cwd: plan.root,
@@ -218,6 +228,7 @@ async function startRuntimesAndApiServer(
     apiserverArgv({
       port: opts.port ?? 6443,
       signingKeyFile: creds.keyFile,
+      kubeletTokenSigningKeyFile: creds.kubeletTokenKeys?.keyFile,
       maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec ?? 0,
       authorizationPolicyFile: opts.authorizationPolicyFile && path.resolve(opts.authorizationPolicyFile),
       etcd: etcd?.apiserverArgs,
@@ -261,7 +272,7 @@ async function startKubelets(
       kubeletArgv({
         apiserver: apiserverUrl,
         tokenFile: creds.nodeTokenFiles[n.name]!,
-        signingKeyFile: creds.keyFile,
+        apiserverTokenKeyFile: creds.kubeletTokenKeys?.publicKeyFile,
         nodeName: n.name,
         address: '127.0.0.1',
         port: 0,
