@@ -104,6 +104,12 @@ function command(): Command {
       'kexec-lab apiserver: pods and nodes API, discovery, JWT authn, authz, exec/attach/port-forward/log proxying to kubelets',
     )
     .option('--bind-address <ip>', 'address to listen on', '127.0.0.1')
+    .option(
+      '-v, --v <level>',
+      "log level (klog's -v): from 1 on, nodes' heartbeats and pod list/watch requests are logged too",
+      nonNegativeInt,
+      0,
+    )
     .option('--port <port>', 'port to listen on (0 picks a free one)', portArgument, 6443)
     .requiredOption('--token-signing-key-file <file>', 'HS256 key (>= 32 bytes) that signs every lab token')
     .option(
@@ -171,6 +177,7 @@ async function main(argv: string[]): Promise<void> {
     tokenSigningKeyFile: string;
     tokenAuthFile?: string;
     serviceAccountKeyFile: string[];
+    v: number;
     kubeletTokenSigningKeyFile?: string;
     authorizationPolicyFile?: string;
     maxConnectionBytesPerSec: number;
@@ -217,6 +224,7 @@ async function main(argv: string[]): Promise<void> {
       tls: etcdTls(opts),
     },
     scheduler: opts.scheduler,
+    verbosity: opts.v,
     translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
   });
   log(`serving on ${server.url}`);

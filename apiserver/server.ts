@@ -58,6 +58,8 @@ export interface ApiServerOptions {
   watchLimits?: Partial<WatchLimits>;
   /** Time allowed to reach a kubelet and get its response head. */
   kubeletTimeoutMs?: number;
+  /** `-v`: log level; from 1 on, nodes' routine requests are logged too (handler-chain.ts). */
+  verbosity?: number;
   /** One line per event; stderr by default. */
   log?: Logger;
   /**
@@ -154,6 +156,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     watchLimits: { ...DEFAULT_WATCH_LIMITS, ...opts.watchLimits },
     serverAddress: () => address,
     log,
+    verbosity: opts.verbosity,
   });
   server.on('request', (req, res) => void chain.serveHTTP(req, res));
   server.on('upgrade', (req, socket, head) => void chain.serveUpgrade(req, socket, head));

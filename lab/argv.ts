@@ -86,6 +86,8 @@ export interface ApiServerArgs {
   etcd?: readonly string[];
   /** False turns the StreamTranslator off (feature gate TranslateStreamCloseWebsocketRequests). */
   streamTranslation?: boolean;
+  /** `-v`: from 1 on, nodes' routine requests are logged too. */
+  verbosity?: number;
   /** Serving certificate and key, and the kubelet client flags (pki.ts); undefined serves http. */
   tls?: { certFile: string; keyFile: string; kubeletArgs: readonly string[] };
 }
@@ -106,6 +108,7 @@ export function apiserverArgv(a: ApiServerArgs): string[] {
     String(a.maxConnectionBytesPerSec),
     ...(a.authorizationPolicyFile ? ['--authorization-policy-file', a.authorizationPolicyFile] : []),
     ...(a.etcd ?? []),
+    ...(a.verbosity ? ['--v', String(a.verbosity)] : []),
     ...(a.streamTranslation === false
       ? ['--feature-gates', 'TranslateStreamCloseWebsocketRequests=false']
       : []),
