@@ -21,7 +21,7 @@ async function kubelet(api: FakeApiServer, runtime: FakeRuntime, node = 'node-1'
   const k = await startKubelet({
     apiserver: api.url,
     token: 'node-token',
-    signingKey: key,
+    apiserverTokenKeys: { hs256: key },
     nodeName: node,
     address: '127.0.0.1',
     port: 0,

@@ -12,6 +12,7 @@
  * → Node registered → pods synced. `close()` stops the loops and the server but leaves the pods
  * running in the runtime, like a real kubelet going down.
  */
+import type { VerificationKeys } from '../shared/auth/tokens.js';
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
 import type { Pod } from './api-types.js';
 import { ApiServerClient, isApiStatus } from './apiserver-client.js';
@@ -25,15 +26,15 @@ import { PodWorkers, type PodUpdate } from './pod-workers.js';
 import { KubeletServer, type KubeletTlsOptions } from './server.js';
 import { StatusManager } from './status-manager.js';
 import { SyncLoop } from './sync-loop.js';
-import { errorMessage, type Logger } from '../shared/logging.js';
+import { errorMessage, stderrLogger, type Logger } from '../shared/logging.js';
 
 export interface KubeletOptions {
   /** apiserver URL, e.g. `http://127.0.0.1:6443`. */
   apiserver: string;
   /** This node's bearer token for the apiserver. */
   token: string;
-  /** Key that signs the apiserver's token for us (audience `kubelet`). */
-  signingKey: Buffer;
+  /** Keys that verify the apiserver's token for us (audience `kubelet`); see server.ts. */
+  apiserverTokenKeys?: VerificationKeys;
   nodeName: string;
   /** Bind address, also the Node's InternalIP. Default 127.0.0.1. */
   address?: string;
@@ -76,7 +77,7 @@ export interface RunningKubelet {
 }
 
 export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet> {
-  const log: Logger = opts.log ?? ((line) => process.stderr.write(`kubelet-sim: ${line}\n`));
+  const log: Logger = opts.log ?? stderrLogger('kubelet-sim');
   const address = opts.address ?? '127.0.0.1';
   const owned: RuntimeServiceClient | undefined =
     typeof opts.runtime === 'string' ? connectRuntime(opts.runtime) : undefined;
@@ -104,7 +105,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
     log(`container runtime ${containerRuntimeVersion} (CRI ${version.runtime_api_version})`);
 
     const server = new KubeletServer({
-      signingKey: opts.signingKey,
+      apiserverTokenKeys: opts.apiserverTokenKeys,
       runtime,
       log,
       logPollIntervalMs: opts.logPollIntervalMs,
