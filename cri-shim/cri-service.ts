@@ -140,7 +140,7 @@ export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedS
     PodSandboxStatus: unary<'PodSandboxStatus'>((req) => {
       const sb = runtime.sandbox(req.pod_sandbox_id);
       return {
-        status: { ...sandboxMessage(sb), network: { ip: '127.0.0.1' } },
+        status: { ...sandboxMessage(sb), network: { ip: '127.0.0.1', additional_ips: [] } },
         info: (req.verbose
           ? { info: JSON.stringify({ hostname: sb.hostname, dir: sb.dir }) }
           : {}) as T.Labels,

@@ -14,12 +14,18 @@
  * → Node registered → pods synced. `close()` stops the loops and the server but leaves the pods
  * running in the runtime, like a real kubelet going down.
  */
-import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
+import {
+  connectImageService,
+  connectRuntime,
+  type ImageServiceClient,
+  type RuntimeServiceClient,
+} from '../shared/cri/client.js';
 import type { Pod } from './api-types.js';
 import { ApiServerClient, isApiStatus } from './apiserver-client.js';
 import { Backoff } from './backoff.js';
 import { KubeRuntimeManager, podRef, type RuntimeService } from './kuberuntime-manager.js';
 import { NodeStatusUpdater, registerWithApiServer, type NodeStatusConfig } from './node-status.js';
+import { ImageManager, type ImageService } from './image-manager.js';
 import { generatePodStatus } from './pod-status.js';
 import { streamFaultHandler, type KubeletFault } from './fault-injection.js';
 import { GenericPLEG, type PodLifecycleEvent } from './pleg.js';
@@ -43,6 +49,13 @@ export interface KubeletOptions {
   port?: number;
   /** CRI endpoint (`unix:///path`, `tcp://host:port`), or a runtime object (tests). */
   runtime: string | RuntimeService;
+  /**
+   * The CRI ImageService: an endpoint, or an object (tests). Default: the runtime's endpoint, or
+   * the runtime object when it has the ImageService calls too (upstream --image-service-endpoint).
+   */
+  images?: string | ImageService;
+  /** Pods' log directories (`<dir>/<ns>_<name>_<uid>`, upstream /var/log/pods). Default: none sent. */
+  podLogsDir?: string;
   log?: Logger;
   /** Node status heartbeat period. Default 10 s. */
   nodeStatusUpdateMs?: number;
@@ -57,6 +70,9 @@ export interface KubeletOptions {
   /** Container restart back-off: first wait and maximum. Default 10 s and 300 s (upstream). */
   restartBackoffInitialMs?: number;
   restartBackoffMaxMs?: number;
+  /** Image pull back-off: first wait and maximum. Default 10 s and 300 s (upstream imageBackOff). */
+  imagePullBackoffInitialMs?: number;
+  imagePullBackoffMaxMs?: number;
   /** `/containerLogs?follow`: how often the file is looked at without a change event. Default 1 s. */
   logPollIntervalMs?: number;
   /** `--fault`: a malicious kubelet for the lab's attack drills (fault-injection.ts). Default none. */
@@ -82,9 +98,13 @@ export class Kubelet implements RunningKubelet {
   /** Bind address, also the Node's InternalIP and every pod's hostIP. */
   readonly address: string;
   readonly runtime: RuntimeService;
+  readonly images: ImageService;
   private readonly log: Logger;
-  /** The client this kubelet dialled itself (closed with it); undefined for a runtime object. */
+  /** The clients this kubelet dialled itself (closed with it); undefined for objects. */
   private readonly ownedRuntime?: RuntimeServiceClient;
+  private readonly ownedImages?: ImageServiceClient;
+  /** The runtime's name from CRI Version (`containerd`): the scheme of container IDs in pod status. */
+  private runtimeName = '';
   private readonly abort = new AbortController();
   /** Undo steps of the start-up, run last first by `close()`. */
   private readonly cleanups: (() => Promise<void> | void)[] = [];
@@ -112,7 +132,15 @@ export class Kubelet implements RunningKubelet {
     this.address = opts.address ?? '127.0.0.1';
     this.ownedRuntime = typeof opts.runtime === 'string' ? connectRuntime(opts.runtime) : undefined;
     this.runtime = this.ownedRuntime ?? (opts.runtime as RuntimeService);
-    this.cleanups.push(() => this.ownedRuntime?.close());
+    const images = opts.images ?? opts.runtime;
+    this.ownedImages = typeof images === 'string' ? connectImageService(images) : undefined;
+    if (!this.ownedImages && !('pullImage' in (images as object)))
+      throw new Error('the runtime object has no ImageService calls: pass `images`');
+    this.images = this.ownedImages ?? (images as ImageService);
+    this.cleanups.push(() => {
+      this.ownedRuntime?.close();
+      this.ownedImages?.close();
+    });
   }
 
   /** Builds a kubelet and runs it; a failed start-up undoes what it did and rejects. */
@@ -135,6 +163,7 @@ export class Kubelet implements RunningKubelet {
       opts.runtimeTimeoutMs ?? 10_000,
       () => `container runtime at ${String(opts.runtime)} did not answer Version`,
     );
+    this.runtimeName = version.runtime_name;
     const containerRuntimeVersion = `${version.runtime_name}://${version.runtime_version}`;
     log(`container runtime ${containerRuntimeVersion} (CRI ${version.runtime_api_version})`);
 
@@ -166,7 +195,12 @@ export class Kubelet implements RunningKubelet {
     heartbeat.start();
     this.cleanups.push(() => heartbeat.stop());
 
-    this.manager = new KubeRuntimeManager(runtime, log);
+    const imageManager = new ImageManager(
+      this.images,
+      new Backoff(opts.imagePullBackoffInitialMs ?? 10_000, opts.imagePullBackoffMaxMs ?? 300_000),
+      log,
+    );
+    this.manager = new KubeRuntimeManager(runtime, imageManager, log, { podLogsDir: opts.podLogsDir });
     this.statusManager = new StatusManager(this.api);
     this.backoff = new Backoff(opts.restartBackoffInitialMs ?? 10_000, opts.restartBackoffMaxMs ?? 300_000);
     this.workers = new PodWorkers((update) => this.syncPod(update), log);
@@ -231,7 +265,9 @@ export class Kubelet implements RunningKubelet {
     const status = generatePodStatus({
       pod: { ...pod, status: known },
       hostIP: this.address,
+      runtimeName: this.runtimeName,
       sandbox: result.sandbox,
+      sandboxStatus: result.sandboxStatus,
       containers,
       criStatuses,
       errors: result.errors,
@@ -239,7 +275,9 @@ export class Kubelet implements RunningKubelet {
       now: new Date(),
     });
     await this.statusManager.setPodStatus(pod, status, this.abort.signal);
-    const waits = [...result.backoffs.values()].map((b) => b.retryAfterMs);
+    const waits = [...result.backoffs.values(), ...result.errors.values()]
+      .map((b) => b.retryAfterMs)
+      .filter((ms): ms is number => ms !== undefined);
     if (waits.length) this.resyncLater(uid, Math.min(...waits));
   }
 
@@ -250,8 +288,13 @@ export class Kubelet implements RunningKubelet {
     this.resyncTimers.delete(uid);
     this.backoff.resetPrefix(`${uid}/`);
     this.backoff.gc();
+    this.manager.forgetPodImages(uid);
     const rp = await this.manager.getPod(uid);
-    if (rp) await this.manager.killPod(rp);
+    if (rp) {
+      await this.manager.killPod(rp);
+      // The pod is gone for good (deleted, or unknown to the apiserver): so are its logs.
+      this.manager.removePodLogs(rp);
+    }
     this.statusManager.forget(uid);
     // A gracefully deleted pod stays in the apiserver until its node confirms the containers are
     // gone (status manager: delete with grace 0 and a UID precondition).
