@@ -34,7 +34,7 @@ import type { Backoff } from './backoff.js';
 import { criMessage } from './cri-errors.js';
 import type { ImageError, ImageManager } from './image-manager.js';
 import { byNewest } from './runtime-lookup.js';
-import { errorMessage, type Logger } from '../shared/logging.js';
+import type { Logger } from '../shared/logging.js';
 
 /** The CRI calls the kubelet makes; the real client, or a fake in tests. */
 export type RuntimeService = Pick<
