@@ -124,6 +124,7 @@ async function main(): Promise<number> {
         address,
         port: o.kubeletPort,
         criEndpoint: String(criReady.endpoint),
+        podLogsDir: path.join(state, 'pod-logs'),
         fault: o.kubeletFault,
         tls,
       }),
