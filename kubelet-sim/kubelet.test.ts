@@ -242,6 +242,7 @@ describe('kubelet: pods', () => {
           c.method === 'RunPodSandbox' &&
           (c.req as { config: { metadata: { name: string } } }).config.metadata.name === name,
       )!.req;
+    expect((sandboxReq('host') as { config: { hostname?: string } }).config.hostname).toBeUndefined();
     expect(sandboxReq('host')).toMatchObject({
       config: {
         linux: { security_context: { namespace_options: { network: 'NODE', pid: 'NODE', ipc: 'NODE' } } },

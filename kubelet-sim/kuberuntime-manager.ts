@@ -306,7 +306,9 @@ export class KubeRuntimeManager {
     const logDirectory = this.podLogsDirectory({ namespace: namespace ?? 'default', name: name!, uid: uid! });
     return {
       metadata: { name: name!, namespace: namespace ?? 'default', uid: uid!, attempt },
-      hostname: pod.spec.hostname ?? name!,
+      // Upstream sets no hostname for hostNetwork pods: they have the node's (runc refuses to set
+      // one without a UTS namespace of the pod's own).
+      ...(pod.spec.hostNetwork ? {} : { hostname: pod.spec.hostname ?? name! }),
       ...(logDirectory ? { log_directory: logDirectory } : {}),
       linux: { security_context: { namespace_options: namespacesForPod(pod) } },
       labels: {

@@ -1,0 +1,32 @@
+/**
+ * The container runtimes the e2e suites run against: the cri-shim always, and a real containerd
+ * (lab/containerd.ts) wherever it can start here. Where it cannot (not root, a package missing),
+ * its runs are left out — loudly, once per test file, with the reason — rather than failing every
+ * suite; on the project's machines and in CI it runs.
+ *
+ * Also the bits of a test that differ by runtime: a pod's own loopback (a containerd pod has its
+ * own network namespace; a cri-shim pod shares the host's), and the pull policy of pods made from
+ * the lab's images.
+ */
+import { containerdUnavailable } from '../../lab/containerd.js';
+import type { LabRuntime } from '../../lab/plan.js';
+
+const unavailable = containerdUnavailable();
+if (unavailable) {
+  process.stderr.write(
+    `\n*** SKIPPING the containerd runs of this suite: containerd cannot start here (${unavailable}) ***\n\n`,
+  );
+}
+
+/** `cri-shim`, then `containerd` when it can start here. */
+export const E2E_RUNTIMES: readonly LabRuntime[] = unavailable ? ['cri-shim'] : ['cri-shim', 'containerd'];
+
+/** Whether the host reaches a pod's ports on 127.0.0.1 (the cri-shim's pods share its network). */
+export const sharesHostLoopback = (runtime: LabRuntime): boolean => runtime === 'cri-shim';
+
+/**
+ * The lab's images are on every node already and no registry is reachable: pods made from them
+ * say so, or `busybox` (tag latest, pull policy Always by default) would be pulled — and fail — on
+ * containerd, as on a real node without a registry.
+ */
+export const LOCAL_IMAGE_POLICY = 'IfNotPresent';
