@@ -30,3 +30,12 @@ export const sharesHostLoopback = (runtime: LabRuntime): boolean => runtime === 
  * containerd, as on a real node without a registry.
  */
 export const LOCAL_IMAGE_POLICY = 'IfNotPresent';
+
+/**
+ * `stty size` once the terminal has a size (at most 100 tries, 50 ms apart). containerd starts an
+ * `-it` command before it applies the client's first terminal size (the cri-shim waits for it),
+ * and busybox's `stty size` fails on a 0x0 terminal (printing an error, exiting 0); the size
+ * must still arrive.
+ */
+export const STTY_SIZE_SOON =
+  'for i in $(seq 1 100); do s=$(stty size 2>/dev/null); case "$s" in [1-9]*) echo "$s"; break;; esac; sleep 0.05; done';
