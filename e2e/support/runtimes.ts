@@ -8,7 +8,9 @@
  * own network namespace; a cri-shim pod shares the host's), and the pull policy of pods made from
  * the lab's images.
  */
+import path from 'node:path';
 import { containerdUnavailable } from '../../lab/containerd.js';
+import { startLab, type Lab } from '../../lab/lab.js';
 import type { LabRuntime } from '../../lab/plan.js';
 
 const unavailable = containerdUnavailable();
@@ -39,3 +41,19 @@ export const LOCAL_IMAGE_POLICY = 'IfNotPresent';
  */
 export const STTY_SIZE_SOON =
   'for i in $(seq 1 100); do s=$(stty size 2>/dev/null); case "$s" in [1-9]*) echo "$s"; break;; esac; sleep 0.05; done';
+
+/**
+ * Inside a `describe` of one runtime: that runtime's lab — the file's own cri-shim lab (`shared`),
+ * or a lab on `runtime` started in `dir()` for this describe and stopped after it.
+ */
+export function labOn(runtime: LabRuntime, shared: () => Lab, dir: () => string): () => Lab {
+  let own: Lab | undefined;
+  beforeAll(async () => {
+    if (runtime === 'cri-shim') return;
+    own = await startLab({ dir: path.join(dir(), `lab-${runtime}`), port: 0, runtime, log: () => {} });
+  }, 120_000);
+  afterAll(async () => {
+    await own?.stop();
+  }, 60_000);
+  return () => own ?? shared();
+}
