@@ -5,7 +5,7 @@
  *
  *   node dist/kubelet-sim/main.js --apiserver http://127.0.0.1:6443 --token-file node.token \
  *     [--apiserver-token-key-file kubelet-token.pub] --node-name node-1 --address 127.0.0.1 --port 0 \
- *     --container-runtime-endpoint unix:///tmp/lab/cri.sock \
+ *     --container-runtime-endpoint unix:///tmp/lab/cri.sock [--pod-logs-dir /var/log/pods] \
  *     [--tls-cert-file kubelet.crt --tls-private-key-file kubelet.key [--client-ca-file ca.crt]]
  *
  * Prints `READY {"service":"kubelet-sim","url":…,"node":…}` on stdout once it listens and its Node
@@ -33,6 +33,8 @@ interface Flags {
   address: string;
   port: number;
   containerRuntimeEndpoint: string;
+  imageServiceEndpoint?: string;
+  podLogsDir: string;
   nodeStatusUpdateFrequency: number;
   fault?: KubeletFault;
   tlsCertFile?: string;
@@ -66,6 +68,15 @@ export function buildCommand(): Command {
     .requiredOption(
       '--container-runtime-endpoint <endpoint>',
       'CRI endpoint: unix:///path/to/cri.sock or tcp://host:port',
+    )
+    .option(
+      '--image-service-endpoint <endpoint>',
+      'CRI ImageService endpoint (default: the --container-runtime-endpoint)',
+    )
+    .option(
+      '--pod-logs-dir <dir>',
+      "where the pods' log directories (<ns>_<pod>_<uid>) are made: the sandboxes' log_directory",
+      '/var/log/pods',
     )
     .option(
       '--node-status-update-frequency <duration>',
@@ -119,6 +130,8 @@ export async function main(argv: string[]): Promise<void> {
     address: flags.address,
     port: flags.port,
     runtime: flags.containerRuntimeEndpoint,
+    images: flags.imageServiceEndpoint,
+    podLogsDir: flags.podLogsDir,
     nodeStatusUpdateMs: flags.nodeStatusUpdateFrequency,
     fault: flags.fault,
     tls,

@@ -47,8 +47,10 @@ export interface KubeletArgs {
   /** Bind address, also registered as the Node's InternalIP. */
   address: string;
   port: number;
-  /** The cri-shim's CRI endpoint. */
+  /** The runtime's CRI endpoint (the cri-shim's or containerd's). */
   criEndpoint: string;
+  /** `--pod-logs-dir`: the pods' log directories; the kubelet-sim's default when unset. */
+  podLogsDir?: string;
   /** `--fault` (kubelet-sim/fault-injection.ts); undefined or `none` leaves it off. */
   fault?: string;
   /** Serving and client certificate flags (pki.ts kubeletTlsArgs); none for http. */
@@ -70,6 +72,7 @@ export function kubeletArgv(a: KubeletArgs): string[] {
     String(a.port),
     '--container-runtime-endpoint',
     a.criEndpoint,
+    ...(a.podLogsDir ? ['--pod-logs-dir', a.podLogsDir] : []),
     ...(a.fault !== undefined && a.fault !== 'none' ? ['--fault', a.fault] : []),
     ...(a.tls ?? []),
   ];

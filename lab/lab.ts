@@ -18,6 +18,11 @@
  * apiserver restart (and a lab restart on the same DIR). It is stopped last. Over https with
  * client certificates from an etcd CA of its own (pki.ts ensureEtcdPki), unless insecureHttp.
  *
+ * `runtime: 'containerd'` (`npm start -- --runtime containerd`): each node's runtime is a real
+ * containerd started by the lab (containerd.ts: own config and directory under `DIR/containerd`,
+ * CNI bridge, the lab's images built as OCI images and imported) instead of a cri-shim; the
+ * kubelet-sim drives it over the same CRI. `stop()` removes its pods and its network.
+ *
  * `startLab` reads as its steps; what is decided before anything starts is in plan.ts, the
  * services' command lines in argv.ts (shared with node-main.ts), and the group of running
  * services (start, watch, guard a step, stop in order) in service-group.ts.
@@ -28,6 +33,7 @@ import { loadClientConfig } from '../kexec/client.js';
 import { errorMessage, type Logger } from '../shared/logging.js';
 import { acquireLabLock } from './lab-lock.js';
 import { apiserverArgv, criShimArgv, kubeletArgv } from './argv.js';
+import { startContainerd } from './containerd.js';
 import {
   KUBECONFIG_FILE,
   writeCredentials,
@@ -40,26 +46,34 @@ import {
   apiserverKubeletTlsArgs,
   criShimStreamingTlsArgs,
   ensureEtcdPki,
+  runtimeStreamingCert,
   ensureLabPki,
   kubeletTlsArgs,
   trustEnv,
   type LabPki,
 } from './pki.js';
-import { planLab, type LabOptions, type LabPlan } from './plan.js';
+import { planLab, type LabOptions, type LabPlan, type LabRuntime, type NodePlan } from './plan.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { ServiceGroup, type ServiceFailure } from './service-group.js';
 import { defaultLog } from './supervisor.js';
+import type { ReadyInfo } from '../shared/ready-line.js';
+import { fromPackageRoot } from '../shared/package-root.js';
 
 export type { LabOptions } from './plan.js';
 export type { ServiceFailure } from './service-group.js';
 
-/** One kubelet-sim + cri-shim pair. */
+/** One kubelet-sim + runtime pair. */
 export interface LabNode {
   name: string;
   kubeletUrl: string;
-  /** The cri-shim's CRI endpoint (`unix://…` or `tcp://…`). */
+  /** `cri-shim` or `containerd`. */
+  runtime: LabRuntime;
+  /** The runtime's CRI endpoint (`unix://…` or `tcp://…`). */
   criEndpoint: string;
-  /** The cri-shim's `--root`: `containers/<id>` and `sandboxes/<id>` live there. */
+  /**
+   * The cri-shim's `--root` (`containers/<id>` and `sandboxes/<id>` live there), or containerd's
+   * directory.
+   */
   criRoot: string;
   /** Keys of `Lab.pids` for this node's services. */
   services: { criShim: string; kubelet: string };
@@ -202,7 +216,7 @@ async function startLabEtcd(
   };
 }
 
-/** Every node's cri-shim and the apiserver, started together; resolves once all are READY. */
+/** Every node's runtime (cri-shim or containerd) and the apiserver, started together; resolves once all are READY. */
 async function startRuntimesAndApiServer(
   group: ServiceGroup,
   plan: LabPlan,
@@ -215,20 +229,26 @@ async function startRuntimesAndApiServer(
   // Each cri-shim's streaming server serves https with a certificate from the lab CA (pki.ts),
   // which its kubelet-sim trusts through NODE_EXTRA_CA_CERTS; plain http with insecureHttp.
   const streamingTls = await group.guard(
-    Promise.all(plan.nodes.map((n) => (pki ? criShimStreamingTlsArgs(plan.dir, n.name) : []))),
-  );
-  const criShims = plan.nodes.map((n, i) =>
-    group.start(
-      n.criShim,
-      'cri-shim',
-      criShimArgv({
-        listen: n.criListen,
-        root: n.criRoot,
-        isolation: opts.isolation ?? 'auto',
-        spdyOnly: opts.spdyOnlyRuntime,
-        streamingTls: streamingTls[i]!,
-      }),
+    Promise.all(
+      plan.nodes.map((n) =>
+        pki && n.runtime === 'cri-shim' ? criShimStreamingTlsArgs(plan.dir, n.name) : [],
+      ),
     ),
+  );
+  const runtimesReady = plan.nodes.map((n, i) =>
+    n.runtime === 'containerd'
+      ? startLabContainerd(group, plan, n, pki, opts)
+      : group.start(
+          n.criShim,
+          'cri-shim',
+          criShimArgv({
+            listen: n.criListen,
+            root: n.criRoot,
+            isolation: opts.isolation ?? 'auto',
+            spdyOnly: opts.spdyOnlyRuntime,
+            streamingTls: streamingTls[i]!,
+          }),
+        ).ready,
   );
   const apiserver = group.start(
     'apiserver',
@@ -249,13 +269,38 @@ async function startRuntimesAndApiServer(
       },
     }),
   );
-  const [apiReady, ...criReadies] = await group.guard(
-    Promise.all([apiserver.ready, ...criShims.map((c) => c.ready)]),
-  );
+  const [apiReady, ...criReadies] = await group.guard(Promise.all([apiserver.ready, ...runtimesReady]));
   const apiserverUrl = String(apiReady.url);
   const criEndpoints = criReadies.map((r) => String(r.endpoint));
-  say(`apiserver ready at ${apiserverUrl}; cri-shim ready at ${criEndpoints.join(', ')}`);
+  say(`apiserver ready at ${apiserverUrl}; ${plan.nodes[0]!.runtime} ready at ${criEndpoints.join(', ')}`);
   return { apiserverUrl, criEndpoints };
+}
+
+/**
+ * A node's containerd (containerd.ts) in `criRoot`, its streaming server on https from the lab CA
+ * (unless insecureHttp), the lab's image templates imported; a Service of the group once ready.
+ */
+async function startLabContainerd(
+  group: ServiceGroup,
+  plan: LabPlan,
+  n: NodePlan,
+  pki: LabPki | undefined,
+  opts: LabOptions,
+): Promise<ReadyInfo> {
+  const streamingTls = pki ? await runtimeStreamingCert(plan.dir, n.name) : undefined;
+  const proc = await group.starting(
+    startContainerd({
+      dir: n.criRoot,
+      name: n.criShim,
+      imagesDir: fromPackageRoot('cri-shim', 'images'),
+      log: opts.log ?? defaultLog,
+      readyTimeoutMs: opts.readyTimeoutMs,
+      streamingTls,
+      signal: group.signal,
+    }),
+  );
+  group.adopt(proc);
+  return { service: n.criShim, endpoint: proc.endpoint };
 }
 
 /** Every node's kubelet-sim, each on its cri-shim; resolves once each has registered its Node. */
@@ -286,6 +331,7 @@ async function startKubelets(
         address: '127.0.0.1',
         port: 0,
         criEndpoint: criEndpoints[i]!,
+        podLogsDir: plan.podLogsDir,
         fault: plan.kubeletFault,
         tls: kubeletTls[i]!,
       }),
@@ -296,6 +342,7 @@ async function startKubelets(
   const nodes: LabNode[] = plan.nodes.map((n, i) => ({
     name: n.name,
     kubeletUrl: String(kubeletReadies[i]!.url),
+    runtime: n.runtime,
     criEndpoint: criEndpoints[i]!,
     criRoot: n.criRoot,
     services: { criShim: n.criShim, kubelet: n.kubelet },

@@ -3,6 +3,7 @@
  * service and exit 0; a service dying on its own stops the rest and exits 1.
  *
  *   node dist/lab/main.js [--dir .lab] [--port 6443] [--nodes 1] [--max-connection-bytes-per-sec N] [--insecure-http] [--etcd]
+ *     [--runtime cri-shim|containerd]
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
@@ -13,6 +14,7 @@ import {
   type KubeletFault,
 } from '../kubelet-sim/fault-injection.js';
 import { startLab, tryCommands } from './lab.js';
+import { LAB_RUNTIMES, type LabRuntime } from './plan.js';
 import { describeExit } from './supervisor.js';
 import { errorMessage } from '../shared/logging.js';
 import { portArgument } from '../shared/cli-flags.js';
@@ -65,6 +67,14 @@ const program = new Command('kexec-lab')
     false,
   )
   .addOption(
+    new Option(
+      '--runtime <runtime>',
+      "each node's container runtime: the cri-shim, or a real containerd (Debian's containerd, runc and CNI plugins; needs root)",
+    )
+      .choices(LAB_RUNTIMES)
+      .default('cri-shim'),
+  )
+  .addOption(
     new Option('--isolation <mode>', 'cri-shim process isolation')
       .choices(['auto', 'bwrap', 'none'])
       .default('auto'),
@@ -107,6 +117,7 @@ async function main(): Promise<number> {
     insecureHttp: boolean;
     etcd: boolean;
     isolation: 'auto' | 'bwrap' | 'none';
+    runtime: LabRuntime;
     spdyOnlyRuntime: boolean;
     streamTranslation: boolean;
     kubeletFault?: KubeletFault;
@@ -135,6 +146,7 @@ async function main(): Promise<number> {
       insecureHttp: o.insecureHttp,
       etcd: o.etcd,
       isolation: o.isolation,
+      runtime: o.runtime,
       spdyOnlyRuntime: o.spdyOnlyRuntime,
       streamTranslation: o.streamTranslation,
       kubeletFault: o.kubeletFault && formatKubeletFault(o.kubeletFault),

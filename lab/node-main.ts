@@ -123,6 +123,7 @@ async function main(): Promise<number> {
         address,
         port: o.kubeletPort,
         criEndpoint: String(criReady.endpoint),
+        podLogsDir: path.join(state, 'pod-logs'),
         fault: o.kubeletFault,
         tls,
       }),
