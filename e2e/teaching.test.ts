@@ -6,8 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { APISERVER_USER, KUBELET_AUDIENCE, mintToken, readSigningKey } from '../shared/auth/tokens.js';
-import { SIGNING_KEY_FILE } from '../lab/credentials.js';
+import { KUBELET_CLIENT_CERT } from '../lab/pki.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { request } from './support/https.js';
 import { eventually } from './support/processes.js';
@@ -28,7 +27,7 @@ async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Pro
 let dir = '';
 let lab: Lab;
 let ca = '';
-let kubeletToken = '';
+let kubeletClient: { cert: Buffer; key: Buffer };
 let streamingUrl = '';
 const logs: string[] = [];
 const records: { service: string; auditID?: unknown; msg: string }[] = [];
@@ -38,8 +37,11 @@ beforeAll(async () => {
   lab = await startLab({ dir: path.join(dir, 'lab'), port: 0, log: (l) => logs.push(l) });
   lab.logs.onRecord((service, r) => records.push({ service, auditID: r.auditID, msg: r.msg }));
   ca = fs.readFileSync(lab.caFile!, 'utf8');
-  const key = readSigningKey(path.join(lab.dir, SIGNING_KEY_FILE));
-  kubeletToken = mintToken(key, { name: APISERVER_USER, groups: [] }, { audience: KUBELET_AUDIENCE });
+  // The kubelet trusts the apiserver's client certificate, as kubeadm's apiserver-kubelet-client.
+  kubeletClient = {
+    cert: fs.readFileSync(path.join(lab.dir, 'pki', `${KUBELET_CLIENT_CERT}.crt`)),
+    key: fs.readFileSync(path.join(lab.dir, 'pki', `${KUBELET_CLIENT_CERT}.key`)),
+  };
   const ready = logs.find((l) => l.startsWith('[cri-shim] READY '))!;
   streamingUrl = (JSON.parse(ready.slice('[cri-shim] READY '.length)) as { streamingUrl: string })
     .streamingUrl;
@@ -122,15 +124,19 @@ function metric(text: string, name: string, labels: Record<string, string> = {})
 }
 
 async function scrape(): Promise<{ apiserver: string; kubelet: string; runtime: string }> {
-  const get = async (url: string, token?: string): Promise<string> => {
-    const r = await request(url, { ca, headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  const get = async (
+    url: string,
+    auth: { token?: string; cert?: Buffer; key?: Buffer } = {},
+  ): Promise<string> => {
+    const headers: Record<string, string> = auth.token ? { Authorization: `Bearer ${auth.token}` } : {};
+    const r = await request(url, { ca, headers, cert: auth.cert, key: auth.key });
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     return r.text;
   };
   return {
-    apiserver: await get(`${lab.apiserverUrl}/metrics`, lab.adminToken),
-    kubelet: await get(`${lab.kubeletUrl}/metrics`, kubeletToken),
+    apiserver: await get(`${lab.apiserverUrl}/metrics`, { token: lab.adminToken }),
+    kubelet: await get(`${lab.kubeletUrl}/metrics`, kubeletClient),
     runtime: await get(`${streamingUrl}/metrics`),
   };
 }
