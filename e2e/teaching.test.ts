@@ -9,7 +9,7 @@ import path from 'node:path';
 import { KUBELET_CLIENT_CERT } from '../lab/pki.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { request } from './support/https.js';
-import { eventually } from './support/processes.js';
+import { eventually, runKexec } from './support/processes.js';
 import { rawExec } from './support/raw-exec.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 
@@ -246,5 +246,80 @@ describe('Events', () => {
 
     expect((await kubectl.run(['delete', 'pod', 'lifecycle', '--wait=false'])).code).toBe(0);
     await poll(async () => ((await reasons()).includes('Killing') ? true : undefined), 30_000);
+  });
+});
+
+describe('kexec -v', () => {
+  it.each([
+    ['websocket', 'v5.channel.k8s.io'],
+    ['spdy', 'v4.channel.k8s.io'],
+  ])(
+    '-v=8 over %s prints each request with its Audit-Id, the 101 headers and the subprotocol',
+    async (protocol, chosen) => {
+      const r = await runKexec([
+        '-v=8',
+        '--kubeconfig',
+        lab.kubeconfigPath,
+        '--protocol',
+        protocol,
+        'demo',
+        '--',
+        'true',
+      ]);
+      expect(r.code).toBe(0);
+      const err = r.stderr.toString();
+      expect(err).toMatch(
+        /round_trippers\.go\] GET https:\/\/127\.0\.0\.1:\d+\/api\/v1\/namespaces\/default\/pods\/demo 200 OK in \d+ milliseconds Audit-Id: [0-9a-f-]{36}$/m,
+      );
+      expect(err).toMatch(
+        /\/pods\/demo\/exec\?[^ ]* 101 Switching Protocols in \d+ milliseconds Audit-Id: [0-9a-f-]{36}$/m,
+      );
+      expect(err).toContain(`negotiated subprotocol: "${chosen}"`);
+      expect(err).not.toContain(lab.adminToken);
+    },
+  );
+
+  it('--pod-running-timeout bounds the wait for a Pending pod; --request-timeout must parse', async () => {
+    const pending = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'nowhere' },
+      spec: { nodeName: 'no-such-node', containers: [{ name: 'c', image: 'busybox' }] },
+    };
+    const created = await request(`${lab.apiserverUrl}/api/v1/namespaces/default/pods`, {
+      method: 'POST',
+      ca,
+      headers: { Authorization: `Bearer ${lab.adminToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(pending),
+    });
+    expect(created.status).toBe(201);
+    const started = Date.now();
+    const r = await runKexec([
+      '--kubeconfig',
+      lab.kubeconfigPath,
+      '--pod-running-timeout=1s',
+      'nowhere',
+      '--',
+      'true',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.toString()).toMatch(/timed out waiting for the condition/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    const bad = await runKexec([
+      '--kubeconfig',
+      lab.kubeconfigPath,
+      '--request-timeout=soon',
+      'demo',
+      '--',
+      'true',
+    ]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.toString()).toMatch(/invalid argument "soon" for "--request-timeout"/);
+  });
+
+  it('without -v prints nothing of the kind', async () => {
+    const r = await runKexec(['--kubeconfig', lab.kubeconfigPath, 'demo', '--', 'true']);
+    expect(r.code).toBe(0);
+    expect(r.stderr.toString()).toBe('');
   });
 });

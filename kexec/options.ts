@@ -18,12 +18,20 @@ import { Command, CommanderError } from 'commander';
 import { UsageError } from './errors.js';
 import { parseAddresses, parsePorts, type ForwardedPort, type ListenAddress } from './forwarded-ports.js';
 import { STREAM_PROTOCOLS, type StreamProtocol } from './remotecommand-executor.js';
+import { parseTimeout } from './verbose.js';
+import { verbosityArgument } from '../shared/cli-flags.js';
 
 /** Flags every subcommand that talks to the apiserver accepts (kubectl's global flags). */
 export interface ConnectionFlags {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
+  /** `-v`: 6 requests, codes and timings (and Audit-Ids); 7 request headers; 8 response headers. */
+  verbosity?: number;
+  /** `--request-timeout` in ms (0: none). */
+  requestTimeoutMs?: number;
+  /** `--pod-running-timeout` in ms: how long exec and attach wait for a Pending pod (default 1m). */
+  podRunningTimeoutMs?: number;
 }
 
 export interface ExecOptions extends ConnectionFlags {
@@ -71,7 +79,10 @@ function addConnectionFlags(cmd: Command): Command {
   return cmd
     .option('--kubeconfig <file>', 'path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)')
     .option('--context <name>', 'the kubeconfig context to use')
-    .option('-n, --namespace <namespace>', 'namespace of the pod (default: the context namespace)');
+    .option('-n, --namespace <namespace>', 'namespace of the pod (default: the context namespace)')
+    .option('-v, --v <level>', 'log level: 6 requests and timings, 8 headers and the negotiated subprotocol')
+    .option('--request-timeout <duration>', 'how long to wait for one API request (0: no limit; default 30s)')
+    .option('--pod-running-timeout <duration>', 'how long to wait for the pod to be running (default 1m)');
 }
 
 const CONTAINER_HELP = 'container name (default: the pod’s default container)';
@@ -104,9 +115,34 @@ export function protocolFlag(value: unknown, commandPath: string): StreamProtoco
   );
 }
 
-function connectionFlags(flags: ConnectionFlags, commandPath: string): ConnectionFlags {
+function connectionFlags(flags: ConnectionFlags & RawVerboseFlags, commandPath: string): ConnectionFlags {
   if (flags.namespace === '') throw new UsageError('--namespace must not be empty', commandPath);
-  return { kubeconfig: flags.kubeconfig, context: flags.context, namespace: flags.namespace };
+  const number = (name: string, value: string | undefined, parse: (v: string) => number) => {
+    if (value === undefined) return undefined;
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new UsageError(
+        `invalid argument ${JSON.stringify(value)} for "${name}": ${(err as Error).message}`,
+        commandPath,
+      );
+    }
+  };
+  return {
+    kubeconfig: flags.kubeconfig,
+    context: flags.context,
+    namespace: flags.namespace,
+    verbosity: number('-v', flags.v, verbosityArgument),
+    requestTimeoutMs: number('--request-timeout', flags.requestTimeout, parseTimeout),
+    podRunningTimeoutMs: number('--pod-running-timeout', flags.podRunningTimeout, parseTimeout),
+  };
+}
+
+/** The verbose flags as commander hands them over (strings), before connectionFlags checks them. */
+interface RawVerboseFlags {
+  v?: string;
+  requestTimeout?: string;
+  podRunningTimeout?: string;
 }
 
 /** The pod name from `POD`, `pod/POD` or `pods/POD` (kubectl accepts TYPE/NAME). */
