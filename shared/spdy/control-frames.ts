@@ -2,8 +2,8 @@
  * The control-frame budget of one SPDY connection: how many control frames it has queued (PING
  * echoes, RST_STREAM answers, SYN_REPLYs …) that its socket has not taken yet.
  *
- * Mirrors Go x/net/http2's `queuedControlFrames` / `maxQueuedControlFrames` (server.go, the fix
- * for CVE-2019-9512 "ping flood" and CVE-2019-9515 "settings flood"); moby/spdystream has no
+ * Mirrors golang.org/x/net `http2/server.go` (`queuedControlFrames`, `maxQueuedControlFrames`: the
+ * fix for CVE-2019-9512 "ping flood" and CVE-2019-9515 "settings flood"); moby/spdystream has no
  * bound at all (kexec-lab issue 11: 69 MiB of PINGs took a cri-shim to 1.5 GiB).
  *
  * Differences: Go counts every control frame not yet written and closes the connection past
