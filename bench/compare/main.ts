@@ -20,6 +20,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../../shared/package-root.js';
 import {
@@ -57,6 +58,7 @@ import {
   repeat,
   rssOf,
   sleep,
+  withCpu,
 } from './stats.js';
 
 const MiB = 1024 * 1024;
@@ -72,6 +74,7 @@ const { values } = parseArgs({
     'execs-seconds': { type: 'string' },
     sessions: { type: 'string' },
     only: { type: 'string' },
+    labs: { type: 'string' },
     out: { type: 'string' },
     'cpu-prof': { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -80,7 +83,8 @@ const { values } = parseArgs({
 if (values.help) {
   console.log(
     'usage: npm run bench [-- --quick] [--mib N] [--repeats N] [--rtt-count N] [--execs-seconds N]\n' +
-      `       [--sessions N] [--only ${SECTIONS.join(',')}] [--out FILE.md] [--cpu-prof DIR]`,
+      `       [--sessions N] [--only ${SECTIONS.join(',')}] [--labs tls-translated,tls-spliced,plain-translated,plain-spliced]\n` +
+      '       [--out FILE.md] [--cpu-prof DIR]',
   );
   process.exit(0);
 }
@@ -195,7 +199,12 @@ async function peers(cert: Cert): Promise<void> {
               target = new URL(`${secure ? 'https' : 'http'}://127.0.0.1:${peer.port}/`);
             }
             const port = Number(target.port);
-            const down = await repeat(cfg.repeats, () => measurePeer(port, secure, 'down', bytes));
+            const pids = started.map((x) => x.pid);
+            const measured = await repeat(cfg.repeats, () =>
+              withCpu(pids, () => measurePeer(port, secure, 'down', bytes)),
+            );
+            const down = measured.map((m) => m.value);
+            const hopCpu = measured.map((m) => m.cpuMs.reduce((a, b) => a + b, 0) / cfg.mib);
             const up = await repeat(cfg.repeats, () => measurePeer(port, secure, 'up', bytes));
             const to101 = await repeat(Math.max(5, cfg.repeats * 5), () =>
               measurePeer(port, secure, 'down', 1),
@@ -206,6 +215,7 @@ async function peers(cert: Cert): Promise<void> {
               down: median(down.map((r) => r.mibPerSec)),
               up: median(up.map((r) => r.mibPerSec)),
               to101Ms: median(to101.map((r) => r.to101Ms)),
+              cpuMsPerMiB: pids.length ? median(hopCpu) : undefined,
             });
           } finally {
             for (const s of started) await s.stop();
@@ -240,10 +250,20 @@ function kexecPaths(l: ChainLab): { name: string; protocol: KexecProtocol }[] {
   return l.translation ? [{ name: 'kexec SPDY spliced', protocol: 'spdy' }, ws] : [ws];
 }
 
+const labName = (spec: LabSpec): string =>
+  `${spec.secure ? 'tls' : 'plain'}-${spec.translation ? 'translated' : 'spliced'}`;
+
 async function withLab(spec: LabSpec, fn: (l: ChainLab) => Promise<void>): Promise<void> {
-  const name = `${spec.secure ? 'tls' : 'plain'}-${spec.translation ? 'translated' : 'spliced'}`;
+  const name = labName(spec);
   const saved = process.env.NODE_OPTIONS;
-  if (profDir) process.env.NODE_OPTIONS = `${saved ?? ''} --cpu-prof --cpu-prof-dir=${profDir}`.trim();
+  if (profDir) {
+    // --cpu-prof is not allowed in NODE_OPTIONS: a preload module runs the same profiler.
+    const preload = pathToFileURL(
+      path.join(path.dirname(fileURLToPath(import.meta.url)), 'cpu-prof-preload.js'),
+    );
+    process.env.NODE_OPTIONS = `${saved ?? ''} --import=${preload.href}`.trim();
+    process.env.KEXEC_BENCH_CPU_PROF_DIR = profDir;
+  }
   let l: ChainLab;
   try {
     l = await startChainLab(path.join(tmp, `lab-${name}`), spec);
@@ -264,9 +284,17 @@ async function chainLab(spec: LabSpec, pfSource: Peer | undefined): Promise<void
     if (only.has('chain')) {
       for (const p of kexecPaths(l)) {
         await step(`chain ${p.name} ${tls ? 'TLS' : 'plain'}`, async () => {
-          const stdout = await repeat(cfg.repeats, () => kexecStdout(l, p.protocol, bytes));
+          const pids = [l.lab.pids.apiserver!, l.lab.pids['kubelet-sim']!, l.lab.pids['cri-shim']!];
+          const out = await repeat(cfg.repeats, () => withCpu(pids, () => kexecStdout(l, p.protocol, bytes)));
           const stdin = await repeat(cfg.repeats, () => kexecStdin(l, p.protocol, bytes));
-          results.chain.push({ path: p.name, tls, stdout: median(stdout), stdin: median(stdin) });
+          const hop = (i: number): number => median(out.map((o) => o.cpuMs[i]! / cfg.mib));
+          results.chain.push({
+            path: p.name,
+            tls,
+            stdout: median(out.map((o) => o.value)),
+            stdin: median(stdin),
+            cpuMsPerMiB: { apiserver: hop(0), kubelet: hop(1), criShim: hop(2) },
+          });
         });
       }
       if (tls) {
@@ -436,6 +464,7 @@ async function main(): Promise<void> {
     try {
       for (const spec of LABS) {
         if (!(spec.secure && spec.translation) && !only.has('chain') && !only.has('latency')) continue;
+        if (values.labs && !values.labs.split(',').includes(labName(spec))) continue;
         await step(
           `lab ${spec.secure ? 'TLS' : 'plain'}, translation ${spec.translation ? 'on' : 'off'}`,
           () => chainLab(spec, pfSource),

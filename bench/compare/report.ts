@@ -22,8 +22,14 @@ export interface Results {
   };
   machine: Record<string, string | number>;
   load: { min: number; mean: number; max: number };
-  peers: { path: string; tls: boolean; down: number; up: number; to101Ms: number }[];
-  chain: { path: string; tls: boolean; stdout: number; stdin: number }[];
+  peers: { path: string; tls: boolean; down: number; up: number; to101Ms: number; cpuMsPerMiB?: number }[];
+  chain: {
+    path: string;
+    tls: boolean;
+    stdout: number;
+    stdin: number;
+    cpuMsPerMiB?: { apiserver: number; kubelet: number; criShim: number };
+  }[];
   portForward: { path: string; tls: boolean; mibPerSec: number }[];
   latency: {
     path: string;
@@ -216,7 +222,16 @@ export async function writeReport(r: Results, out: string): Promise<void> {
   s.push('');
   s.push(
     table(
-      ['path', 'hops', 'down MiB/s', 'up MiB/s', '× direct', '× two splices', 'time to 101 ms'],
+      [
+        'path',
+        'hops',
+        'down MiB/s',
+        'up MiB/s',
+        '× direct',
+        '× two splices',
+        'time to 101 ms',
+        'CPU ms/MiB (hops)',
+      ],
       r.peers.map((p) => [
         p.path,
         mode(p.tls),
@@ -225,6 +240,7 @@ export async function writeReport(r: Results, out: string): Promise<void> {
         rel(p.down, direct(p.tls)),
         rel(p.down, twoSplice(p.tls)),
         f2(p.to101Ms),
+        f2(p.cpuMsPerMiB),
       ]),
     ),
   );
@@ -237,12 +253,16 @@ export async function writeReport(r: Results, out: string): Promise<void> {
   s.push(
     'stdout: `head -c N /dev/zero` in pod `demo`; stdin: N bytes into `wc -c` (which must count them all). kexec ' +
       "paths use kexec's own stream clients in the bench process (warm); kubectl paths run kubectl v1.35 as a process, " +
-      'start-up included. The anchors are the peers above on the same hops (plain or TLS).',
+      'start-up included. The anchors are the peers above on the same hops (plain or TLS). CPU ms/MiB is what each ' +
+      'service process spent per MiB of stdout (user + system, /proc): on a shared machine it is steadier than MiB/s.',
   );
   s.push('');
   s.push(
     table(
-      ['path', 'hops', 'stdout MiB/s', 'stdin MiB/s', 'stdout × two splices', 'stdout × direct'],
+      [
+        ...['path', 'hops', 'stdout MiB/s', 'stdin MiB/s', 'stdout × two splices', 'stdout × direct'],
+        'CPU ms/MiB apiserver / kubelet / cri-shim',
+      ],
       r.chain.map((c) => [
         c.path,
         mode(c.tls),
@@ -250,6 +270,9 @@ export async function writeReport(r: Results, out: string): Promise<void> {
         f1(c.stdin),
         rel(c.stdout, twoSplice(c.tls)),
         rel(c.stdout, direct(c.tls)),
+        c.cpuMsPerMiB
+          ? `${f2(c.cpuMsPerMiB.apiserver)} / ${f2(c.cpuMsPerMiB.kubelet)} / ${f2(c.cpuMsPerMiB.criShim)}`
+          : '–',
       ]),
     ),
   );

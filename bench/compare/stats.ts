@@ -40,8 +40,8 @@ export function rssOf(pid: number): number {
   }
 }
 
-/** How many processes descend from `pid` (a scan of /proc). */
-export function descendantCount(pid: number): number {
+/** Every process's parent (a scan of /proc). */
+function parents(): Map<number, number> {
   const parent = new Map<number, number>();
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -53,16 +53,27 @@ export function descendantCount(pid: number): number {
       // gone meanwhile
     }
   }
-  let n = 0;
+  return parent;
+}
+
+/** The processes that descend from `pid`. */
+function descendants(pid: number): number[] {
+  const parent = parents();
+  const out: number[] = [];
   for (const [p] of parent) {
     for (let q = parent.get(p); q !== undefined && q > 1; q = parent.get(q)) {
       if (q === pid) {
-        n++;
+        out.push(p);
         break;
       }
     }
   }
-  return n;
+  return out;
+}
+
+/** How many processes descend from `pid`. */
+export function descendantCount(pid: number): number {
+  return descendants(pid).length;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -75,4 +86,32 @@ export async function pollUntil(check: () => boolean, ms: number): Promise<boole
     await sleep(100);
   }
   return check();
+}
+
+/** CPU time (user + system) a process has used so far, in ms, or NaN when it is gone. */
+export function cpuMsOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 (utime, stime) of proc(5), counted from the state field (3).
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** sysconf(_SC_CLK_TCK): 100 on every Linux Node supports. */
+const CLOCK_TICKS = 100;
+
+/** Runs `fn` and returns its result with the CPU ms each of `pids` used meanwhile. */
+export async function withCpu<T>(
+  pids: number[],
+  fn: () => Promise<T>,
+): Promise<{ value: T; cpuMs: number[] }> {
+  // A peer's workers are its children (nginx); a lab service's children are the execs, not counted.
+  const trees = pids.map((p) => [p, ...descendants(p)]);
+  const sum = (tree: number[]): number => tree.reduce((a, p) => a + (cpuMsOf(p) || 0), 0);
+  const before = trees.map(sum);
+  const value = await fn();
+  return { value, cpuMs: trees.map((t, i) => sum(t) - before[i]!) };
 }
