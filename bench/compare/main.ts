@@ -16,7 +16,7 @@
  * under `node --cpu-prof` (profiles in DIR when they exit). Only loopback is used; every wait is
  * bounded.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,13 +77,14 @@ const { values } = parseArgs({
     labs: { type: 'string' },
     out: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'from-json': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   console.log(
     'usage: npm run bench [-- --quick] [--mib N] [--repeats N] [--rtt-count N] [--execs-seconds N]\n' +
-      `       [--sessions N] [--only ${SECTIONS.join(',')}] [--labs tls-translated,tls-spliced,plain-translated,plain-spliced]\n` +
+      `       [--sessions N] [--from-json RESULTS.json] [--only ${SECTIONS.join(',')}] [--labs tls-translated,tls-spliced,plain-translated,plain-spliced]\n` +
       '       [--out FILE.md] [--cpu-prof DIR]',
   );
   process.exit(0);
@@ -126,14 +127,9 @@ const results: Results = {
 };
 
 function version(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-      .split('\n')[0]!
-      .trim();
-  } catch (err) {
-    const e = err as { stderr?: string };
-    return (e.stderr ?? '').split('\n')[0]!.trim() || 'unknown';
-  }
+  // nginx -v prints to stderr.
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.trim() || 'unknown';
 }
 
 function machine(): Results['machine'] {
@@ -454,6 +450,14 @@ async function throttle(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (values['from-json']) {
+    // Only the report again (after editing findings.md), from a run's saved results.
+    const saved = JSON.parse(fs.readFileSync(values['from-json'], 'utf8')) as Results;
+    saved.machine.nginx = results.machine.nginx;
+    await writeReport(saved, out);
+    say(`wrote ${path.relative(process.cwd(), out)}`);
+    return;
+  }
   const load = new LoadSampler();
   say(`sizes: ${cfg.mib} MiB × ${cfg.repeats}; temp dir ${tmp}`);
   const cert = makeCert(tmp);

@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { UpgradeAwareHandler } from '../../shared/proxy/upgrade-aware-handler.js';
+import { pour } from './stats.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -41,7 +42,6 @@ const role = positionals[0];
 const serverTls = values.tls
   ? { cert: fs.readFileSync(values.cert!), key: fs.readFileSync(values.key!) }
   : undefined;
-const CHUNK = Buffer.alloc(64 * 1024, 'x');
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /** A WebSocket 101 (haproxy checks Sec-WebSocket-Accept); what follows is raw bytes, not frames. */
@@ -56,23 +56,6 @@ function listen(server: net.Server, line: string): void {
   server.listen(0, '127.0.0.1', () => {
     console.log(`${line} ${(server.address() as net.AddressInfo).port}`);
   });
-}
-
-/** Writes `total` bytes with backpressure, then ends. */
-function pour(socket: Duplex, total: number): void {
-  let left = total;
-  const more = (): void => {
-    while (left > 0) {
-      const n = Math.min(left, CHUNK.length);
-      left -= n;
-      if (!socket.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) {
-        socket.once('drain', more);
-        return;
-      }
-    }
-    socket.end();
-  };
-  more();
 }
 
 /** Reads `total` bytes (or until the end), then answers `k` and ends. */
@@ -100,7 +83,7 @@ function source(): void {
       if (head.length) socket.unshift(head);
       swallow(socket, bytes);
     } else {
-      pour(socket, bytes);
+      pour(socket, bytes, () => socket.end());
       socket.resume();
     }
   };
@@ -113,7 +96,7 @@ function source(): void {
     const tcp = net.createServer({ allowHalfOpen: true }, (s) => {
       s.on('error', () => s.destroy());
       if (tcpBytes > 0) {
-        pour(s, tcpBytes);
+        pour(s, tcpBytes, () => s.end());
         s.resume();
       } else swallow(s, 0);
     });

@@ -14,6 +14,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { pour } from './stats.js';
 
 export interface Cert {
   certFile: string;
@@ -206,7 +207,6 @@ export interface PeerRun {
 }
 
 const MiB = 1024 * 1024;
-const UP_CHUNK = Buffer.alloc(64 * 1024, 'y');
 
 /**
  * One upgraded connection to `port` (TLS if `secure`): `down` reads `bytes` bytes, `up` writes
@@ -254,20 +254,6 @@ export function measurePeer(
       if (dir === 'down' && got >= bytes) finish();
       if (dir === 'up' && got >= 1) finish();
     };
-    const startUp = (): void => {
-      let left = bytes;
-      const more = (): void => {
-        while (left > 0) {
-          const n = Math.min(left, UP_CHUNK.length);
-          left -= n;
-          if (!socket.write(n === UP_CHUNK.length ? UP_CHUNK : UP_CHUNK.subarray(0, n))) {
-            socket.once('drain', more);
-            return;
-          }
-        }
-      };
-      more();
-    };
     const onHead = (c: Buffer): void => {
       head = Buffer.concat([head, c]);
       const end = head.indexOf('\r\n\r\n');
@@ -285,7 +271,7 @@ export function measurePeer(
       });
       const rest = head.subarray(end + 4);
       if (rest.length) onBody(rest);
-      if (dir === 'up') startUp();
+      if (dir === 'up') pour(socket, bytes);
     };
     socket.on('data', onHead);
   });

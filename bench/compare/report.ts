@@ -2,7 +2,7 @@
  * BENCHMARKS.md from one run of the comparison bench: the machine, the tables, the ratios to the
  * anchors, the goals of issue #16 met or not, the plots (docs/bench/*.svg beside the file) and the
  * hand-written findings (bench/compare/findings.md, included as it is). The raw results are kept
- * beside it as JSON.
+ * in docs/bench/results.json (`npm run bench -- --from-json docs/bench/results.json` redoes the report).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -369,7 +369,7 @@ export async function writeReport(r: Results, out: string): Promise<void> {
   }
   s.push('');
   fs.writeFileSync(out, s.join('\n'));
-  fs.writeFileSync(out.replace(/\.md$/, '.json'), JSON.stringify(r, null, 2) + '\n');
+  fs.writeFileSync(path.join(svgDir, 'results.json'), JSON.stringify(r, null, 2) + '\n');
 
   const bars: Bar[] = [
     ...r.peers.map((p) => ({

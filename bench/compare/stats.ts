@@ -1,6 +1,7 @@
 /** Small helpers of the comparison bench: order statistics, the load sampler, a process's RSS. */
 import fs from 'node:fs';
 import os from 'node:os';
+import type { Writable } from 'node:stream';
 
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -114,4 +115,23 @@ export async function withCpu<T>(
   const before = trees.map(sum);
   const value = await fn();
   return { value, cpuMs: trees.map((t, i) => sum(t) - before[i]!) };
+}
+
+const CHUNK = Buffer.alloc(64 * 1024, 'x');
+
+/** Writes `total` bytes in 64 KiB chunks with backpressure, then calls `done`. */
+export function pour(socket: Writable, total: number, done?: () => void): void {
+  let left = total;
+  const more = (): void => {
+    while (left > 0) {
+      const n = Math.min(left, CHUNK.length);
+      left -= n;
+      if (!socket.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) {
+        socket.once('drain', more);
+        return;
+      }
+    }
+    done?.();
+  };
+  more();
 }
