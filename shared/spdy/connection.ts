@@ -39,7 +39,7 @@ import {
   type ControlFrameLimits,
 } from './control-frames.js';
 import { FrameParser, type FrameLimits } from './frame-parser.js';
-import { FrameEncoder, MAX_STREAM_ID, type Frame, type SettingsFrame } from './frames.js';
+import { dataFrameHead, FrameEncoder, MAX_STREAM_ID, type Frame, type SettingsFrame } from './frames.js';
 import { toSpdyHeaders, type HeaderInput } from './header-block.js';
 import { SpdyStream, type StreamHost } from './stream.js';
 
@@ -82,7 +82,8 @@ interface ConnectionEvents {
 
 const DEFAULTS = {
   maxConcurrentStreams: 256,
-  maxDataFrameSize: 32 * 1024,
+  // One pipe or socket read (Node reads 64 KiB at a time) is one frame: one writev per read.
+  maxDataFrameSize: 64 * 1024,
   streamHighWaterMark: 64 * 1024,
   closeTimeoutMs: 30_000, // nginx's lingering_time
 };
@@ -91,7 +92,9 @@ const DEFAULTS = {
 const FAILED_LINGER_MS = 1000;
 
 interface QueuedFrame {
-  bytes: Buffer | undefined;
+  /** The frame's bytes; a DATA frame is its head and its payload, written without joining them. */
+  bytes: Buffer | [Buffer, Buffer] | undefined;
+  control: boolean;
   done: () => void;
 }
 
@@ -106,6 +109,8 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
   private readonly blocked = new Set<SpdyStream>();
   private parserBehind = false;
   private readonly controlFrames: ControlFrameBudget;
+  private corked = false;
+  private corkedDone: (() => void)[] = [];
   private nextLocalId: number;
   private lastRemoteId = 0;
   private nextPingId: number;
@@ -249,9 +254,12 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
 
   sendFrame(frame: Frame): Promise<void> {
     if (this.closing) return Promise.resolve();
-    let encoded: Buffer | Promise<Buffer>;
+    let encoded: Buffer | [Buffer, Buffer] | Promise<Buffer>;
     try {
-      encoded = this.encoder.encode(frame);
+      encoded =
+        frame.type === 'DATA' && frame.data.length > 0
+          ? [dataFrameHead(frame.streamId, frame.data.length, frame.fin), frame.data]
+          : this.encoder.encode(frame);
     } catch (err) {
       // Only a bug of ours can get here (callers validate what users pass): fail loudly but
       // without an unhandled rejection.
@@ -267,9 +275,9 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
             resolve();
           }
         : resolve;
-      const entry: QueuedFrame = { bytes: undefined, done };
+      const entry: QueuedFrame = { bytes: undefined, control, done };
       this.queue.push(entry);
-      if (Buffer.isBuffer(encoded)) {
+      if (!(encoded instanceof Promise)) {
         entry.bytes = encoded;
         this.pump();
       } else {
@@ -310,9 +318,40 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
         entry.done();
         continue;
       }
-      if (this.socket.write(entry.bytes)) entry.done();
-      else this.drainWaiters.push(entry.done);
+      // Only DATA corks: control frames alone (a burst of PING answers) go out as they come, as
+      // the flood accounting (control-frames.ts) expects.
+      if (!entry.control) this.cork();
+      const bytes = entry.bytes!;
+      const ok = Buffer.isBuffer(bytes) ? this.socket.write(bytes) : this.writeParts(bytes);
+      // "Written" means handed to the socket: for DATA after the uncork, not while the cork holds
+      // it (a caller may destroy the socket once its write is done).
+      if (!ok) this.drainWaiters.push(entry.done);
+      else if (entry.control) entry.done();
+      else this.corkedDone.push(entry.done);
     }
+  }
+
+  private writeParts([head, payload]: [Buffer, Buffer]): boolean {
+    this.socket.write(head);
+    return this.socket.write(payload);
+  }
+
+  /**
+   * DATA frames queued in one tick (the frames of a write larger than one, a stream's last DATA and
+   * the exit status) leave in one writev: the socket is corked until the tick's end. On loopback
+   * every write is a trip through the whole TCP stack, so fewer and larger writes are most of the cost.
+   */
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+      const done = this.corkedDone;
+      this.corkedDone = [];
+      for (const d of done) d();
+    });
   }
 
   private releaseDrainWaiters(): void {
