@@ -33,6 +33,7 @@ import type { StorageRegistry } from './storage-registry.js';
 import { serveMetrics, type Registry } from '../shared/metrics/registry.js';
 import type { ObservedRequest, RequestObserver } from './endpoints/filters/request-observer.js';
 import { type Logger } from '../shared/logging.js';
+import { serveDebug, type DebugDeps } from './routes/debug.js';
 
 export interface HandlerChainDeps {
   registry: StorageRegistry;
@@ -47,6 +48,8 @@ export interface HandlerChainDeps {
   observer: RequestObserver;
   /** The Prometheus registry `/metrics` serves. */
   metrics: Registry;
+  /** `/debug/sessions` and `/debug/flags/...` (routes/debug.ts); 404 without. */
+  debug?: DebugDeps;
 }
 
 interface Authorized {
@@ -133,7 +136,12 @@ export class HandlerChain {
 
   private async connect(r: Route, ctx: Context, info: RequestInfo): Promise<ConnectHandler> {
     if (r.action.kind !== 'connect') throw new StatusError(toStatus(new Error('not a connect route')));
-    return r.action.storage.connect(ctx, r.action.name, info.query);
+    // A proxy subresource's path after `/proxy` travels as its `path` option (ProxyOptions.Path).
+    const rest = info.parts.slice(3);
+    if (!rest.length) return r.action.storage.connect(ctx, r.action.name, info.query);
+    const options = new URLSearchParams(info.query);
+    options.set('path', `/${rest.map(encodeURIComponent).join('/')}`);
+    return r.action.storage.connect(ctx, r.action.name, options);
   }
 
   private servePublic(info: RequestInfo, res: ServerResponse): void {
@@ -148,6 +156,9 @@ export class HandlerChain {
     res: ServerResponse,
   ): Promise<void> {
     const path = info.path.replace(/\/+$/, '') || '/';
+    if (this.deps.debug && path.startsWith('/debug/')) {
+      if (await serveDebug(this.deps.debug, path, info.verb, req, res)) return;
+    }
     if (info.verb !== 'get') throw resourceNotFound();
     // Behind authorisation as upstream: nonResourceURLs ["/metrics"], verb get.
     if (path === '/metrics') return serveMetrics(this.deps.metrics, res);

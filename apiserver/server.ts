@@ -176,6 +176,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     log,
     observer: new RequestObserver({ metrics, log, audit }),
     metrics: metricsRegistry,
+    debug: {
+      streams,
+      maxConnectionBytesPerSec: {
+        get: () => kubeletProxy.maxBytesPerSec,
+        set: (n) => void (kubeletProxy.maxBytesPerSec = n),
+      },
+    },
   });
   server.on('request', (req, res) => void chain.serveHTTP(req, res));
   server.on('upgrade', (req, socket, head) => void chain.serveUpgrade(req, socket, head));

@@ -16,6 +16,7 @@ import {
 } from './registry/pod/exec-rest.js';
 import { NodeConnectionInfoGetter } from './kubelet-client.js';
 import { newNodeStorage } from './registry/node/node-rest.js';
+import { NodeProxyREST } from './registry/node/proxy-rest.js';
 import { newPodStorage } from './registry/pod/pod-rest.js';
 import { PodLocator } from './registry/pod/pod-location.js';
 import type { Storage } from './registry/rest.js';
@@ -26,10 +27,8 @@ export type StorageRegistry = ReadonlyMap<string, Storage>;
 export function newLegacyRESTStorage(store: Store, kubelet: KubeletProxyConfig): StorageRegistry {
   const pods = newPodStorage(store);
   const nodes = newNodeStorage(store);
-  const locator = new PodLocator(
-    pods.pod,
-    new NodeConnectionInfoGetter(nodes.node, kubelet.tls ? 'https' : 'http'),
-  );
+  const connections = new NodeConnectionInfoGetter(nodes.node, kubelet.tls ? 'https' : 'http');
+  const locator = new PodLocator(pods.pod, connections);
   return new Map<string, Storage>([
     ['pods', pods.pod],
     ['pods/status', pods.status],
@@ -40,5 +39,6 @@ export function newLegacyRESTStorage(store: Store, kubelet: KubeletProxyConfig):
     ['pods/binding', new BindingREST(pods.pod)],
     ['nodes', nodes.node],
     ['nodes/status', nodes.status],
+    ['nodes/proxy', new NodeProxyREST(connections, kubelet)],
   ]);
 }

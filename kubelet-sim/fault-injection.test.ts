@@ -119,7 +119,7 @@ describe('a kubelet server with a fault', () => {
       signingKey: key,
       runtime,
       log,
-      streamFault: streamFaultHandler(parseKubeletFault(value), log),
+      fault: parseKubeletFault(value),
     });
     servers.push(server);
     const port = await server.listen(0, '127.0.0.1');

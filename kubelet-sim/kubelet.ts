@@ -19,7 +19,7 @@ import { Backoff } from './backoff.js';
 import { KubeRuntimeManager, podRef, type RuntimeService } from './kuberuntime-manager.js';
 import { NodeStatusUpdater, registerWithApiServer, type NodeStatusConfig } from './node-status.js';
 import { generatePodStatus } from './pod-status.js';
-import { streamFaultHandler, type KubeletFault } from './fault-injection.js';
+import { type KubeletFault } from './fault-injection.js';
 import { GenericPLEG } from './pleg.js';
 import { PodWorkers, type PodUpdate } from './pod-workers.js';
 import { KubeletServer, type KubeletTlsOptions } from './server.js';
@@ -108,7 +108,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
       runtime,
       log,
       logPollIntervalMs: opts.logPollIntervalMs,
-      streamFault: streamFaultHandler(opts.fault, log),
+      fault: opts.fault,
       tls: opts.tls,
     });
     const port = await server.listen(opts.port ?? 10250, address);

@@ -44,7 +44,8 @@ import {
 } from '../shared/status.js';
 import { serveContainerLogs } from './container-logs.js';
 import { criErrorToStatus } from './cri-errors.js';
-import type { StreamFaultHandler } from './fault-injection.js';
+import type { KubeletFault } from './fault-injection.js';
+import { FAULT_FLAG_PATH, FaultSwitch } from './debug-flags.js';
 import type { RuntimeService } from './kuberuntime-manager.js';
 import {
   parseKubeletPath,
@@ -71,8 +72,11 @@ export interface KubeletServerOptions {
   backendTimeoutMs?: number;
   /** `follow` logs: how often the file is looked at without a change event. Default 1000 ms. */
   logPollIntervalMs?: number;
-  /** `--fault`: answers authenticated streaming upgrades instead of the runtime (fault-injection.ts). */
-  streamFault?: StreamFaultHandler;
+  /**
+   * `--fault`: authenticated streaming upgrades are answered by the fault drill instead of the
+   * runtime (fault-injection.ts); switchable at run time with `PUT /debug/flags/fault`.
+   */
+  fault?: KubeletFault;
   /** Serve https (`--tls-cert-file`, `--tls-private-key-file`); plain http without. */
   tls?: KubeletTlsOptions;
   /** Where `/metrics` counts; a registry of its own by default. */
@@ -106,11 +110,14 @@ type Reply = (status: Status, headers?: Record<string, string>) => void;
 export class KubeletServer {
   readonly server: http.Server | https.Server;
   readonly metrics: KubeletMetrics;
+  /** The fault drill now on (`/debug/flags/fault`). */
+  readonly fault: FaultSwitch;
   private readonly upgraded = new Set<Duplex>();
   private readonly logStreams = new Set<ServerResponse>();
 
   constructor(private readonly opts: KubeletServerOptions) {
     this.metrics = opts.metrics ?? new KubeletMetrics();
+    this.fault = new FaultSwitch(opts.fault, opts.log);
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
     const tls = opts.tls;
     this.server = tls
@@ -166,10 +173,16 @@ export class KubeletServer {
       res.end(req.method === 'HEAD' ? undefined : 'ok');
       return;
     }
-    if (path === '/metrics' || path === '/debug/sessions') {
+    if (path === '/metrics' || path === '/debug/sessions' || path === FAULT_FLAG_PATH) {
       const denied = this.authenticate(req);
       if (denied) return reply(denied);
       if (path === '/metrics') return void serveMetrics(this.metrics.registry, res);
+      if (path === FAULT_FLAG_PATH) {
+        return void this.fault.serve(req, res).then(
+          (refused) => refused && reply(refused),
+          (err: unknown) => (res.headersSent ? res.destroy() : reply(failureStatus(500, errorMessage(err)))),
+        );
+      }
       return writeJSON(res, this.metrics.streams.snapshot());
     }
     const route = this.admit(req, reply);
@@ -208,7 +221,8 @@ export class KubeletServer {
       return reply(failureStatus(400, 'container logs are served without an upgrade'));
     }
     if (!isUpgradeRequest(req)) return reply(failureStatus(400, 'Upgrade request required'));
-    if (this.opts.streamFault) return this.opts.streamFault(req, socket, head);
+    const fault = this.fault.handler;
+    if (fault) return fault(req, socket, head);
     let backend: Promise<URL>;
     try {
       const query = new URL(req.url ?? '/', 'http://kubelet').searchParams;

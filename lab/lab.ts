@@ -43,6 +43,7 @@ import { auditLogPath, planLab, type LabOptions, type LabPlan } from './plan.js'
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { ServiceGroup, type ServiceFailure } from './service-group.js';
 import { defaultLog } from './supervisor.js';
+import { startDashboard, type Dashboard } from './dashboard/server.js';
 
 export type { LabOptions } from './plan.js';
 export type { ServiceFailure } from './service-group.js';
@@ -74,6 +75,8 @@ export interface Lab {
   auditLogPath: string;
   /** The services' log records as they come (the dashboard listens). */
   logs: LabLogView;
+  /** The live dashboard (lab/dashboard/), on loopback; undefined with `dashboard: false`. */
+  dashboard?: Dashboard;
   /** Every node, node 1 first. */
   nodes: LabNode[];
   /**
@@ -141,6 +144,18 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     if (opts.demoPod ?? true) {
       await runDemoPod(group, kubeconfigPath, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
     }
+    const dashboard =
+      opts.dashboard === false
+        ? undefined
+        : await group.guard(
+            startDashboard({
+              client: await loadClientConfig({ kubeconfig: kubeconfigPath }),
+              adminToken: creds.adminToken,
+              auditLogPath: auditLogPath(plan.dir),
+              logs: view,
+              port: opts.dashboardPort,
+            }),
+          );
     return {
       dir: plan.dir,
       kubeconfigPath,
@@ -151,10 +166,14 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       adminToken: creds.adminToken,
       auditLogPath: auditLogPath(plan.dir),
       logs: view,
+      dashboard,
       nodes,
       pids: group.pids(),
       failed: group.failed,
-      stop: () => group.stop(),
+      stop: async () => {
+        await dashboard?.close();
+        await group.stop();
+      },
     };
   } catch (err) {
     await group.abandon();

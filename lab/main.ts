@@ -43,6 +43,8 @@ const program = new Command('kexec-lab')
   )
   .option('--dir <dir>', 'state directory: signing key, tokens, kubeconfig, runtime state', '.lab')
   .option('--port <port>', 'apiserver port (0 picks a free one)', portArgument, 6443)
+  .option('--dashboard-port <port>', 'the live dashboard on 127.0.0.1 (0 picks a free one)', portArgument, 0)
+  .option('--no-dashboard', 'do not serve the live dashboard')
   .option(
     '--max-connection-bytes-per-sec <n>',
     'apiserver rate limit for each direction of a proxied stream (0 = unlimited)',
@@ -99,6 +101,8 @@ async function main(): Promise<number> {
     {
       dir: string;
       port: number;
+      dashboardPort: number;
+      dashboard: boolean;
       maxConnectionBytesPerSec: number;
       nodeName: string;
       nodes: number;
@@ -126,6 +130,8 @@ async function main(): Promise<number> {
     lab = await startLab({
       dir: o.dir,
       port: o.port,
+      dashboard: o.dashboard,
+      dashboardPort: o.dashboardPort,
       maxConnectionBytesPerSec: o.maxConnectionBytesPerSec,
       authorizationPolicyFile: o.authorizationPolicyFile,
       nodeName: o.nodeName,
@@ -159,6 +165,12 @@ async function main(): Promise<number> {
       }, pod default/demo Running on ${o.nodeName}.`,
       `kubeconfig: ${lab.kubeconfigPath}`,
       `audit log: ${lab.auditLogPath}`,
+      ...(lab.dashboard
+        ? [
+            `dashboard: ${lab.dashboard.url} (log in once with ${lab.dashboard.newLoginLink()} ,`,
+            '  or send the admin token as Authorization: Bearer)',
+          ]
+        : []),
       ...(lab.caFile ? [`lab CA: ${lab.caFile}`] : []),
       ...(lab.etcdUrl ? [`etcd: ${lab.etcdUrl} (objects kept in ${o.dir}/etcd)`] : []),
       ...(o.kubeletFault && o.kubeletFault.mode !== 'none'
