@@ -324,6 +324,7 @@ describe('routing', () => {
     const byName = Object.fromEntries(v1.body.resources.map((r: { name: string }) => [r.name, r]));
     expect(Object.keys(byName).sort()).toEqual([
       'nodes',
+      'nodes/proxy',
       'nodes/status',
       'pods',
       'pods/attach',
