@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { UserInfo } from '../shared/auth/tokens.js';
+import { NODES_GROUP, type UserInfo } from '../shared/auth/tokens.js';
 import { badRequest, resourceNotFound, unauthorized } from './api/errors.js';
 import { StatusError, toStatus, writeStatus, writeStatusToSocket } from '../shared/status.js';
 import { attributesFrom, authorize, forbidden, type Attributes, type Authorizer } from './authz.js';
@@ -50,6 +50,18 @@ export interface HandlerChainDeps {
   metrics: Registry;
   /** `/debug/sessions` and `/debug/flags/...` (routes/debug.ts); 404 without. */
   debug?: DebugDeps;
+  /**
+   * `-v`: at 0 (the default) a node's routine requests (its Node heartbeat, its pod list and
+   * watch) are not logged, so an idle lab stays quiet; from 1 on every request is.
+   */
+  verbosity?: number;
+}
+
+/** A kubelet's periodic traffic: its Node's status, the list and watch of its pods (issue #13). */
+function isNodeHeartbeat(user: UserInfo, info: RequestInfo): boolean {
+  if (!user.groups.includes(NODES_GROUP)) return false;
+  if (info.resource === 'nodes') return ['get', 'update', 'patch'].includes(info.verb);
+  return info.resource === 'pods' && !info.subresource && (info.verb === 'list' || info.verb === 'watch');
 }
 
 interface Authorized {
@@ -73,9 +85,11 @@ export class HandlerChain {
       const info = newRequestInfo(req);
       if (req.method === 'GET' && isPublicPath(info.path)) {
         seen.quiet = true;
+        seen.audited = false;
         return this.servePublic(info, res);
       }
       const auth = this.authorize(req, info, seen);
+      seen.quiet = (this.deps.verbosity ?? 0) < 1 && isNodeHeartbeat(auth.user, info);
       if (!info.isResourceRequest) return await this.serveNonResource(req, info, res);
       const r = route(this.deps.registry, info, req.method ?? 'GET');
       const ctx: Context = { namespace: info.namespace, user: auth.user, auditID: seen.auditID };

@@ -14,6 +14,7 @@
  * make the kubelet hop https (kubelet-client.ts). `--etcd-servers URL[,URL]` keeps objects in
  * etcd (storage/etcd-store.ts, keys under `--etcd-prefix`, default `/registry`) instead of memory.
  */
+import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -22,8 +23,9 @@ import { readPublicKeys, readSigningKey } from '../shared/auth/tokens.js';
 import { readPolicyFile } from './authz-policy.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
-import { errorMessage, newLogger } from '../shared/logging.js';
-import { addLoggingFlags, portArgument, type LoggingFlags } from '../shared/cli-flags.js';
+import { errorMessage, newLogger, stderrLogger, type LoggingFormat } from '../shared/logging.js';
+import { stopWithParent } from '../shared/parent-death-watch.js';
+import { addLoggingFlags, portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
 
 function nonNegativeInt(value: string): number {
@@ -103,6 +105,10 @@ function command(): Command {
     .option('--port <port>', 'port to listen on (0 picks a free one)', portArgument, 6443)
     .requiredOption('--token-signing-key-file <file>', 'HS256 key (>= 32 bytes) that signs every lab token')
     .option(
+      '--kubelet-token-signing-key-file <file>',
+      "PEM RSA private key that signs the apiserver's RS256 token for kubelets (they verify it with the public half); without it the HS256 key signs it",
+    )
+    .option(
       '--token-auth-file <file>',
       'static bearer tokens, CSV lines token,user,uid,"group1,group2" (tried before JWTs)',
     )
@@ -157,36 +163,38 @@ function command(): Command {
       '--audit-log-path <file>',
       'append audit.k8s.io/v1 Events here, one JSON line each (- for stdout)',
     );
+  // -v/--v (from 1 on, nodes' heartbeats and pod list/watch requests are logged too) and --logging-format.
   return addLoggingFlags(cmd);
 }
 
 async function main(argv: string[]): Promise<void> {
   const cmd = command().parse(argv);
-  const opts = cmd.opts<
-    {
-      bindAddress: string;
-      port: number;
-      tokenSigningKeyFile: string;
-      tokenAuthFile?: string;
-      serviceAccountKeyFile: string[];
-      authorizationPolicyFile?: string;
-      maxConnectionBytesPerSec: number;
-      tlsCertFile?: string;
-      tlsPrivateKeyFile?: string;
-      certDir?: string;
-      kubeletCertificateAuthority?: string;
-      kubeletClientCertificate?: string;
-      kubeletClientKey?: string;
-      etcdServers?: string[];
-      etcdPrefix: string;
-      etcdCafile?: string;
-      etcdCertfile?: string;
-      etcdKeyfile?: string;
-      scheduler: boolean;
-      featureGates: Record<string, boolean>;
-      auditLogPath?: string;
-    } & LoggingFlags
-  >();
+  const opts = cmd.opts<{
+    bindAddress: string;
+    port: number;
+    tokenSigningKeyFile: string;
+    tokenAuthFile?: string;
+    serviceAccountKeyFile: string[];
+    v: number;
+    kubeletTokenSigningKeyFile?: string;
+    authorizationPolicyFile?: string;
+    maxConnectionBytesPerSec: number;
+    tlsCertFile?: string;
+    tlsPrivateKeyFile?: string;
+    certDir?: string;
+    kubeletCertificateAuthority?: string;
+    kubeletClientCertificate?: string;
+    kubeletClientKey?: string;
+    etcdServers?: string[];
+    etcdPrefix: string;
+    etcdCafile?: string;
+    etcdCertfile?: string;
+    etcdKeyfile?: string;
+    scheduler: boolean;
+    featureGates: Record<string, boolean>;
+    auditLogPath?: string;
+    loggingFormat: LoggingFormat;
+  }>();
   const log = newLogger({ service: 'apiserver', verbosity: opts.v, format: opts.loggingFormat });
   // Checked before anything starts: a bad policy file stops startup with the rule's index.
   const authorizationPolicy = opts.authorizationPolicyFile
@@ -197,6 +205,10 @@ async function main(argv: string[]): Promise<void> {
     bindAddress: opts.bindAddress,
     port: opts.port,
     signingKey: readSigningKey(opts.tokenSigningKeyFile),
+    kubeletTokenSigningKey:
+      opts.kubeletTokenSigningKeyFile === undefined
+        ? undefined
+        : createPrivateKey(fs.readFileSync(opts.kubeletTokenSigningKeyFile)),
     staticTokens: opts.tokenAuthFile ? readTokenAuthFile(opts.tokenAuthFile) : undefined,
     serviceAccountKeys: opts.serviceAccountKeyFile.flatMap(readPublicKeys),
     authorizationPolicy,
@@ -213,6 +225,7 @@ async function main(argv: string[]): Promise<void> {
       tls: etcdTls(opts),
     },
     scheduler: opts.scheduler,
+    verbosity: opts.v,
     translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
     log,
     auditLogPath: opts.auditLogPath,
@@ -226,8 +239,13 @@ async function main(argv: string[]): Promise<void> {
     ...(tls?.caFile ? { caFile: path.resolve(tls.caFile) } : {}),
   });
 
+  let stopping = false;
   const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
     log.info(`${signal}, shutting down`);
+    // Bounded: nobody may be left to SIGKILL a service whose supervisor died.
+    setTimeout(() => process.exit(1), 5_000).unref();
     server.close().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -235,9 +253,10 @@ async function main(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  stopWithParent(stop);
 }
 
 main(process.argv).catch((err: unknown) => {
-  process.stderr.write(`apiserver: ${errorMessage(err)}\n`);
+  stderrLogger('apiserver')(errorMessage(err));
   process.exit(1);
 });

@@ -43,6 +43,11 @@ export interface ApiServerOptions {
   port?: number;
   /** The lab's token signing key (checks client tokens, mints the kubelet token). */
   signingKey: Buffer;
+  /**
+   * `--kubelet-token-signing-key-file`: the RSA private key that signs the token the apiserver
+   * shows kubelets without a client certificate (kubelets hold only its public half).
+   */
+  kubeletTokenSigningKey?: KeyObject;
   /** `--token-auth-file` entries: static bearer tokens, tried before JWTs. */
   staticTokens?: StaticTokenEntry[];
   /** `--service-account-key-file` RSA public keys that verify RS256 client tokens. */
@@ -59,6 +64,8 @@ export interface ApiServerOptions {
   watchLimits?: Partial<WatchLimits>;
   /** Time allowed to reach a kubelet and get its response head. */
   kubeletTimeoutMs?: number;
+  /** `-v`: log level; from 1 on, nodes' routine requests are logged too (handler-chain.ts). */
+  verbosity?: number;
   /** One line per event; a text logger on stderr by default. */
   log?: Logger;
   /** `--audit-log-path`: audit.k8s.io/v1 Events, one JSON line each (`-` for stdout). */
@@ -127,7 +134,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   if (!opts.store && opts.etcd) {
     log(`storage: etcd ${opts.etcd.servers.join(',')} prefix ${opts.etcd.prefix ?? '/registry'}`);
   }
-  const credentials = new KubeletCredentials(opts.signingKey);
+  const credentials = new KubeletCredentials(opts.kubeletTokenSigningKey ?? opts.signingKey);
   const kubeletTls = kubeletTlsOptions(opts.kubeletTls, log);
   const kubeletProxy: KubeletProxyConfig = {
     // The apiserver's client certificate is its credential when it has one; the token otherwise.
@@ -153,6 +160,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       pods: registry.get('pods') as GenericStore,
       nodes: registry.get('nodes') as GenericStore,
       binding: registry.get('pods/binding') as BindingREST,
+      events: registry.get('events') as GenericStore,
       log,
     });
     await scheduler.start();
@@ -183,6 +191,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         set: (n) => void (kubeletProxy.maxBytesPerSec = n),
       },
     },
+    verbosity: opts.verbosity,
   });
   server.on('request', (req, res) => void chain.serveHTTP(req, res));
   server.on('upgrade', (req, socket, head) => void chain.serveUpgrade(req, socket, head));

@@ -4,7 +4,7 @@
  * resource or subresource exists exactly when it has an entry here.
  *
  * Mirrors kubernetes `pkg/registry/core/rest/storage_core.go` (LegacyRESTStorageProvider /
- * NewLegacyRESTStorage building `restStorageMap`), reduced to pods (with the binding subresource a scheduler uses) and nodes.
+ * NewLegacyRESTStorage building `restStorageMap`), reduced to pods (with the binding subresource a scheduler uses), nodes and events.
  */
 import { BindingREST } from './registry/pod/binding-rest.js';
 import {
@@ -15,6 +15,7 @@ import {
   type KubeletProxyConfig,
 } from './registry/pod/exec-rest.js';
 import { NodeConnectionInfoGetter } from './kubelet-client.js';
+import { newEventStorage } from './registry/event/event-rest.js';
 import { newNodeStorage } from './registry/node/node-rest.js';
 import { NodeProxyREST } from './registry/node/proxy-rest.js';
 import { newPodStorage } from './registry/pod/pod-rest.js';
@@ -40,5 +41,6 @@ export function newLegacyRESTStorage(store: Store, kubelet: KubeletProxyConfig):
     ['nodes', nodes.node],
     ['nodes/status', nodes.status],
     ['nodes/proxy', new NodeProxyREST(connections, kubelet)],
+    ['events', newEventStorage(store)],
   ]);
 }

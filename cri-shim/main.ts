@@ -18,8 +18,9 @@ import { Command, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
 import { startCriShim } from './server.js';
 import type { IsolationRequest } from './isolation.js';
-import { errorMessage, newLogger } from '../shared/logging.js';
-import { addLoggingFlags, portArgument, type LoggingFlags } from '../shared/cli-flags.js';
+import { errorMessage, newLogger, stderrLogger, type LoggingFormat } from '../shared/logging.js';
+import { stopWithParent } from '../shared/parent-death-watch.js';
+import { addLoggingFlags, portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
 
 const program = new Command('cri-shim')
@@ -63,24 +64,25 @@ const program = new Command('cri-shim')
       .choices(['auto', 'bwrap', 'none'])
       .default('auto'),
   );
+
 addLoggingFlags(program);
 
 async function main(): Promise<void> {
   program.parse();
-  const o = program.opts<
-    {
-      listen: string;
-      streamingAddress: string;
-      streamingPort: number;
-      root: string;
-      images?: string;
-      isolation: IsolationRequest;
-      spdyOnly: boolean;
-      streamingConnectionIdleTimeout: number;
-      streamingTlsCertFile?: string;
-      streamingTlsPrivateKeyFile?: string;
-    } & LoggingFlags
-  >();
+  const o = program.opts<{
+    listen: string;
+    streamingAddress: string;
+    streamingPort: number;
+    root: string;
+    images?: string;
+    isolation: IsolationRequest;
+    spdyOnly: boolean;
+    streamingConnectionIdleTimeout: number;
+    streamingTlsCertFile?: string;
+    streamingTlsPrivateKeyFile?: string;
+    v: number;
+    loggingFormat: LoggingFormat;
+  }>();
   const log = newLogger({ service: 'cri-shim', verbosity: o.v, format: o.loggingFormat });
   // As containerd's getStreamListenerMode: one file without the other is a configuration error.
   if (!!o.streamingTlsCertFile !== !!o.streamingTlsPrivateKeyFile) {
@@ -109,21 +111,24 @@ async function main(): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info(`${signal}: stopping all containers`);
+    log(`${signal}: stopping all containers`);
+    // Bounded: nobody may be left to SIGKILL a service whose supervisor died.
+    setTimeout(() => process.exit(1), 5_000).unref();
     shim.close().then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error(`shutdown failed: ${String(err)}`);
+        log(`shutdown failed: ${String(err)}`);
         process.exit(1);
       },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  stopWithParent(stop);
   writeReadyLine({ service: 'cri-shim', endpoint: shim.endpoint, streamingUrl: shim.streamingUrl });
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`cri-shim: ${errorMessage(err)}\n`);
+  stderrLogger('cri-shim')(errorMessage(err));
   process.exit(1);
 });

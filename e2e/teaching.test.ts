@@ -200,3 +200,45 @@ describe('/metrics', () => {
     expect(text).toMatch(/^apiserver_request_total\{.*verb="LIST".*resource="pods".*\} [1-9]/m);
   });
 });
+
+describe('Events', () => {
+  it('kubectl get events and kubectl describe pod show a new pod’s life', async () => {
+    const kubectl = new Kubectl(KUBECTL_CLIENTS[0]!, lab.kubeconfigPath, path.join(dir, 'home'));
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'lifecycle', namespace: 'default' },
+      spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
+    };
+    const created = await kubectl.run(['apply', '-f', '-'], JSON.stringify(pod));
+    expect(created.code).toBe(0);
+    const reasons = async () => {
+      const r = await kubectl.run(['get', 'events', '--field-selector', 'involvedObject.name=lifecycle']);
+      return r.stdout.toString();
+    };
+    const all = ['Scheduled', 'Pulled', 'Created', 'Started'];
+    const table = await poll(async () => {
+      const t = await reasons();
+      return all.every((x) => t.includes(x)) ? t : undefined;
+    }, 30_000);
+    expect(table.split('\n')[0]).toMatch(/^LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE$/);
+    expect(table).toMatch(
+      /Normal\s+Scheduled\s+pod\/lifecycle\s+Successfully assigned default\/lifecycle to node-1/,
+    );
+    expect(table).toMatch(/Normal\s+Started\s+pod\/lifecycle\s+Started container main/);
+
+    const describe = await kubectl.run(['describe', 'pod', 'lifecycle']);
+    expect(describe.code).toBe(0);
+    const text = describe.stdout.toString();
+    expect(text).toMatch(/^Events:\n\s+Type\s+Reason\s+Age\s+From\s+Message\n/m);
+    expect(text).toMatch(
+      /Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned default\/lifecycle/,
+    );
+    expect(text).toMatch(
+      /Normal\s+Created\s+\S+\s+kubelet\s+(spec.containers\{main\}: )?Created container: main/,
+    );
+
+    expect((await kubectl.run(['delete', 'pod', 'lifecycle', '--wait=false'])).code).toBe(0);
+    await poll(async () => ((await reasons()).includes('Killing') ? true : undefined), 30_000);
+  });
+});

@@ -3,6 +3,7 @@
  * service and exit 0; a service dying on its own stops the rest and exits 1.
  *
  *   node dist/lab/main.js [--dir .lab] [--port 6443] [--nodes 1] [--max-connection-bytes-per-sec N] [--insecure-http] [--etcd]
+ *     [--runtime cri-shim|containerd]
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
@@ -13,8 +14,10 @@ import {
   type KubeletFault,
 } from '../kubelet-sim/fault-injection.js';
 import { startLab, tryCommands } from './lab.js';
+import { LAB_RUNTIMES, type LabRuntime } from './plan.js';
 import { consoleLog } from './console.js';
-import { addLoggingFlags, type LoggingFlags } from '../shared/cli-flags.js';
+import { loggingFormatArgument } from '../shared/cli-flags.js';
+import type { LoggingFormat } from '../shared/logging.js';
 import { describeExit } from './supervisor.js';
 import { errorMessage } from '../shared/logging.js';
 import { portArgument } from '../shared/cli-flags.js';
@@ -69,6 +72,14 @@ const program = new Command('kexec-lab')
     false,
   )
   .addOption(
+    new Option(
+      '--runtime <runtime>',
+      "each node's container runtime: the cri-shim, or a real containerd (Debian's containerd, runc and CNI plugins; needs root)",
+    )
+      .choices(LAB_RUNTIMES)
+      .default('cri-shim'),
+  )
+  .addOption(
     new Option('--isolation <mode>', 'cri-shim process isolation')
       .choices(['auto', 'bwrap', 'none'])
       .default('auto'),
@@ -92,29 +103,41 @@ const program = new Command('kexec-lab')
     // Checked here, so that a typo stops the lab before anything starts.
     kubeletFaultOption,
   )
+  .option(
+    '-v, --verbose',
+    "more output (repeatable): -v also logs each node's heartbeats and pod list/watch requests",
+    (_: string, n: number) => n + 1,
+    0,
+  )
+  .option(
+    '--logging-format <format>',
+    "how the services' log lines are shown: text (klog, the default) or json (as they write them)",
+    loggingFormatArgument,
+    'text',
+  )
   .showHelpAfterError();
-addLoggingFlags(program);
 
 async function main(): Promise<number> {
   program.parse();
-  const o = program.opts<
-    {
-      dir: string;
-      port: number;
-      dashboardPort: number;
-      dashboard: boolean;
-      maxConnectionBytesPerSec: number;
-      nodeName: string;
-      nodes: number;
-      insecureHttp: boolean;
-      etcd: boolean;
-      isolation: 'auto' | 'bwrap' | 'none';
-      spdyOnlyRuntime: boolean;
-      streamTranslation: boolean;
-      kubeletFault?: KubeletFault;
-      authorizationPolicyFile?: string;
-    } & LoggingFlags
-  >();
+  const o = program.opts<{
+    dir: string;
+    port: number;
+    dashboardPort: number;
+    dashboard: boolean;
+    maxConnectionBytesPerSec: number;
+    nodeName: string;
+    nodes: number;
+    insecureHttp: boolean;
+    etcd: boolean;
+    isolation: 'auto' | 'bwrap' | 'none';
+    runtime: LabRuntime;
+    spdyOnlyRuntime: boolean;
+    streamTranslation: boolean;
+    kubeletFault?: KubeletFault;
+    authorizationPolicyFile?: string;
+    verbose: number;
+    loggingFormat: LoggingFormat;
+  }>();
   const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
 
   const interrupt = new AbortController();
@@ -139,13 +162,14 @@ async function main(): Promise<number> {
       insecureHttp: o.insecureHttp,
       etcd: o.etcd,
       isolation: o.isolation,
+      runtime: o.runtime,
       spdyOnlyRuntime: o.spdyOnlyRuntime,
       streamTranslation: o.streamTranslation,
       kubeletFault: o.kubeletFault && formatKubeletFault(o.kubeletFault),
-      signal: interrupt.signal,
-      verbosity: o.v,
+      verbosity: o.verbose,
       loggingFormat: o.loggingFormat,
       log: consoleLog(process.stderr),
+      signal: interrupt.signal,
     });
   } catch (err) {
     if (signalled) {
@@ -201,7 +225,8 @@ async function main(): Promise<number> {
       void running.stop().then(() => resolve(0));
     };
     void running.failed.then((f) => {
-      say(`${f.service} exited unexpectedly (${describeExit(f)}): stopping the lab`);
+      const why = f.reason === 'crash-loop' ? 'keeps crashing' : 'exited unexpectedly';
+      say(`${f.service} ${why} (${describeExit(f)}): stopping the lab`);
       void running.stop().then(() => resolve(1));
     });
   });

@@ -1,4 +1,31 @@
-import { formatText, newLogger, parseLogRecord, structured } from './logging.js';
+import { formatText, newLogger, parseLogRecord, redactCredentials, structured } from './logging.js';
+
+describe('redactCredentials', () => {
+  it.each([
+    [
+      'GET /api/v1/namespaces/default/pods?access_token=SECRET user=- code=401 1ms',
+      'GET /api/v1/namespaces/default/pods?access_token=<masked> user=- code=401 1ms',
+    ],
+    [
+      'GET /exec?command=ls&ACCESS_TOKEN=SECRET&stdout=1',
+      'GET /exec?command=ls&ACCESS_TOKEN=<masked>&stdout=1',
+    ],
+    ['headers {"authorization":"Bearer SECRET","x":1}', 'headers {"authorization":"Bearer <masked>","x":1}'],
+    ['Authorization: Basic SECRET', 'Authorization: Basic <masked>'],
+    [
+      'Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.U0VDUkVU, v5.channel.k8s.io',
+      'Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<masked>, v5.channel.k8s.io',
+    ],
+    ['token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.SECRET-_x end', 'token <masked-jwt> end'],
+  ])('masks %s', (line, masked) => {
+    expect(redactCredentials(line)).toBe(masked);
+  });
+
+  it('leaves lines without credentials alone', () => {
+    const line = 'POST /api/v1/namespaces/default/pods/demo/exec?command=ls user=admin code=101 3ms';
+    expect(redactCredentials(line)).toBe(line);
+  });
+});
 
 function capture(format: 'text' | 'json', verbosity = 0) {
   const lines: string[] = [];
@@ -54,5 +81,17 @@ describe('structured', () => {
       pid: 7,
     };
     expect(formatText(r)).toMatch(/^I\d{4} \d\d:\d\d:\d\d\.123456 {7}7 apiserver\] HTTP resp=200\n$/);
+  });
+});
+
+describe('every logger masks credentials', () => {
+  it('in the message and in string fields, text and json alike', () => {
+    const lines: string[] = [];
+    const log = newLogger({ service: 's', format: 'json', destination: { write: (x) => lines.push(x) } });
+    log.info('GET /exec?access_token=secret1', { URI: '/x?token=secret2' });
+    expect(lines.join('')).not.toMatch(/secret/);
+    const plain: string[] = [];
+    structured((l) => plain.push(l)).info('Authorization: Bearer abcdef', { q: '/x?access_token=zzz' });
+    expect(plain.join('')).not.toMatch(/abcdef|zzz/);
   });
 });

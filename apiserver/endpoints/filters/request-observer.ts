@@ -53,8 +53,10 @@ export class ObservedRequest {
   private done = false;
   private readonly started = performance.now();
   private endLongRunning?: () => void;
-  /** Not audited nor logged: health checks and /version. */
+  /** No log line (health checks, /version, and a node's heartbeats at -v 0). */
   quiet = false;
+  /** Written to the audit log (all but health checks and /version). */
+  audited = true;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -135,7 +137,7 @@ export class ObservedRequest {
   }
 
   private emit(stage: 'RequestReceived' | 'ResponseStarted' | 'ResponseComplete', code?: number): void {
-    if (!this.quiet) this.deps.audit?.processEvent(auditEvent(this.audit, stage, code));
+    if (this.audited) this.deps.audit?.processEvent(auditEvent(this.audit, stage, code));
   }
 }
 
