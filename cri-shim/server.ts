@@ -25,7 +25,7 @@ import { chooseIsolation, type IsolationMode, type IsolationRequest } from './is
 import { RequestCache } from './request-cache.js';
 import { ContainerRuntime } from './runtime.js';
 import { StreamingServer, type StreamingTlsOptions } from './streaming-server.js';
-import { errorMessage, type Logger } from '../shared/logging.js';
+import { errorMessage, stderrLogger, type Logger } from '../shared/logging.js';
 
 export interface CriShimOptions {
   /** `unix:///abs/path` or `tcp://host:port`. */
@@ -72,7 +72,7 @@ export interface CriShim {
 export const DEFAULT_IMAGES_DIR = (): string => fromPackageRoot('cri-shim', 'images');
 
 function defaultLog(line: string): void {
-  process.stderr.write(`cri-shim: ${line}\n`);
+  stderrLogger('cri-shim')(line);
 }
 
 async function bindGrpc(

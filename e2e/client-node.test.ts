@@ -139,6 +139,20 @@ describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
       expect(res.statusToCloseMs).toBeLessThan(2000);
     }, 50_000);
 
+    it('takes an 8 MiB Buffer stdin, which client-node sends as one message (sha256)', async () => {
+      // Upstream's wsstream reads messages up to golang.org/x/net/websocket's 32 MiB; ours took 4.
+      const data = randomBytes(8 * 1024 * 1024);
+      const res = await clientExec(kc, 'demo', ['sha256sum'], {
+        stdin: chunkedReadable(data, data.length),
+        timeoutMs: 40_000,
+      });
+      expect({ exitCode: res.exitCode, out: res.stdout.toString(), close: res.closeCode }).toEqual({
+        exitCode: 0,
+        out: `${sha256(data)}  -\n`,
+        close: 1000,
+      });
+    }, 50_000);
+
     it('tty: the command sees the size from the TerminalSizeQueue, and a resize', async () => {
       const term = new TerminalSink(132, 40);
       const stdin = new PassThrough();
@@ -336,6 +350,46 @@ describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
     });
   });
 
+  describe('text messages are read like binary ones on every path (as wsstream, and Python sends str)', () => {
+    const q = new URLSearchParams({ container: 'demo', stdin: 'true', stdout: 'true' });
+    q.append('command', 'head');
+    q.append('command', '-n1');
+    it.each([
+      ['v5.channel.k8s.io', 'translated by the apiserver'],
+      ['v4.channel.k8s.io', 'spliced to the runtime'],
+      ['channel.k8s.io', 'spliced to the runtime'],
+    ])('exec stdin over %s (%s)', async (protocol) => {
+      const ws = await rawWebSocket(kc, `/api/v1/namespaces/default/pods/demo/exec?${q}`, [protocol]);
+      const out: Buffer[] = [];
+      const status: Buffer[] = [];
+      ws.on('message', (m: Buffer) => (m[0] === 1 ? out : m[0] === 3 ? status : []).push(m.subarray(1)));
+      const closed = once(ws, 'close') as Promise<[number]>;
+      ws.send('\u0000hello from a str\n', { binary: false });
+      const [code] = await withTimeout(closed, 10_000, 'exec with a text stdin');
+      expect(code).toBe(1000);
+      expect(Buffer.concat(out).toString()).toBe('hello from a str\n');
+      if (protocol !== 'channel.k8s.io') {
+        expect(JSON.parse(Buffer.concat(status).toString())).toMatchObject({ status: 'Success' });
+      }
+    });
+
+    it('port-forward data over v4.channel.k8s.io (spliced to the runtime)', async () => {
+      const ws = await rawWebSocket(kc, `/api/v1/namespaces/default/pods/web/portforward?ports=${WEB_PORT}`, [
+        'v4.channel.k8s.io',
+      ]);
+      const data: Buffer[] = [];
+      ws.on('message', (m: Buffer) => m[0] === 0 && data.push(m.subarray(1)));
+      const closed = once(ws, 'close') as Promise<[number]>;
+      ws.send('\u0000GET / HTTP/1.0\r\n\r\n', { binary: false });
+      const [code] = await withTimeout(closed, 10_000, 'port-forward with a text message');
+      expect(code).toBe(1000);
+      // The port prefix (two bytes) first, then the pod's answer.
+      expect(Buffer.concat(data).subarray(2).toString()).toMatch(
+        /^HTTP\/1\.1 200 OK\r\n[\s\S]*hello from pod\n$/,
+      );
+    });
+  });
+
   describe('Log', () => {
     it('reads the last lines, and follows', async () => {
       const tail = new Sink();
@@ -451,7 +505,7 @@ describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
         ['v5.channel.k8s.io', 'a CLOSE of one byte', Buffer.from([255])],
         ['v5.channel.k8s.io', 'a CLOSE of three bytes', Buffer.from([255, 0, 0])],
         ['v5.channel.k8s.io', 'an empty message', Buffer.alloc(0)],
-        ['v5.channel.k8s.io', 'a text message', 'hello'],
+        ['v5.channel.k8s.io', 'a text message naming no channel', 'hello'],
         ['v4.channel.k8s.io', 'an unknown channel', Buffer.from([9, 0x61])],
         ['v4.channel.k8s.io', 'an empty message', Buffer.alloc(0)],
       ])('%s: %s gets a 1002 close, services live on', async (protocol, _what, message) => {

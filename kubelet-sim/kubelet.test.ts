@@ -30,7 +30,7 @@ async function kubelet(
     ...extra,
     apiserver: api.url,
     token: 'node-token',
-    signingKey: key,
+    apiserverTokenKeys: { hs256: key },
     nodeName: node,
     address: '127.0.0.1',
     port: 0,

@@ -14,6 +14,7 @@
  * → Node registered → pods synced. `close()` stops the loops and the server but leaves the pods
  * running in the runtime, like a real kubelet going down.
  */
+import type { VerificationKeys } from '../shared/auth/tokens.js';
 import {
   connectImageService,
   connectRuntime,
@@ -33,15 +34,15 @@ import { PodWorkers, type PodUpdate } from './pod-workers.js';
 import { KubeletServer, type KubeletTlsOptions } from './server.js';
 import { StatusManager } from './status-manager.js';
 import { SyncLoop } from './sync-loop.js';
-import { errorMessage, type Logger } from '../shared/logging.js';
+import { errorMessage, stderrLogger, type Logger } from '../shared/logging.js';
 
 export interface KubeletOptions {
   /** apiserver URL, e.g. `http://127.0.0.1:6443`. */
   apiserver: string;
   /** This node's bearer token for the apiserver. */
   token: string;
-  /** Key that signs the apiserver's token for us (audience `kubelet`). */
-  signingKey: Buffer;
+  /** Keys that verify the apiserver's token for us (audience `kubelet`); see server.ts. */
+  apiserverTokenKeys?: VerificationKeys;
   nodeName: string;
   /** Bind address, also the Node's InternalIP. Default 127.0.0.1. */
   address?: string;
@@ -127,7 +128,7 @@ export class Kubelet implements RunningKubelet {
   private readonly resyncTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly opts: KubeletOptions) {
-    this.log = opts.log ?? ((line) => process.stderr.write(`kubelet-sim: ${line}\n`));
+    this.log = opts.log ?? stderrLogger('kubelet-sim');
     this.nodeName = opts.nodeName;
     this.address = opts.address ?? '127.0.0.1';
     this.ownedRuntime = typeof opts.runtime === 'string' ? connectRuntime(opts.runtime) : undefined;
@@ -168,7 +169,7 @@ export class Kubelet implements RunningKubelet {
     log(`container runtime ${containerRuntimeVersion} (CRI ${version.runtime_api_version})`);
 
     this.server = new KubeletServer({
-      signingKey: opts.signingKey,
+      apiserverTokenKeys: opts.apiserverTokenKeys,
       runtime,
       log,
       logPollIntervalMs: opts.logPollIntervalMs,

@@ -28,7 +28,7 @@ async function setup(
   const k = await startKubelet({
     apiserver: api.url,
     token: 'node-token',
-    signingKey: key,
+    apiserverTokenKeys: { hs256: key },
     nodeName: 'node-1',
     port: 0,
     runtime,

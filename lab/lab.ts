@@ -30,10 +30,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadClientConfig } from '../kexec/client.js';
-import type { Logger } from '../shared/logging.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
+import { acquireLabLock } from './lab-lock.js';
 import { apiserverArgv, criShimArgv, kubeletArgv } from './argv.js';
 import { startContainerd } from './containerd.js';
-import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig, type LabCredentials } from './credentials.js';
+import {
+  KUBECONFIG_FILE,
+  writeCredentials,
+  writeKubeconfig,
+  writeKubeletTokenKeys,
+  type LabCredentials,
+} from './credentials.js';
 import { startEtcd } from './etcd.js';
 import {
   apiserverKubeletTlsArgs,
@@ -105,10 +112,16 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const log = opts.log ?? defaultLog;
   const say = (line: string) => log(`[lab] ${line}`);
   const plan = planLab(opts);
-  const creds = writeCredentials(
-    plan.dir,
-    plan.nodes.map((n) => n.name),
-  );
+  // Before anything in DIR is touched: a lab already running there stays as it is.
+  const lock = acquireLabLock(plan.dir);
+  const creds: LabCredentials = {
+    ...writeCredentials(
+      plan.dir,
+      plan.nodes.map((n) => n.name),
+    ),
+    // Without TLS no client certificate names the apiserver to kubelets: a token it signs does.
+    ...(opts.insecureHttp ? { kubeletTokenKeys: writeKubeletTokenKeys(plan.dir) } : {}),
+  };
   const group = new ServiceGroup({
     dist: plan.dist,
     cwd: plan.root,
@@ -129,16 +142,20 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       say,
     );
     const nodes = await startKubelets(group, plan, creds, pki, apiserverUrl, criEndpoints, say);
-    const kubeconfigPath = writeKubeconfig(
-      path.join(plan.dir, KUBECONFIG_FILE),
-      apiserverUrl,
-      creds.adminToken,
-      {
-        caPem: pki?.caPem,
-      },
-    );
+    // Written under another name first and put in place once the demo pod runs: whoever finds
+    // DIR/kubeconfig finds a lab ready to exec into (issue #13).
+    const kubeconfigPath = path.join(plan.dir, KUBECONFIG_FILE);
+    const starting = writeKubeconfig(`${kubeconfigPath}.starting`, apiserverUrl, creds.adminToken, {
+      caPem: pki?.caPem,
+    });
     if (opts.demoPod ?? true) {
-      await runDemoPod(group, kubeconfigPath, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
+      await runDemoPod(group, starting, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
+    }
+    fs.renameSync(starting, kubeconfigPath);
+    if (!opts.etcd) {
+      group.onRestarted('apiserver', () => {
+        void recreateApiObjects(group, plan, kubeconfigPath, opts.demoPod ?? true, say);
+      });
     }
     return {
       dir: plan.dir,
@@ -151,10 +168,11 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       nodes,
       pids: group.pids(),
       failed: group.failed,
-      stop: () => group.stop(),
+      stop: () => group.stop().finally(() => lock.release()),
     };
   } catch (err) {
     await group.abandon();
+    lock.release();
     throw err;
   }
 }
@@ -238,10 +256,12 @@ async function startRuntimesAndApiServer(
     apiserverArgv({
       port: opts.port ?? 6443,
       signingKeyFile: creds.keyFile,
+      kubeletTokenSigningKeyFile: creds.kubeletTokenKeys?.keyFile,
       maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec ?? 0,
       authorizationPolicyFile: opts.authorizationPolicyFile && path.resolve(opts.authorizationPolicyFile),
       etcd: etcd?.apiserverArgs,
       streamTranslation: opts.streamTranslation,
+      verbosity: opts.verbosity,
       tls: pki && {
         certFile: pki.apiserverCertFile,
         keyFile: pki.apiserverKeyFile,
@@ -306,7 +326,7 @@ async function startKubelets(
       kubeletArgv({
         apiserver: apiserverUrl,
         tokenFile: creds.nodeTokenFiles[n.name]!,
-        signingKeyFile: creds.keyFile,
+        apiserverTokenKeyFile: creds.kubeletTokenKeys?.publicKeyFile,
         nodeName: n.name,
         address: '127.0.0.1',
         port: 0,
@@ -346,6 +366,31 @@ async function runDemoPod(
   say(`pod default/demo ${how === 'created' ? 'created' : 'already exists'}; waiting for it to run`);
   await group.guard(waitForPodRunning(cfg, 'default', 'demo', { timeoutMs, signal: group.signal }));
   say('pod default/demo is Running');
+}
+
+/**
+ * After an apiserver restart with objects kept in memory (no `--etcd`) the cluster is empty: the
+ * kubelets start again so their Nodes register again, and the demo pod is created again, as
+ * kubeadm would rejoin nodes to a fresh control plane. With etcd nothing is lost.
+ */
+async function recreateApiObjects(
+  group: ServiceGroup,
+  plan: LabPlan,
+  kubeconfigPath: string,
+  demo: boolean,
+  say: Logger,
+): Promise<void> {
+  say('the apiserver kept its objects in memory: its kubelets start again to register their Nodes');
+  try {
+    await Promise.all(plan.nodes.map((n) => group.restart(n.kubelet)));
+    if (demo) {
+      const cfg = await loadClientConfig({ kubeconfig: kubeconfigPath });
+      await ensurePod(cfg, demoPod({ nodeName: plan.nodes[0]!.name }));
+      say('pod default/demo created again');
+    }
+  } catch (err) {
+    say(`could not recreate the lab's objects after the apiserver restart: ${errorMessage(err)}`);
+  }
 }
 
 /** What to try once the lab is up (paths relative to the cwd when they are inside it). */

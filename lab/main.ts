@@ -98,6 +98,12 @@ const program = new Command('kexec-lab')
     // Checked here, so that a typo stops the lab before anything starts.
     kubeletFaultOption,
   )
+  .option(
+    '-v, --verbose',
+    "more output (repeatable): -v also logs each node's heartbeats and pod list/watch requests",
+    (_: string, n: number) => n + 1,
+    0,
+  )
   .showHelpAfterError();
 
 async function main(): Promise<number> {
@@ -116,6 +122,7 @@ async function main(): Promise<number> {
     streamTranslation: boolean;
     kubeletFault?: KubeletFault;
     authorizationPolicyFile?: string;
+    verbose: number;
   }>();
   const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
 
@@ -143,6 +150,7 @@ async function main(): Promise<number> {
       spdyOnlyRuntime: o.spdyOnlyRuntime,
       streamTranslation: o.streamTranslation,
       kubeletFault: o.kubeletFault && formatKubeletFault(o.kubeletFault),
+      verbosity: o.verbose,
       signal: interrupt.signal,
     });
   } catch (err) {
@@ -192,7 +200,8 @@ async function main(): Promise<number> {
       void running.stop().then(() => resolve(0));
     };
     void running.failed.then((f) => {
-      say(`${f.service} exited unexpectedly (${describeExit(f)}): stopping the lab`);
+      const why = f.reason === 'crash-loop' ? 'keeps crashing' : 'exited unexpectedly';
+      say(`${f.service} ${why} (${describeExit(f)}): stopping the lab`);
       void running.stop().then(() => resolve(1));
     });
   });

@@ -62,6 +62,8 @@ export interface LabOptions {
    * in `DIR/etcd`, instead of in memory. Default false (in memory starts faster).
    */
   etcd?: boolean;
+  /** The apiserver's `-v` (`npm start -- -v`): from 1 on, nodes' heartbeats are logged too. */
+  verbosity?: number;
   /** Create the demo pod and wait for it (default true). */
   demoPod?: boolean;
   /** Where the compiled services live. Default `<package root>/dist`. */
