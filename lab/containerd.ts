@@ -60,6 +60,11 @@ export interface ContainerdOptions {
   /** Serve the streaming server over https with this certificate (PEM files). */
   streamingTls?: { certFile: string; keyFile: string };
   signal?: AbortSignal;
+  /**
+   * Awaited by `stop()` before it removes the pods: the lab stops the node's kubelet there, which
+   * would otherwise start a removed pod again (its PLEG sees the sandbox go).
+   */
+  beforeStop?: () => Promise<unknown>;
 }
 
 export interface CniNetwork {
@@ -300,6 +305,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
   let stopping: Promise<Awaited<ReturnType<Service['stop']>>> | undefined;
   const stop = (graceMs?: number) =>
     (stopping ??= (async () => {
+      await opts.beforeStop?.().catch(() => undefined);
       await removeAllSandboxes(endpoint, say);
       const exit = await stopService(graceMs);
       await killLeftoverShims(sock, say);
