@@ -38,7 +38,7 @@ import { PassThrough, Writable, type Readable } from 'node:stream';
 import { Pack, Unpack, type ReadEntry, type WriteEntry } from 'tar';
 import { loadClientConfig, type ClientConfig } from './client.js';
 import { ApiStatusError, ExitCodeError, UsageError } from './errors.js';
-import type { CpOptions } from './options.js';
+import type { CpOptions } from './cmd/cp.js';
 import { defaultContainer, getPod, streamUrl } from './pod.js';
 import { resolveStreamProtocol, streamRemoteCommand, type StreamProtocol } from './remotecommand-executor.js';
 import type { KexecIO } from './stream-session.js';

@@ -10,7 +10,7 @@
  * 3. exit with the remote command's exit code.
  */
 import { loadClientConfig, type ClientConfig } from './client.js';
-import type { ExecOptions } from './options.js';
+import type { ExecOptions } from './cmd/exec.js';
 import { defaultContainer, getPod, streamUrl } from './pod.js';
 import { resolveStreamProtocol } from './remotecommand-executor.js';
 import { runStreamSession, setupTty, type KexecIO } from './stream-session.js';

@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
-import { completePortForward } from './options.js';
+import { completePortForward } from './cmd/port-forward.js';
 import { parseAddresses, parsePorts } from './forwarded-ports.js';
 import { startFakeApiserver, type FakeApiserver } from './test-support/fake-apiserver.js';
 import { run, start, writeKubeconfig } from './test-support/io.js';

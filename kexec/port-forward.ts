@@ -21,7 +21,7 @@ import type { Duplex } from 'node:stream';
 import { apiUrl, loadClientConfig, type ClientConfig } from './client.js';
 import { formatError } from './errors.js';
 import { joinHostPort, type ForwardedPort } from './forwarded-ports.js';
-import type { PortForwardOptions } from './options.js';
+import type { PortForwardOptions } from './cmd/port-forward.js';
 import { getPod, podPath } from './pod.js';
 import { isUpgradeFailure, resolveStreamProtocol, type StreamProtocol } from './remotecommand-executor.js';
 import type { SpdyPortForwarder } from './spdy-port-forwarder.js';
