@@ -12,7 +12,7 @@
  */
 import type { ConnectionOptions } from 'node:tls';
 import { APISERVER_USER, KUBELET_AUDIENCE, mintToken } from '../shared/auth/tokens.js';
-import type { Node } from './api/types.js';
+import type { Node } from '../shared/api/core-v1.js';
 import type { Context, Getter } from './registry/rest.js';
 import { type Logger } from '../shared/logging.js';
 

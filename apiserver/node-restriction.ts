@@ -9,7 +9,7 @@
  */
 import { NODES_GROUP, type UserInfo } from '../shared/auth/tokens.js';
 import { StatusError } from '../shared/status.js';
-import type { KubeObject, Pod } from './api/types.js';
+import type { KubeObject, Pod } from '../shared/api/core-v1.js';
 import type { Attributes } from './authz.js';
 
 const NODE_USER_PREFIX = 'system:node:';

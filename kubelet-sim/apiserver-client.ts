@@ -7,7 +7,7 @@
  * loop), no informer cache.
  */
 import { StatusError, failureStatus, type Status } from '../shared/status.js';
-import type { List, Node, Pod, WatchEvent } from './api-types.js';
+import type { List, Node, Pod, WatchEvent } from '../shared/api/core-v1.js';
 
 export interface ApiServerClientOptions {
   /** e.g. `http://127.0.0.1:6443`. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Pod } from './api-types.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import { startKubelet, type RunningKubelet } from './kubelet.js';
 import { FakeApiServer } from './test-support/fake-apiserver.js';
 import { FakeRuntime } from './test-support/fake-runtime.js';

@@ -13,7 +13,7 @@
  * running in the runtime, like a real kubelet going down.
  */
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
-import type { Pod } from './api-types.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import { ApiServerClient, isApiStatus } from './apiserver-client.js';
 import { Backoff } from './backoff.js';
 import { KubeRuntimeManager, podRef, type RuntimeService } from './kuberuntime-manager.js';

@@ -21,7 +21,7 @@ import {
   type PodSandbox,
   type PodSandboxConfigIn,
 } from '../shared/cri/types.js';
-import type { ContainerSpec, Pod, PodStatus } from './api-types.js';
+import type { Container as ContainerSpec, Pod, PodStatus } from '../shared/api/core-v1.js';
 import type { Backoff } from './backoff.js';
 import { byNewest } from './runtime-lookup.js';
 import { errorMessage, type Logger } from '../shared/logging.js';

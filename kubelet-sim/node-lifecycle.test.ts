@@ -4,7 +4,7 @@
  * its state. Back-off and periods are shortened; every wait polls with a deadline.
  */
 import { randomBytes } from 'node:crypto';
-import type { ContainerStatus, Pod } from './api-types.js';
+import type { ContainerStatus, Pod } from '../shared/api/core-v1.js';
 import { Backoff } from './backoff.js';
 import { goDuration } from './kuberuntime-manager.js';
 import { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';

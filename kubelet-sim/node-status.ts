@@ -8,7 +8,7 @@
  * update itself, as before NodeLease), no capacity/allocatable, no taints or labels reconciliation.
  */
 import os from 'node:os';
-import type { Node, NodeCondition, NodeStatus } from './api-types.js';
+import type { Node, NodeCondition, NodeStatus } from '../shared/api/core-v1.js';
 import { isApiStatus, type ApiServerClient } from './apiserver-client.js';
 import { abortableSleep } from './util.js';
 import { errorMessage, type Logger } from '../shared/logging.js';

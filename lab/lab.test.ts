@@ -11,7 +11,7 @@ import YAML from 'yaml';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
 import { kexec } from '../kexec/cli.js';
 import { apiJson, loadClientConfig } from '../kexec/client.js';
-import type { PodLike } from '../kexec/exec.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import { startLab, tryCommands, type Lab } from './lab.js';
 
 class Sink extends Writable {
@@ -101,7 +101,7 @@ describe('startLab', () => {
     expect(fs.statSync(lab!.kubeconfigPath).mode & 0o777).toBe(0o600);
     const cfg = await loadClientConfig({ kubeconfig: lab!.kubeconfigPath });
     expect(cfg.server.origin).toBe(lab!.apiserverUrl);
-    const pod = await apiJson<PodLike>(cfg, 'GET', '/api/v1/namespaces/default/pods/demo', {
+    const pod = await apiJson<Pod>(cfg, 'GET', '/api/v1/namespaces/default/pods/demo', {
       resource: 'pods',
     });
     expect(pod.spec?.nodeName).toBe('node-1');

@@ -19,7 +19,7 @@ import {
   resourceExpired,
   type FieldError,
 } from '../api/errors.js';
-import type { KubeList, KubeObject, WatchEvent } from '../api/types.js';
+import type { KubeList, KubeObject, WatchEvent } from '../../shared/api/core-v1.js';
 import { checkPreconditions, StorageError, type Store } from '../storage/store.js';
 import { generatedName, timestamp, untyped } from './object-meta.js';
 import type {

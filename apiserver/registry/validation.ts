@@ -5,7 +5,8 @@
  * checks, ValidatePodUpdate's "may not change fields" rule) and apimachinery's
  * `pkg/util/validation` name rules, with the same field paths and detail texts.
  */
-import { jsonEqual, type Container, type KubeObject, type Pod } from '../api/types.js';
+import type { Container, KubeObject, Pod } from '../../shared/api/core-v1.js';
+import { jsonEqual } from '../api/json-values.js';
 import type { FieldError } from '../api/errors.js';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

@@ -7,7 +7,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
-import type { Node, Pod, WatchEvent } from '../api-types.js';
+import type { Node, Pod, WatchEvent } from '../../shared/api/core-v1.js';
 import { closeServer, listen } from '../../shared/test-support/loopback.js';
 import { failureStatus } from '../../shared/status.js';
 

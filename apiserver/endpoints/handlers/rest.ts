@@ -8,10 +8,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { badRequest } from '../../api/errors.js';
-import { isRecord } from '../../api/types.js';
+import { isRecord } from '../../api/json-values.js';
 import type { Attributes } from '../../authz.js';
 import { admitNodeWrite } from '../../node-restriction.js';
-import type { KubeList, KubeObject, WatchEvent } from '../../api/types.js';
+import type { KubeList, KubeObject, WatchEvent } from '../../../shared/api/core-v1.js';
 import { isLister, type Context, type DeleteOptions, type WriteOptions } from '../../registry/rest.js';
 import { includeObjectPolicy, isList, transform } from '../../printers/table-convertor.js';
 import { checkFields, fieldValidationDirective, warningHeaders } from '../../registry/field-validation.js';

@@ -9,7 +9,7 @@
  * than Go's sorted url.Values.Encode.
  */
 import { badRequest } from '../../api/errors.js';
-import type { Container, Pod } from '../../api/types.js';
+import type { Container, Pod } from '../../../shared/api/core-v1.js';
 import { hostPort, type NodeConnectionInfoGetter } from '../../kubelet-client.js';
 import type { Context, Getter } from '../rest.js';
 
