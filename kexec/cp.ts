@@ -341,6 +341,8 @@ async function copyFromPod(o: CopyOptions, protocol: StreamProtocol, io: KexecIO
   const dest = path.resolve(o.dest.file);
   const prefix = remotePrefix(o.src.file);
   const { input, done } = untarTo(dest, prefix, io.stderr);
+  let received = 0;
+  input.on('data', (c: Buffer) => (received += c.length));
   let code: number;
   try {
     code = await execIn(
@@ -352,6 +354,14 @@ async function copyFromPod(o: CopyOptions, protocol: StreamProtocol, io: KexecIO
     );
   } finally {
     input.end();
+  }
+  // tar found nothing to archive (a missing or unreadable path): say so, rather than what an
+  // empty archive makes node-tar say (TAR_BAD_ARCHIVE). tar's own message went to stderr above.
+  if (code !== 0 && received === 0) {
+    await done.catch(() => undefined);
+    throw new Error(
+      `${t.namespace}/${t.pod}:${o.src.file}: no such file or directory in the container (tar exited with code ${code})`,
+    );
   }
   const report = await done;
   if (code !== 0) throw new ExitCodeError(code);
