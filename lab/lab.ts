@@ -27,6 +27,7 @@ import path from 'node:path';
 import { loadClientConfig } from '../kexec/client.js';
 import type { Logger } from '../shared/logging.js';
 import { apiserverArgv, criShimArgv, kubeletArgv } from './argv.js';
+import { writeKexecBin } from './kexec-bin.js';
 import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig, type LabCredentials } from './credentials.js';
 import { startEtcd } from './etcd.js';
 import {
@@ -61,6 +62,8 @@ export interface LabNode {
 export interface Lab {
   dir: string;
   kubeconfigPath: string;
+  /** Holds `kexec` (kexec-bin.ts): the CLI of this checkout with the lab's kubeconfig. */
+  kexecBinDir: string;
   apiserverUrl: string;
   /** The lab CA (`DIR/pki/ca.crt`) the kubeconfig trusts; undefined with insecureHttp. */
   caFile?: string;
@@ -123,12 +126,14 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         caPem: pki?.caPem,
       },
     );
+    const kexecBinDir = writeKexecBin(plan.dir, kubeconfigPath);
     if (opts.demoPod ?? true) {
       await runDemoPod(group, kubeconfigPath, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
     }
     return {
       dir: plan.dir,
       kubeconfigPath,
+      kexecBinDir,
       apiserverUrl,
       caFile: pki?.caFile,
       kubeletUrl: nodes[0]!.kubeletUrl,
@@ -307,8 +312,8 @@ export function tryCommands(kubeconfigPath: string, apiserverUrl: string, cwd = 
   const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : kubeconfigPath;
   const kubectl = `KUBECONFIG=${shown} kubectl exec demo -- ls /root`;
   return [
-    `npx kexec --kubeconfig ${shown} demo -- ls /root`,
-    `npx kexec --kubeconfig ${shown} -it demo -- sh`,
+    'kexec demo -- ls /root',
+    'kexec -it demo -- sh',
     apiserverUrl.startsWith('https:')
       ? kubectl
       : `${kubectl}   # needs https (start without --insecure-http): kubectl sends no token over plain http`,

@@ -12,6 +12,7 @@ import {
   kubeletFaultOption,
   type KubeletFault,
 } from '../kubelet-sim/fault-injection.js';
+import { pathHint } from './kexec-bin.js';
 import { startLab, tryCommands } from './lab.js';
 import { describeExit } from './supervisor.js';
 import { errorMessage } from '../shared/logging.js';
@@ -161,6 +162,7 @@ async function main(): Promise<number> {
           ]
         : []),
       '',
+      `kexec: ${pathHint(lab.kexecBinDir)}`,
       'Try:',
       `  ${first}`,
       ...rest.map((c) => `  ${c}`),
