@@ -26,6 +26,8 @@ export interface HandlerScope {
   attrs: Attributes;
   info: RequestInfo;
   watchLimits: WatchLimits;
+  /** NamespaceLifecycle: a create in a namespace that does not exist is a 404. */
+  admitNamespace?: (namespace: string) => Promise<void>;
 }
 
 export function writeJSON(
@@ -105,6 +107,7 @@ export async function serveResource(
     }
     case 'create': {
       const obj = decodeObject(req, await readBody(req));
+      if (a.storage.namespaced) await scope.admitNamespace?.(ctx.namespace);
       warn(res, checkFields(obj, a.storage.kind, fieldValidationDirective(q)));
       admitNodeWrite(attrs, obj);
       return writeJSON(res, 201, await a.storage.create(ctx, obj, createOptions(q)));
