@@ -125,7 +125,7 @@ current-context: lab
   });
 
   // Issue 13: kubectl's first-hour surface.
-  it('namespaces: a -n typo is "namespaces \"nope\" not found"; create, delete, and the pods go', async () => {
+  it('namespaces: a -n typo is "namespaces “nope” not found"; create, delete, and the pods go', async () => {
     const typo = await kubectl(['create', '-n', 'nope', '-f', '-'], podYaml('lost'));
     expect(typo).toEqual({
       code: 1,
