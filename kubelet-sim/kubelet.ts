@@ -17,6 +17,7 @@ import type { Pod } from '../shared/api/core-v1.js';
 import { ApiServerClient, isApiStatus } from './apiserver-client.js';
 import { Backoff } from './backoff.js';
 import { KubeRuntimeManager, podRef, type RuntimeService } from './kuberuntime-manager.js';
+import { NodeLeaseController } from './node-lease.js';
 import { NodeStatusUpdater, registerWithApiServer, type NodeStatusConfig } from './node-status.js';
 import { generatePodStatus } from './pod-status.js';
 import { streamFaultHandler, type KubeletFault } from './fault-injection.js';
@@ -44,6 +45,8 @@ export interface KubeletOptions {
   log?: Logger;
   /** Node status heartbeat period. Default 10 s. */
   nodeStatusUpdateMs?: number;
+  /** How often the node Lease is renewed (node-lease.ts); 10 s as upstream. */
+  nodeLeaseRenewMs?: number;
   /** Watch timeout (a relist and cleanup follow each watch). Default 10 s. */
   watchTimeoutSeconds?: number;
   /** Relist period when the apiserver cannot watch. Default 1 s. */
@@ -118,8 +121,17 @@ export async function startKubelet(opts: KubeletOptions): Promise<RunningKubelet
 
     const api = new ApiServerClient({ url: opts.apiserver, token: opts.token });
     const nodeCfg: NodeStatusConfig = { nodeName: opts.nodeName, address, port, containerRuntimeVersion };
-    await registerWithApiServer(api, nodeCfg, abort.signal, log);
+    const registered = await registerWithApiServer(api, nodeCfg, abort.signal, log);
     log(`node ${JSON.stringify(opts.nodeName)} registered`);
+
+    const lease = new NodeLeaseController(
+      api,
+      { name: opts.nodeName, uid: registered.metadata.uid },
+      log,
+      opts.nodeLeaseRenewMs,
+    );
+    lease.start();
+    cleanups.push(() => lease.stop());
 
     const heartbeat = new NodeStatusUpdater(api, nodeCfg, opts.nodeStatusUpdateMs ?? 10_000, log);
     heartbeat.start();
