@@ -231,3 +231,16 @@ describe.each(KUBECTL_CLIENTS.map((c, i) => [c.name, c, i] as const))('%s', (_na
     expect(after.stderr).toContain(`Error from server (NotFound): pods "${name}" not found`);
   });
 });
+
+// Issue 13: describe node read no Lease ("Failed to get lease") and divided by a missing
+// allocatable (-9223372036854775808%).
+it('describe node shows the node Lease and sane requests', async () => {
+  const k = new Kubectl(KUBECTL_CLIENTS[0]!, lab.kubeconfigPath, path.join(dir, 'home-describe'));
+  const r = await k.run(['describe', 'node', 'node-1']);
+  expect([r.code, r.stderr]).toEqual([0, '']);
+  const out = r.stdout.toString();
+  expect(out).toMatch(/Lease:\n\s+HolderIdentity:\s+node-1\n\s+AcquireTime:\s+\S.*\n\s+RenewTime:\s+\S/);
+  expect(out).not.toContain('Failed to get lease');
+  expect(out).not.toContain('-9223372036854775808');
+  expect(out).toMatch(/default\s+demo\s+0 \(0%\)\s+0 \(0%\)\s+0 \(0%\)\s+0 \(0%\)/);
+});

@@ -11,7 +11,7 @@
  *
  * A failed connection (the pod refused it, the upgrade for it was refused) is reported on stderr
  * as `error: an error occurred forwarding L -> R: …`, and then port-forward ends with
- * `error: lost connection to pod` and exit code 1, as kubectl 1.28 and later do (client-go
+ * `error: lost connection to pod` and exit code 1, as kubectl 1.28 and later do (kubernetes#117493; client-go
  * handleConnection closes the whole connection on any error-stream message; kubectl's
  * `lost connection to pod`; the long-standing complaints are kubectl #1169 and
  * kubernetes#74551). A supervisor restarts it, as for kubectl.
