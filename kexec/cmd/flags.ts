@@ -51,7 +51,7 @@ export function addStreamFlags(cmd: Command): Command {
 }
 
 const PROTOCOL_HELP =
-  'stream protocol: websocket (default), spdy, or auto (WebSocket, then SPDY if the upgrade is refused)';
+  'stream protocol: auto (default: WebSocket, then SPDY if the upgrade is refused, as kubectl), websocket, or spdy';
 
 export function addProtocolFlag(cmd: Command, envName: string): Command {
   return cmd.option('--protocol <protocol>', `${PROTOCOL_HELP}; ${envName}=false means spdy`);

@@ -61,6 +61,8 @@ export interface Container {
   stdinOnce?: boolean;
   tty?: boolean;
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  /** `Always`, `IfNotPresent` or `Never`; defaulted by the image manager when unset. */
+  imagePullPolicy?: string;
   [field: string]: unknown;
 }
 
@@ -71,6 +73,12 @@ export interface PodSpec {
   ephemeralContainers?: Container[];
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   hostname?: string;
+  /** The node's network, PID and IPC namespaces instead of the pod's own. */
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  /** The containers of the pod share one PID namespace (the sandbox's). */
+  shareProcessNamespace?: boolean;
   [field: string]: unknown;
 }
 
