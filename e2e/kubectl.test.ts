@@ -14,20 +14,7 @@ import pty from 'node-pty';
 import { startLab, type Lab } from '../lab/lab.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 import { waitForPort } from './support/processes.js';
-import { E2E_RUNTIMES, LOCAL_IMAGE_POLICY, STTY_SIZE_SOON } from './support/runtimes.js';
-
-const podYaml = (name: string, command: string[], extra = '') => `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${name}
-spec:
-  nodeName: node-1
-  containers:
-  - name: main
-    image: busybox
-    imagePullPolicy: ${LOCAL_IMAGE_POLICY}
-    command: ${JSON.stringify(command)}
-${extra}`;
+import { E2E_RUNTIMES, podYaml, STTY_SIZE_SOON } from './support/runtimes.js';
 
 describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
   let dir = '';

@@ -17,6 +17,7 @@ import { startLab, type Lab } from '../lab/lab.js';
 import { packageRoot } from '../shared/package-root.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 import { collect, waitForPort } from './support/processes.js';
+import { podYaml } from './support/runtimes.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(packageRoot(), 'e2e', 'python', 'client.py');
@@ -30,20 +31,9 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'python-client-e2e-'));
   lab = await startLab({ dir: path.join(dir, 'lab'), port: 0, log: () => {} });
   const kubectl = new Kubectl(KUBECTL_CLIENTS[0]!, lab.kubeconfigPath, path.join(dir, 'home'));
-  const pod = (name: string, command: string[]) => `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${name}
-spec:
-  nodeName: node-1
-  containers:
-  - name: main
-    image: busybox
-    command: ${JSON.stringify(command)}
-`;
   const manifests = [
-    pod('ticker', ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']),
-    pod('web', [
+    podYaml('ticker', ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']),
+    podYaml('web', [
       'node',
       '-e',
       `require('http').createServer((q, s) => s.end('hello from pod\\n')).listen(${WEB_PORT}, '127.0.0.1')`,

@@ -11,9 +11,7 @@ import {
   addConnectionFlags,
   addProtocolFlag,
   addStreamFlags,
-  connectionFlags,
-  podNameFrom,
-  protocolFlag,
+  streamOptionsFrom,
   type StreamFlags,
 } from './flags.js';
 
@@ -33,15 +31,7 @@ export function completeAttach(
       commandPath,
     );
   }
-  return {
-    ...connectionFlags(flags, commandPath),
-    pod: podNameFrom(pod, commandPath),
-    container: flags.container || undefined,
-    stdin: Boolean(flags.stdin),
-    tty: Boolean(flags.tty),
-    quiet: Boolean(flags.quiet),
-    protocol: protocolFlag(flags.protocol, commandPath),
-  };
+  return streamOptionsFrom(pod, flags, commandPath);
 }
 
 export function newCmdAttach(run: (o: AttachOptions) => Promise<void>): Command {

@@ -12,9 +12,7 @@ import {
   addConnectionFlags,
   addProtocolFlag,
   addStreamFlags,
-  connectionFlags,
-  podNameFrom,
-  protocolFlag,
+  streamOptionsFrom,
   type ConnectionFlags,
   type StreamFlags,
 } from './flags.js';
@@ -55,16 +53,7 @@ export function completeExec(
   if (command.length === 0) {
     throw new UsageError('you must specify at least one command for the container', commandPath);
   }
-  return {
-    ...connectionFlags(flags, commandPath),
-    pod: podNameFrom(pod, commandPath),
-    container: flags.container || undefined,
-    stdin: Boolean(flags.stdin),
-    tty: Boolean(flags.tty),
-    quiet: Boolean(flags.quiet),
-    command,
-    protocol: protocolFlag(flags.protocol, commandPath),
-  };
+  return { ...streamOptionsFrom(pod, flags, commandPath), command };
 }
 
 /**

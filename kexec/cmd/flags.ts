@@ -74,6 +74,19 @@ export function connectionFlags(flags: ConnectionFlags, commandPath: string): Co
   return { kubeconfig: flags.kubeconfig, context: flags.context, namespace: flags.namespace };
 }
 
+/** exec's and attach's common Complete: the pod, the container and the stream flags. */
+export function streamOptionsFrom(pod: string, flags: StreamFlags, commandPath: string) {
+  return {
+    ...connectionFlags(flags, commandPath),
+    pod: podNameFrom(pod, commandPath),
+    container: flags.container || undefined,
+    stdin: Boolean(flags.stdin),
+    tty: Boolean(flags.tty),
+    quiet: Boolean(flags.quiet),
+    protocol: protocolFlag(flags.protocol, commandPath),
+  };
+}
+
 /** The pod name from `POD`, `pod/POD` or `pods/POD` (kubectl accepts TYPE/NAME). */
 export function podNameFrom(arg: string, commandPath: string): string {
   const slash = arg.indexOf('/');
