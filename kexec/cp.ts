@@ -341,8 +341,6 @@ async function copyFromPod(o: CopyOptions, protocol: StreamProtocol, io: KexecIO
   const dest = path.resolve(o.dest.file);
   const prefix = remotePrefix(o.src.file);
   const { input, done } = untarTo(dest, prefix, io.stderr);
-  let received = 0;
-  input.on('data', (c: Buffer) => (received += c.length));
   let code: number;
   try {
     code = await execIn(
@@ -355,15 +353,20 @@ async function copyFromPod(o: CopyOptions, protocol: StreamProtocol, io: KexecIO
   } finally {
     input.end();
   }
-  // tar found nothing to archive (a missing or unreadable path): say so, rather than what an
-  // empty archive makes node-tar say (TAR_BAD_ARCHIVE). tar's own message went to stderr above.
-  if (code !== 0 && received === 0) {
-    await done.catch(() => undefined);
+  const outcome = await done.then(
+    (report) => ({ report, err: undefined }),
+    (err: unknown) => ({ report: undefined, err }),
+  );
+  // tar found nothing to archive (a missing or unreadable path) and wrote only end-of-archive
+  // blocks, which node-tar calls TAR_BAD_ARCHIVE: say what happened instead. tar's own message
+  // ("Cannot stat: No such file or directory") went to stderr above.
+  if (code !== 0 && (outcome.err || outcome.report!.extracted + outcome.report!.refused === 0)) {
     throw new Error(
-      `${t.namespace}/${t.pod}:${o.src.file}: no such file or directory in the container (tar exited with code ${code})`,
+      `cannot copy ${t.namespace}/${t.pod}:${o.src.file}: no such file or directory in the container, or not readable (tar exited with code ${code})`,
     );
   }
-  const report = await done;
+  if (outcome.err) throw outcome.err;
+  const report = outcome.report!;
   if (code !== 0) throw new ExitCodeError(code);
   if (report.refused > 0) {
     throw new Error(
