@@ -4,8 +4,8 @@
  * resource or subresource exists exactly when it has an entry here.
  *
  * Mirrors kubernetes `pkg/registry/core/rest/storage_core.go` (LegacyRESTStorageProvider /
- * NewLegacyRESTStorage building `restStorageMap`), reduced to pods (with the binding subresource a scheduler uses), nodes
- * and namespaces; and the named groups beside it (APIGroupVersion, upstream's APIGroupInfo of
+ * NewLegacyRESTStorage building `restStorageMap`), reduced to pods (with the binding subresource a scheduler uses), nodes,
+ * events and namespaces; and the named groups beside it (APIGroupVersion, upstream's APIGroupInfo of
  * `pkg/registry/{coordination,authorization,authentication}/rest`): coordination.k8s.io (leases),
  * authorization.k8s.io (SelfSubjectAccessReview), authentication.k8s.io (SelfSubjectReview).
  */
@@ -18,7 +18,9 @@ import {
   type KubeletProxyConfig,
 } from './registry/pod/exec-rest.js';
 import { NodeConnectionInfoGetter } from './kubelet-client.js';
+import { newEventStorage } from './registry/event/event-rest.js';
 import { newNodeStorage } from './registry/node/node-rest.js';
+import { NodeProxyREST } from './registry/node/proxy-rest.js';
 import { newPodStorage } from './registry/pod/pod-rest.js';
 import { PodLocator } from './registry/pod/pod-location.js';
 import type { Storage } from './registry/rest.js';
@@ -57,10 +59,10 @@ export function newLegacyRESTStorage(
   const pods = newPodStorage(store);
   namespaces.holds(pods.pod);
   const nodes = newNodeStorage(store);
-  const locator = new PodLocator(
-    pods.pod,
-    new NodeConnectionInfoGetter(nodes.node, kubelet.tls ? 'https' : 'http'),
-  );
+  const connections = new NodeConnectionInfoGetter(nodes.node, kubelet.tls ? 'https' : 'http');
+  const locator = new PodLocator(pods.pod, connections);
+  const events = newEventStorage(store);
+  namespaces.holds(events);
   return new Map<string, Storage>([
     ['pods', pods.pod],
     ['pods/status', pods.status],
@@ -71,6 +73,8 @@ export function newLegacyRESTStorage(
     ['pods/binding', new BindingREST(pods.pod)],
     ['nodes', nodes.node],
     ['nodes/status', nodes.status],
+    ['nodes/proxy', new NodeProxyREST(connections, kubelet)],
+    ['events', events],
     ['namespaces', namespaces],
   ]);
 }

@@ -67,10 +67,11 @@ export function route(apis: readonly APIGroupVersion[], info: RequestInfo, metho
   const gv = groupVersionOf(apis, info);
   if (!gv) throw resourceNotFound();
   const [resource = '', name = '', subresource = '', ...rest] = info.parts;
-  if (rest.length) throw resourceNotFound();
   const path = subresource ? `${resource}/${subresource}` : resource;
   const storage = gv.resources.get(path);
   if (!storage) throw resourceNotFound();
+  // Only a proxy subresource takes a path of its own (upstream's `{path:*}` routes).
+  if (rest.length && !acceptsPath(storage)) throw resourceNotFound();
   // Namespaced storage lives under /namespaces/{ns}/ (lists may also span all namespaces);
   // cluster-scoped storage never does (a namespace itself is named by its own path).
   const namespaceItself = resource === 'namespaces' && info.namespace === name;
@@ -103,6 +104,10 @@ function resourceAction(s: Storage, info: RequestInfo, name: string, method: str
   if (method === 'DELETE')
     return isCollectionDeleter(s) ? { kind: 'deletecollection', storage: s } : undefined;
   return undefined;
+}
+
+function acceptsPath(s: Storage): boolean {
+  return isConnecter(s) && (s as { acceptsPath?: boolean }).acceptsPath === true;
 }
 
 function subresourceAction(s: Storage, name: string, method: string): Action | undefined {

@@ -9,6 +9,7 @@
  */
 import type { KubeObject } from '../../shared/api/core-v1.js';
 import { isRecord } from '../api/json-values.js';
+import { eventPrinter } from './event-printer.js';
 
 export interface TableColumnDefinition {
   name: string;
@@ -299,4 +300,4 @@ export const defaultPrinter: Printer = {
   row: (obj) => ({ cells: [obj.metadata.name ?? '', obj.metadata.creationTimestamp ?? ''] }),
 };
 
-export const PRINTERS: Record<string, Printer> = { Pod: podPrinter, Node: nodePrinter };
+export const PRINTERS: Record<string, Printer> = { Pod: podPrinter, Node: nodePrinter, Event: eventPrinter };
