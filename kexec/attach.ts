@@ -12,7 +12,7 @@
  */
 import { getRunningPod } from './pod-running.js';
 import { loadClientConfig } from './client.js';
-import type { AttachOptions } from './options.js';
+import type { AttachOptions } from './cmd/attach.js';
 import { defaultContainer, findContainer, streamUrl } from './pod.js';
 import { resolveStreamProtocol } from './remotecommand-executor.js';
 import { runStreamSession, setupTty, type KexecIO } from './stream-session.js';

@@ -4,7 +4,8 @@
  * default 1m, "timed out waiting for the condition").
  */
 import type { ClientConfig } from './client.js';
-import { getPod, type PodLike } from './pod.js';
+import type { Pod } from '../shared/api/core-v1.js';
+import { getPod } from './pod.js';
 
 export const DEFAULT_POD_RUNNING_TIMEOUT_MS = 60_000;
 const POLL_MS = 500;
@@ -14,7 +15,7 @@ export async function getRunningPod(
   namespace: string,
   name: string,
   timeoutMs = DEFAULT_POD_RUNNING_TIMEOUT_MS,
-): Promise<PodLike> {
+): Promise<Pod> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const pod = await getPod(cfg, namespace, name);

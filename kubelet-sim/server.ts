@@ -45,7 +45,8 @@ import {
 } from '../shared/status.js';
 import { serveContainerLogs } from './container-logs.js';
 import { criErrorToStatus } from './cri-errors.js';
-import type { StreamFaultHandler } from './fault-injection.js';
+import type { KubeletFault } from './fault-injection.js';
+import { FAULT_FLAG_PATH, FaultSwitch } from './debug-flags.js';
 import type { RuntimeService } from './kuberuntime-manager.js';
 import {
   parseKubeletPath,
@@ -76,8 +77,11 @@ export interface KubeletServerOptions {
   backendTimeoutMs?: number;
   /** `follow` logs: how often the file is looked at without a change event. Default 1000 ms. */
   logPollIntervalMs?: number;
-  /** `--fault`: answers authenticated streaming upgrades instead of the runtime (fault-injection.ts). */
-  streamFault?: StreamFaultHandler;
+  /**
+   * `--fault`: authenticated streaming upgrades are answered by the fault drill instead of the
+   * runtime (fault-injection.ts); switchable at run time with `PUT /debug/flags/fault`.
+   */
+  fault?: KubeletFault;
   /** Serve https (`--tls-cert-file`, `--tls-private-key-file`); plain http without. */
   tls?: KubeletTlsOptions;
   /** Where `/metrics` counts; a registry of its own by default. */
@@ -98,7 +102,8 @@ export interface KubeletTlsOptions {
 /** The users allowed through: the apiserver's, by token or by client certificate. */
 const APISERVER_IDENTITIES = new Set([APISERVER_USER, APISERVER_KUBELET_CLIENT]);
 
-export interface StreamOptions {
+/** An exec or attach request as the kubelet reads its query (upstream getExecRequestParams + remotecommand.Options). */
+export interface ExecRequestParams {
   command: string[];
   stdin: boolean;
   stdout: boolean;
@@ -111,11 +116,14 @@ type Reply = (status: Status, headers?: Record<string, string>) => void;
 export class KubeletServer {
   readonly server: http.Server | https.Server;
   readonly metrics: KubeletMetrics;
+  /** The fault drill now on (`/debug/flags/fault`). */
+  readonly fault: FaultSwitch;
   private readonly upgraded = new Set<Duplex>();
   private readonly logStreams = new Set<ServerResponse>();
 
   constructor(private readonly opts: KubeletServerOptions) {
     this.metrics = opts.metrics ?? new KubeletMetrics();
+    this.fault = new FaultSwitch(opts.fault, opts.log);
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
     const tls = opts.tls;
     this.server = tls
@@ -171,10 +179,16 @@ export class KubeletServer {
       res.end(req.method === 'HEAD' ? undefined : 'ok');
       return;
     }
-    if (path === '/metrics' || path === '/debug/sessions') {
+    if (path === '/metrics' || path === '/debug/sessions' || path === FAULT_FLAG_PATH) {
       const denied = this.authenticate(req);
       if (denied) return reply(denied);
       if (path === '/metrics') return void serveMetrics(this.metrics.registry, res);
+      if (path === FAULT_FLAG_PATH) {
+        return void this.fault.serve(req, res).then(
+          (refused) => refused && reply(refused),
+          (err: unknown) => (res.headersSent ? res.destroy() : reply(failureStatus(500, errorMessage(err)))),
+        );
+      }
       return writeJSON(res, this.metrics.streams.snapshot());
     }
     const route = this.admit(req, reply);
@@ -213,7 +227,8 @@ export class KubeletServer {
       return reply(failureStatus(400, 'container logs are served without an upgrade'));
     }
     if (!isUpgradeRequest(req)) return reply(failureStatus(400, 'Upgrade request required'));
-    if (this.opts.streamFault) return this.opts.streamFault(req, socket, head);
+    const fault = this.fault.handler;
+    if (fault) return fault(req, socket, head);
     let backend: Promise<URL>;
     try {
       const query = new URL(req.url ?? '/', 'http://kubelet').searchParams;
@@ -251,8 +266,8 @@ export class KubeletServer {
           rejectForwardingRedirects: true,
           useLocationHost: true,
           stripHeaders: ['Authorization'],
-          // Only when set: an explicit undefined would replace the handler's default.
-          ...(this.opts.backendTimeoutMs ? { backendTimeoutMs: this.opts.backendTimeoutMs } : {}),
+          // Unset (or 0) keeps the handler's default: it drops undefined options.
+          backendTimeoutMs: this.opts.backendTimeoutMs || undefined,
         });
         handler.handleUpgrade(req, socket, head);
       },
@@ -323,7 +338,7 @@ export class KubeletServer {
   }
 
   /** Finds the container and asks the runtime where to stream (CRI Exec / Attach). */
-  private async streamUrl(route: StreamRoute, o: StreamOptions, auditID?: string): Promise<URL> {
+  private async streamUrl(route: StreamRoute, o: ExecRequestParams, auditID?: string): Promise<URL> {
     const container = await findRunningContainer(this.opts.runtime, route);
     const meta = { [AUDIT_ID_METADATA]: auditID };
     structured(this.opts.log)
@@ -412,7 +427,7 @@ export function portForwardPorts(req: IncomingMessage, q: URLSearchParams): numb
  * Stream options from the query, by upstream's rules (remotecommand NewOptions): `input`,
  * `output`, `error`, `tty` are on when `=1`; with a tty stderr is dropped; at least one stream.
  */
-export function streamOptions(verb: StreamVerb, q: URLSearchParams): StreamOptions {
+export function streamOptions(verb: StreamVerb, q: URLSearchParams): ExecRequestParams {
   const on = (k: string): boolean => q.get(k) === '1';
   const tty = on('tty');
   const stdin = on('input');

@@ -34,6 +34,7 @@ import { errorMessage, type Logger } from '../shared/logging.js';
 import { acquireLabLock } from './lab-lock.js';
 import { apiserverArgv, criShimArgv, kubeletArgv, loggingArgv } from './argv.js';
 import { LabLogView } from './log-view.js';
+import { writeKexecBin } from './kexec-bin.js';
 import { startContainerd } from './containerd.js';
 import {
   KUBECONFIG_FILE,
@@ -64,6 +65,7 @@ import {
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { ServiceGroup, type ServiceFailure } from './service-group.js';
 import { defaultLog } from './supervisor.js';
+import { startDashboard, type Dashboard } from './dashboard/server.js';
 import type { ReadyInfo } from '../shared/ready-line.js';
 import { fromPackageRoot } from '../shared/package-root.js';
 
@@ -90,6 +92,8 @@ export interface LabNode {
 export interface Lab {
   dir: string;
   kubeconfigPath: string;
+  /** Holds `kexec` (kexec-bin.ts): the CLI of this checkout with the lab's kubeconfig. */
+  kexecBinDir: string;
   apiserverUrl: string;
   /** The lab CA (`DIR/pki/ca.crt`) the kubeconfig trusts; undefined with insecureHttp. */
   caFile?: string;
@@ -102,6 +106,8 @@ export interface Lab {
   auditLogPath: string;
   /** The services' log records as they come (the dashboard listens). */
   logs: LabLogView;
+  /** The live dashboard (lab/dashboard/), on loopback; undefined with `dashboard: false`. */
+  dashboard?: Dashboard;
   /** Every node, node 1 first. */
   nodes: LabNode[];
   /**
@@ -170,6 +176,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     const starting = writeKubeconfig(`${kubeconfigPath}.starting`, apiserverUrl, creds.adminToken, {
       caPem: pki?.caPem,
     });
+    const kexecBinDir = writeKexecBin(plan.dir, kubeconfigPath);
     if (opts.demoPod ?? true) {
       await runDemoPod(group, starting, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
     }
@@ -179,9 +186,22 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         void recreateApiObjects(group, plan, kubeconfigPath, opts.demoPod ?? true, say);
       });
     }
+    const dashboard =
+      opts.dashboard === false
+        ? undefined
+        : await group.guard(
+            startDashboard({
+              client: await loadClientConfig({ kubeconfig: kubeconfigPath }),
+              adminToken: creds.adminToken,
+              auditLogPath: auditLogPath(plan.dir),
+              logs: view,
+              port: opts.dashboardPort,
+            }),
+          );
     return {
       dir: plan.dir,
       kubeconfigPath,
+      kexecBinDir,
       apiserverUrl,
       caFile: pki?.caFile,
       kubeletUrl: nodes[0]!.kubeletUrl,
@@ -189,10 +209,14 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       adminToken: creds.adminToken,
       auditLogPath: auditLogPath(plan.dir),
       logs: view,
+      dashboard,
       nodes,
       pids: group.pids(),
       failed: group.failed,
-      stop: () => group.stop().finally(() => lock.release()),
+      stop: async () => {
+        await dashboard?.close();
+        await group.stop().finally(() => lock.release());
+      },
     };
   } catch (err) {
     await group.abandon();
@@ -324,6 +348,8 @@ async function startLabContainerd(
       readyTimeoutMs: opts.readyTimeoutMs,
       streamingTls,
       signal: group.signal,
+      // The group stops everything at once; the pods go only once this node's kubelet has.
+      beforeStop: () => Promise.all(group.services.filter((s) => s.name === n.kubelet).map((s) => s.stop())),
     }),
   );
   group.adopt(proc);
@@ -428,8 +454,8 @@ export function tryCommands(kubeconfigPath: string, apiserverUrl: string, cwd = 
   const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : kubeconfigPath;
   const kubectl = `KUBECONFIG=${shown} kubectl exec demo -- ls /root`;
   return [
-    `npx kexec --kubeconfig ${shown} demo -- ls /root`,
-    `npx kexec --kubeconfig ${shown} -it demo -- sh`,
+    'kexec demo -- ls /root',
+    'kexec -it demo -- sh',
     apiserverUrl.startsWith('https:')
       ? kubectl
       : `${kubectl}   # needs https (start without --insecure-http): kubectl sends no token over plain http`,

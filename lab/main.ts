@@ -13,6 +13,7 @@ import {
   kubeletFaultOption,
   type KubeletFault,
 } from '../kubelet-sim/fault-injection.js';
+import { pathHint } from './kexec-bin.js';
 import { startLab, tryCommands } from './lab.js';
 import { LAB_RUNTIMES, type LabRuntime } from './plan.js';
 import { consoleLog } from './console.js';
@@ -46,6 +47,8 @@ const program = new Command('kexec-lab')
   )
   .option('--dir <dir>', 'state directory: signing key, tokens, kubeconfig, runtime state', '.lab')
   .option('--port <port>', 'apiserver port (0 picks a free one)', portArgument, 6443)
+  .option('--dashboard-port <port>', 'the live dashboard on 127.0.0.1 (0 picks a free one)', portArgument, 0)
+  .option('--no-dashboard', 'do not serve the live dashboard')
   .option(
     '--max-connection-bytes-per-sec <n>',
     'apiserver rate limit for each direction of a proxied stream (0 = unlimited)',
@@ -120,6 +123,8 @@ async function main(): Promise<number> {
   const o = program.opts<{
     dir: string;
     port: number;
+    dashboardPort: number;
+    dashboard: boolean;
     maxConnectionBytesPerSec: number;
     nodeName: string;
     nodes: number;
@@ -149,6 +154,8 @@ async function main(): Promise<number> {
     lab = await startLab({
       dir: o.dir,
       port: o.port,
+      dashboard: o.dashboard,
+      dashboardPort: o.dashboardPort,
       maxConnectionBytesPerSec: o.maxConnectionBytesPerSec,
       authorizationPolicyFile: o.authorizationPolicyFile,
       nodeName: o.nodeName,
@@ -183,6 +190,12 @@ async function main(): Promise<number> {
       }, pod default/demo Running on ${o.nodeName}.`,
       `kubeconfig: ${lab.kubeconfigPath}`,
       `audit log: ${lab.auditLogPath}`,
+      ...(lab.dashboard
+        ? [
+            `dashboard: ${lab.dashboard.url} (log in once with ${lab.dashboard.newLoginLink()} ,`,
+            '  or send the admin token as Authorization: Bearer)',
+          ]
+        : []),
       ...(lab.caFile ? [`lab CA: ${lab.caFile}`] : []),
       ...(lab.etcdUrl ? [`etcd: ${lab.etcdUrl} (objects kept in ${o.dir}/etcd)`] : []),
       ...(o.kubeletFault && o.kubeletFault.mode !== 'none'
@@ -194,6 +207,7 @@ async function main(): Promise<number> {
           ]
         : []),
       '',
+      `kexec: ${pathHint(lab.kexecBinDir)}`,
       'Try:',
       `  ${first}`,
       ...rest.map((c) => `  ${c}`),

@@ -18,6 +18,10 @@ export interface LabOptions {
   dir?: string;
   /** apiserver port; 0 picks a free one (the kubeconfig records the real one). Default 6443. */
   port?: number;
+  /** Serve the live dashboard (lab/dashboard/). Default true. */
+  dashboard?: boolean;
+  /** The dashboard's port on 127.0.0.1; 0 (the default) picks a free one. */
+  dashboardPort?: number;
   /** The apiserver's `--max-connection-bytes-per-sec` (0 = unlimited). */
   maxConnectionBytesPerSec?: number;
   /**
