@@ -1,8 +1,9 @@
 /**
  * docker-compose.yml on a real Docker engine (Debian's docker.io and docker-compose 1.29), from
  * nothing: a dockerd of its own under a temp dir (support/docker.ts), a local stand-in for the
- * Dockerfile's base image (scripts/docker-base-image.sh: debootstrap + this machine's node, cached
- * in ~/.cache/kexec-lab/docker), the project's image from its own Dockerfile, then
+ * Dockerfile's base image (scripts/docker-base-image.sh: debootstrap + this machine's node), the
+ * project's image from its own Dockerfile (both kept in the engine's cached data root,
+ * ~/.cache/kexec-lab/docker, so a second run rebuilds only what changed), then
  * `docker-compose up` and what a user does with it: read demo's `ls /root`, exec from the host with
  * real kubectl through the published port, a shell on a terminal through `docker-compose run`, a
  * kubelet fault drill, and `docker-compose down -v` leaving nothing. The engine is stopped and its
@@ -23,6 +24,7 @@ import { kubectlPath } from '../shared/test-support/kubectl.js';
 import {
   DOCKER_CLI,
   dockerUnavailable,
+  dockerCacheDir,
   extraCaCerts,
   startDockerEngine,
   type DockerEngine,
@@ -31,6 +33,7 @@ import {
 const root = packageRoot();
 const PROJECT = 'kexeccompose';
 const IMAGE = 'kexec-lab:local';
+const BUILD_STAGE_IMAGE = 'kexec-lab:build-stage';
 const unavailable = dockerUnavailable();
 
 if (unavailable) {
@@ -79,21 +82,21 @@ describeDocker('docker-compose.yml on a real Docker engine', () => {
     const base = await timed('base image stand-in', () =>
       engine!.run(path.join(root, 'scripts', 'docker-base-image.sh'), [], {
         cwd: root,
-        env: { DOCKER: DOCKER_CLI },
+        env: { DOCKER: DOCKER_CLI, KEXEC_DOCKER_CACHE: dockerCacheDir() },
         timeoutMs: 600_000,
       }),
     );
     if (base.code !== 0) throw new Error(`docker-base-image.sh failed:\n${base.stderr}`);
     // The project's own Dockerfile; the build stage's npm trusts this machine's extra CAs (the
     // TLS-inspecting proxy's), which never reach the final image.
-    const build = await timed('docker build', () =>
-      docker(
-        ['build', '--network', 'host', '--build-arg', `EXTRA_CA_CERTS=${extraCaCerts()}`, '-t', IMAGE, root],
-        900_000,
-      ),
-    );
+    const buildArgs = ['build', '--network', 'host', '--build-arg', `EXTRA_CA_CERTS=${extraCaCerts()}`];
+    const build = await timed('docker build', () => docker([...buildArgs, '-t', IMAGE, root], 900_000));
     if (build.code !== 0)
       throw new Error(`docker build failed:\n${build.stdout.slice(-4000)}\n${build.stderr}`);
+    // Name the build stage too (all cached by now), so that pruning older builds at the end keeps
+    // its layers (toolchain, npm ci) for the next run.
+    const stage = await docker([...buildArgs, '--target', 'build', '-t', BUILD_STAGE_IMAGE, root], 300_000);
+    if (stage.code !== 0) throw new Error(`docker build --target build failed:\n${stage.stderr}`);
     const up = await timed('docker-compose up -d', () => compose(['up', '-d', '--no-build']));
     if (up.code !== 0) throw new Error(`docker-compose up failed:\n${up.stderr}`);
   }, 1_200_000);
@@ -102,6 +105,8 @@ describeDocker('docker-compose.yml on a real Docker engine', () => {
     if (work) fs.rmSync(work, { recursive: true, force: true });
     if (!engine) return;
     await compose(['down', '-v', '--remove-orphans']);
+    // The engine's data root is a cache (support/docker.ts): keep this run's images, drop older builds.
+    await docker(['image', 'prune', '--force'], 300_000);
     await timed('dockerd stop', () => engine!.stop());
   }, 120_000);
 

@@ -3,11 +3,11 @@
  *
  *   node dist/lab/healthcheck-main.js --cacert /lab/pki/ca.crt https://localhost:6443/readyz
  *
- * What a kubelet's httpGet probe does for a pod (pkg/probe/http in Kubernetes: a status in
- * [200, 400) is success; here only 2xx, as the apiserver's /readyz and the kubelet's /healthz answer
- * 200 when healthy), as a one-shot process because Docker healthchecks run commands. https is
- * verified against `--cacert` (the lab CA), never skipped. Exits 1 with one line on stderr
- * otherwise; bounded by `--timeout`.
+ * Plays the kubelet's httpGet probe (kubernetes `pkg/probe/http/http.go`) for Docker, whose
+ * healthchecks run commands. Differences: success is a 2xx only (upstream takes [200, 400); the
+ * apiserver's /readyz and the kubelet's /healthz answer 200 when healthy, and a redirect is not
+ * followed), and https is verified against `--cacert` (the lab CA), never skipped. Exits 1 with one
+ * line on stderr otherwise; bounded by `--timeout`.
  */
 import fs from 'node:fs';
 import http from 'node:http';

@@ -7,8 +7,14 @@
  * compose network and the host reaches published ports through docker-proxy on 127.0.0.1, but
  * containers have no way out: builds run with `--network host`.
  *
- * `stop()` stops the engine (and its containerd), checks that nothing of it is left (processes
- * under the temp dir, mounts) and removes the temp dir.
+ * The data root (images, layers) is a cache, not a temp dir: DOCKER_CACHE/engine (default
+ * ~/.cache/kexec-lab/docker, beside the base image tarball), so a second run finds its images and
+ * build layers, and no run pays for deleting a gigabyte of layers (slow on a disk that discards on
+ * delete). One engine at a time uses it (a lock file); a second concurrent run gets a temp data
+ * root. Delete the directory to reclaim the space.
+ *
+ * `stop()` stops the engine (and its containerd), checks that nothing of it is left (processes,
+ * mounts) and removes the temp dir.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -104,16 +110,53 @@ async function pollUntil(what: string, timeoutMs: number, check: () => Promise<b
   }
 }
 
+/** Where the base image tarball and the engine's data root are kept between runs. */
+export function dockerCacheDir(): string {
+  return (
+    process.env.KEXEC_DOCKER_CACHE ??
+    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'kexec-lab', 'docker')
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Takes the cached data root (lock file with our pid; a dead owner's lock is stale), or undefined. */
+function lockCachedDataRoot(): { dataRoot: string; release: () => void } | undefined {
+  const cache = dockerCacheDir();
+  fs.mkdirSync(cache, { recursive: true });
+  const lock = path.join(cache, 'engine.lock');
+  for (let i = 0; i < 2; i++) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return { dataRoot: path.join(cache, 'engine'), release: () => fs.rmSync(lock, { force: true }) };
+    } catch {
+      const owner = Number(fs.readFileSync(lock, 'utf8'));
+      if (owner && alive(owner)) return undefined;
+      fs.rmSync(lock, { force: true });
+    }
+  }
+  return undefined;
+}
+
 /** Starts dockerd under a new temp dir; rejects (with its log) if it does not answer in time. */
 export async function startDockerEngine(): Promise<DockerEngine> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kexec-dockerd-'));
+  const cached = lockCachedDataRoot();
+  const dataRoot = cached?.dataRoot ?? path.join(dir, 'data');
   const host = `unix://${dir}/docker.sock`;
   const log = fs.openSync(path.join(dir, 'dockerd.log'), 'a');
   const child = spawn(
     'dockerd',
     [
       '--data-root',
-      path.join(dir, 'data'),
+      dataRoot,
       '--exec-root',
       path.join(dir, 'exec'),
       '--pidfile',
@@ -161,14 +204,15 @@ export async function startDockerEngine(): Promise<DockerEngine> {
     await pollUntil(
       'the engine’s containerd and shims to exit',
       30_000,
-      async () => !processesUnder(dir).length,
+      async () => !processesUnder(dir).length && !processesUnder(dataRoot).length,
     );
     // dockerd keeps its own network namespace bound on EXEC_ROOT/netns/default after it stops
     // (libnetwork); anything else still mounted is a leak.
     const netns = path.join(dir, 'exec', 'netns', 'default');
-    const mounts = mountsUnder(dir);
+    const mounts = [...mountsUnder(dir), ...(cached ? mountsUnder(dataRoot) : [])];
     for (const m of [...mounts].reverse()) spawnSync('umount', ['-l', m]);
     fs.rmSync(dir, { recursive: true, force: true });
+    cached?.release();
     const leaked = mounts.filter((m) => m !== netns);
     if (leaked.length) throw new Error(`the engine left mounts behind: ${leaked.join(', ')}`);
   };
