@@ -33,6 +33,8 @@ export interface ContainerSpec {
   stdin?: boolean;
   stdinOnce?: boolean;
   tty?: boolean;
+  /** `Always`, `IfNotPresent` or `Never`; defaulted by the image manager when unset. */
+  imagePullPolicy?: string;
 }
 
 export interface PodSpec {
@@ -40,6 +42,12 @@ export interface PodSpec {
   containers: ContainerSpec[];
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   hostname?: string;
+  /** The node's network, PID and IPC namespaces instead of the pod's own. */
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  /** The containers of the pod share one PID namespace (the sandbox's). */
+  shareProcessNamespace?: boolean;
 }
 
 export interface PodCondition {

@@ -75,11 +75,11 @@ export async function eventually(check: () => boolean, timeoutMs: number, everyM
  * loopback here), like a readiness probe: a pod is Running once its process starts, before the
  * process listens.
  */
-export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
+export async function waitForPort(port: number, timeoutMs = 15_000, host = '127.0.0.1'): Promise<void> {
   const net = await import('node:net');
   const accepts = () =>
     new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
+      const s = net.connect(port, host);
       s.once('connect', () => {
         s.destroy();
         resolve(true);
@@ -88,7 +88,7 @@ export async function waitForPort(port: number, timeoutMs = 15_000): Promise<voi
     });
   const deadline = Date.now() + timeoutMs;
   while (!(await accepts())) {
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
