@@ -5,19 +5,11 @@
  * from the CA that setup made in the shared volume. Needs `npm run build`.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../lab/etcd.js';
 import { loadCompose, startComposeService, startOrder } from '../lab/compose.js';
 import type { Service } from '../lab/supervisor.js';
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 let dir = '';
 const running: Service[] = [];

@@ -15,9 +15,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../lab/etcd.js';
 import pty from 'node-pty';
 import { packageRoot } from '../shared/package-root.js';
 import { kubectlPath } from '../shared/test-support/kubectl.js';
@@ -42,14 +42,6 @@ if (unavailable) {
   );
 }
 const describeDocker = unavailable ? describe.skip : describe;
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describeDocker('docker-compose.yml on a real Docker engine', () => {
   let engine: DockerEngine | undefined;
@@ -144,6 +136,20 @@ describeDocker('docker-compose.yml on a real Docker engine', () => {
     expect(node.stdout).toMatch(/cri-shim: CRI on .* isolation bwrap/);
     expect(node.stdout).not.toMatch(/NOT isolated/);
     expect(node.stdout).toMatch(/READY \{"service":"node".*"kubeletUrl":"https:/);
+  });
+
+  it('without the node service’s options, the cri-shim says loudly that pods are NOT isolated', async () => {
+    // Docker's defaults (the image's `node` user, default seccomp, no capability): bwrap cannot
+    // build a sandbox, `--isolation auto` falls back to none, and the banner is the first thing said.
+    const r = await docker([
+      'run',
+      '--rm',
+      IMAGE,
+      'sh',
+      '-c',
+      'timeout 60 node dist/cri-shim/main.js --listen unix:///tmp/cri.sock --root /tmp/cri 2>&1 | grep -m1 -e "NOT isolated" -e READY',
+    ]);
+    expect(r.stdout).toContain('bubblewrap (bwrap) is not usable here: containers are NOT isolated');
   });
 
   it('real kubectl on the host execs through the published port (the certificate names localhost)', async () => {

@@ -10,8 +10,8 @@
  * The data root (images, layers) is a cache, not a temp dir: DOCKER_CACHE/engine (default
  * ~/.cache/kexec-lab/docker, beside the base image tarball), so a second run finds its images and
  * build layers, and no run pays for deleting a gigabyte of layers (slow on a disk that discards on
- * delete). One engine at a time uses it (a lock file); a second concurrent run gets a temp data
- * root. Delete the directory to reclaim the space.
+ * delete). One engine at a time uses it (the lab's pid-file lock, DOCKER_CACHE/lab.pid); a second
+ * concurrent run gets a temp data root. Delete the directory to reclaim the space.
  *
  * `stop()` stops the engine (and its containerd), checks that nothing of it is left (processes,
  * mounts) and removes the temp dir.
@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
+import { LabRunningError, acquireLabLock } from '../../lab/lab-lock.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -118,31 +119,18 @@ export function dockerCacheDir(): string {
   );
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Takes the cached data root (lock file with our pid; a dead owner's lock is stale), or undefined. */
+/**
+ * Takes the cached data root for this process (lab-lock.ts's pid file, a dead owner's taken over),
+ * or undefined while another run holds it.
+ */
 function lockCachedDataRoot(): { dataRoot: string; release: () => void } | undefined {
   const cache = dockerCacheDir();
-  fs.mkdirSync(cache, { recursive: true });
-  const lock = path.join(cache, 'engine.lock');
-  for (let i = 0; i < 2; i++) {
-    try {
-      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      return { dataRoot: path.join(cache, 'engine'), release: () => fs.rmSync(lock, { force: true }) };
-    } catch {
-      const owner = Number(fs.readFileSync(lock, 'utf8'));
-      if (owner && alive(owner)) return undefined;
-      fs.rmSync(lock, { force: true });
-    }
+  try {
+    return { dataRoot: path.join(cache, 'engine'), release: acquireLabLock(cache).release };
+  } catch (err) {
+    if (err instanceof LabRunningError) return undefined;
+    throw err;
   }
-  return undefined;
 }
 
 /** Starts dockerd under a new temp dir; rejects (with its log) if it does not answer in time. */
