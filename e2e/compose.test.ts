@@ -63,6 +63,8 @@ describeDocker('docker-compose.yml on a real Docker engine', () => {
     process.stderr.write(`[compose e2e] ${timings.at(-1)}\n`);
     return r;
   };
+  /** A shell script in a fresh container of the image, with Docker's defaults. */
+  const inImage = (script: string) => docker(['run', '--rm', IMAGE, 'sh', '-c', script]);
   const containerOf = async (service: string) => (await compose(['ps', '-q', service])).stdout.trim();
   const healthOf = async (id: string) =>
     (await docker(['inspect', '-f', '{{.State.Health.Status}}', id])).stdout.trim();
@@ -103,14 +105,9 @@ describeDocker('docker-compose.yml on a real Docker engine', () => {
   }, 120_000);
 
   it('the final image has no compiler, no dev dependencies, no TypeScript sources and runs as `node`', async () => {
-    const r = await docker([
-      'run',
-      '--rm',
-      IMAGE,
-      'sh',
-      '-c',
+    const r = await inImage(
       'id -un; for p in cc gcc g++ make python3 tsc; do command -v $p; done; ls node_modules/typescript node_modules/jest 2>&1 | head -2; find . -name "*.ts" -not -path "./node_modules/*" -not -name "*.d.ts" | head -3; ls node_modules/node-pty/build/Release/pty.node',
-    ]);
+    );
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n').filter(Boolean)).toEqual([
       'node',
@@ -141,14 +138,9 @@ describeDocker('docker-compose.yml on a real Docker engine', () => {
   it('without the node service’s options, the cri-shim says loudly that pods are NOT isolated', async () => {
     // Docker's defaults (the image's `node` user, default seccomp, no capability): bwrap cannot
     // build a sandbox, `--isolation auto` falls back to none, and the banner is the first thing said.
-    const r = await docker([
-      'run',
-      '--rm',
-      IMAGE,
-      'sh',
-      '-c',
+    const r = await inImage(
       'timeout 60 node dist/cri-shim/main.js --listen unix:///tmp/cri.sock --root /tmp/cri 2>&1 | grep -m1 -e "NOT isolated" -e READY',
-    ]);
+    );
     expect(r.stdout).toContain('bubblewrap (bwrap) is not usable here: containers are NOT isolated');
   });
 
