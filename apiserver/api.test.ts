@@ -323,7 +323,9 @@ describe('routing', () => {
     expect(v1.body.kind).toBe('APIResourceList');
     const byName = Object.fromEntries(v1.body.resources.map((r: { name: string }) => [r.name, r]));
     expect(Object.keys(byName).sort()).toEqual([
+      'events',
       'nodes',
+      'nodes/proxy',
       'nodes/status',
       'pods',
       'pods/attach',

@@ -58,6 +58,8 @@ const NODE_RULES: Record<string, Set<string>> = {
   nodes: new Set([...READ, ...WRITE]),
   'nodes/status': new Set(['get', 'update', 'patch']),
   'pods/status': new Set(['get', 'update', 'patch']),
+  // system:node's role lets a kubelet record what happens to its pods.
+  events: new Set(['create', 'update', 'patch']),
 };
 
 /** Discovery, OpenAPI and version are readable by every authenticated user (system:discovery). */

@@ -30,7 +30,10 @@ import { route, type Route } from './endpoints/installer.js';
 import { newRequestInfo, type RequestInfo } from './endpoints/request-info.js';
 import type { ConnectHandler, Context } from './registry/rest.js';
 import type { StorageRegistry } from './storage-registry.js';
+import { serveMetrics, type Registry } from '../shared/metrics/registry.js';
+import type { ObservedRequest, RequestObserver } from './endpoints/filters/request-observer.js';
 import { type Logger } from '../shared/logging.js';
+import { serveDebug, type DebugDeps } from './routes/debug.js';
 
 export interface HandlerChainDeps {
   registry: StorageRegistry;
@@ -41,6 +44,12 @@ export interface HandlerChainDeps {
   /** host:port clients use to reach this server (for /api). */
   serverAddress: () => string;
   log: Logger;
+  /** Audit IDs, audit events, metrics and the per-request log line (filters/request-observer.ts). */
+  observer: RequestObserver;
+  /** The Prometheus registry `/metrics` serves. */
+  metrics: Registry;
+  /** `/debug/sessions` and `/debug/flags/...` (routes/debug.ts); 404 without. */
+  debug?: DebugDeps;
   /**
    * `-v`: at 0 (the default) a node's routine requests (its Node heartbeat, its pod list and
    * watch) are not logged, so an idle lab stays quiet; from 1 on every request is.
@@ -70,35 +79,31 @@ export class HandlerChain {
 
   /** For the server's 'request' event. */
   async serveHTTP(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = Date.now();
-    let who = '';
-    let quiet = false;
+    const seen = this.deps.observer.begin(req);
+    seen.watchResponse(res);
     try {
       const info = newRequestInfo(req);
-      if (req.method === 'GET' && isPublicPath(info.path)) return this.servePublic(info, res);
-      const auth = this.authorize(req, info);
-      who = auth.user.name;
-      quiet = (this.deps.verbosity ?? 0) < 1 && isNodeHeartbeat(auth.user, info);
-      if (!info.isResourceRequest) return this.serveNonResource(req, info, res);
+      if (req.method === 'GET' && isPublicPath(info.path)) {
+        seen.quiet = true;
+        seen.audited = false;
+        return this.servePublic(info, res);
+      }
+      const auth = this.authorize(req, info, seen);
+      seen.quiet = (this.deps.verbosity ?? 0) < 1 && isNodeHeartbeat(auth.user, info);
+      if (!info.isResourceRequest) return await this.serveNonResource(req, info, res);
       const r = route(this.deps.registry, info, req.method ?? 'GET');
-      const ctx: Context = { namespace: info.namespace, user: auth.user };
+      const ctx: Context = { namespace: info.namespace, user: auth.user, auditID: seen.auditID };
       if (r.action.kind === 'connect') {
         const handler = await this.connect(r, ctx, info);
-        this.deps.log(`connect ${req.method} ${req.url} user=${who}`);
+        seen.log(`connect ${req.method} ${req.url} user=${auth.user.name}`);
         return handler.handle(req, res);
       }
       await serveResource(r, { ctx, attrs: auth.attrs, info, watchLimits: this.deps.watchLimits }, req, res);
     } catch (err) {
       const status = toStatus(err);
-      if ((status.code ?? 500) >= 500) this.deps.log(`error ${req.method} ${req.url}: ${String(err)}`);
+      if ((status.code ?? 500) >= 500) seen.log.error(`${req.method} ${req.url}: ${String(err)}`);
       if (!res.headersSent) writeStatus(res, status);
       else res.destroy();
-    } finally {
-      if (!quiet && !isPublicPath(req.url?.split('?')[0] ?? '')) {
-        this.deps.log(
-          `${req.method} ${req.url} user=${who || '-'} code=${res.statusCode} ${Date.now() - started}ms`,
-        );
-      }
     }
   }
 
@@ -107,30 +112,33 @@ export class HandlerChain {
     // Nothing may be read from the client until the backend has accepted the upgrade.
     socket.pause();
     socket.on('error', () => socket.destroy());
+    const seen = this.deps.observer.begin(req);
+    seen.watchSocket(socket);
     try {
       const info = newRequestInfo(req);
-      const auth = this.authorize(req, info);
+      const auth = this.authorize(req, info, seen);
       if (!info.isResourceRequest) throw resourceNotFound();
       const r = route(this.deps.registry, info, req.method ?? 'GET');
       if (r.action.kind !== 'connect')
         throw badRequest(`the resource ${r.path} does not support upgraded connections`);
-      const handler = await this.connect(r, { namespace: info.namespace, user: auth.user }, info);
-      this.deps.log(
+      const ctx: Context = { namespace: info.namespace, user: auth.user, auditID: seen.auditID };
+      const handler = await this.connect(r, ctx, info);
+      seen.log(
         `upgrade ${req.method} ${req.url} user=${auth.user.name} protocol=${req.headers.upgrade ?? ''}`,
       );
       handler.handleUpgrade(req, socket, head);
     } catch (err) {
       const status = toStatus(err);
-      if ((status.code ?? 500) >= 500)
-        this.deps.log(`error upgrade ${req.method} ${req.url}: ${String(err)}`);
-      this.deps.log(`upgrade ${req.method} ${req.url} refused code=${status.code}`);
+      if ((status.code ?? 500) >= 500) seen.log.error(`upgrade ${req.method} ${req.url}: ${String(err)}`);
+      seen.log(`upgrade ${req.method} ${req.url} refused code=${status.code}`);
       writeStatusToSocket(socket, status);
     }
   }
 
   /** WithAuthentication, then WithAuthorization. */
-  private authorize(req: IncomingMessage, info: RequestInfo): Authorized {
+  private authorize(req: IncomingMessage, info: RequestInfo, seen: ObservedRequest): Authorized {
     const user = this.deps.authenticator.authenticate(req);
+    seen.identify(info, user);
     if (!user) throw unauthorized();
     // The credential has done its job; nothing after this point may forward it.
     delete req.headers.authorization;
@@ -142,7 +150,12 @@ export class HandlerChain {
 
   private async connect(r: Route, ctx: Context, info: RequestInfo): Promise<ConnectHandler> {
     if (r.action.kind !== 'connect') throw new StatusError(toStatus(new Error('not a connect route')));
-    return r.action.storage.connect(ctx, r.action.name, info.query);
+    // A proxy subresource's path after `/proxy` travels as its `path` option (ProxyOptions.Path).
+    const rest = info.parts.slice(3);
+    if (!rest.length) return r.action.storage.connect(ctx, r.action.name, info.query);
+    const options = new URLSearchParams(info.query);
+    options.set('path', `/${rest.map(encodeURIComponent).join('/')}`);
+    return r.action.storage.connect(ctx, r.action.name, options);
   }
 
   private servePublic(info: RequestInfo, res: ServerResponse): void {
@@ -151,9 +164,18 @@ export class HandlerChain {
     res.end('ok');
   }
 
-  private serveNonResource(req: IncomingMessage, info: RequestInfo, res: ServerResponse): void {
+  private async serveNonResource(
+    req: IncomingMessage,
+    info: RequestInfo,
+    res: ServerResponse,
+  ): Promise<void> {
     const path = info.path.replace(/\/+$/, '') || '/';
+    if (this.deps.debug && path.startsWith('/debug/')) {
+      if (await serveDebug(this.deps.debug, path, info.verb, req, res)) return;
+    }
     if (info.verb !== 'get') throw resourceNotFound();
+    // Behind authorisation as upstream: nonResourceURLs ["/metrics"], verb get.
+    if (path === '/metrics') return serveMetrics(this.deps.metrics, res);
     if (path === '/api' || path === '/apis') {
       // Aggregated discovery when asked for (kubectl 1.26+), the legacy documents otherwise.
       const target = negotiate(req.headers.accept, ['APIGroupDiscoveryList']);

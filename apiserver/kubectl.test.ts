@@ -115,6 +115,7 @@ current-context: lab
         .map((l) => l.split(/\s+/)),
     ).toEqual([
       ['NAME', 'SHORTNAMES', 'APIVERSION', 'NAMESPACED', 'KIND'],
+      ['events', 'ev', 'v1', 'true', 'Event'],
       ['nodes', 'no', 'v1', 'false', 'Node'],
       ['pods', 'po', 'v1', 'true', 'Pod'],
     ]);

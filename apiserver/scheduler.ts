@@ -22,6 +22,7 @@ import type { GenericStore } from './registry/generic-store.js';
 import type { Context, WatchHandle } from './registry/rest.js';
 import { StatusError } from '../shared/status.js';
 import { errorMessage, type Logger } from '../shared/logging.js';
+import { newEvent, podReference } from '../shared/events.js';
 
 export const SCHEDULER_NAME = 'default-scheduler';
 
@@ -29,6 +30,8 @@ export interface SchedulerOptions {
   pods: GenericStore;
   nodes: GenericStore;
   binding: BindingREST;
+  /** Where `Scheduled` events go (`events` storage); none recorded without. */
+  events?: GenericStore;
   /** A node whose last heartbeat is older than this is not ready. Default 40 s. */
   nodeMonitorGracePeriodMs?: number;
   log?: Logger;
@@ -127,12 +130,22 @@ export class Scheduler {
         });
         load.set(node, load.get(node)! + 1);
         this.log(`scheduler: bound ${ns}/${name} to ${node}`);
+        await this.record(pod, 'Normal', 'Scheduled', `Successfully assigned ${ns}/${name} to ${node}`);
       } catch (err) {
         // Bound or deleted meanwhile: nothing left to do for this pod.
         if (err instanceof StatusError && (err.code === 409 || err.code === 404)) continue;
         throw err;
       }
     }
+  }
+
+  /** An Event about a pod, as kube-scheduler's recorder writes it; a failure is only logged. */
+  private async record(pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    if (!this.opts.events) return;
+    const ev = newEvent(podReference(pod), type, reason, message, { component: SCHEDULER_NAME }, this.now());
+    await this.opts.events
+      .create({ ...CTX, namespace: ev.metadata.namespace! }, ev as unknown as KubeObject)
+      .catch((err: unknown) => this.log(`scheduler: event ${reason}: ${errorMessage(err)}`));
   }
 
   /** Ready condition True, not cordoned, heartbeat (if any) within the grace period. */

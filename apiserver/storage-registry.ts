@@ -4,7 +4,7 @@
  * resource or subresource exists exactly when it has an entry here.
  *
  * Mirrors kubernetes `pkg/registry/core/rest/storage_core.go` (LegacyRESTStorageProvider /
- * NewLegacyRESTStorage building `restStorageMap`), reduced to pods (with the binding subresource a scheduler uses) and nodes.
+ * NewLegacyRESTStorage building `restStorageMap`), reduced to pods (with the binding subresource a scheduler uses), nodes and events.
  */
 import { BindingREST } from './registry/pod/binding-rest.js';
 import {
@@ -15,7 +15,9 @@ import {
   type KubeletProxyConfig,
 } from './registry/pod/exec-rest.js';
 import { NodeConnectionInfoGetter } from './kubelet-client.js';
+import { newEventStorage } from './registry/event/event-rest.js';
 import { newNodeStorage } from './registry/node/node-rest.js';
+import { NodeProxyREST } from './registry/node/proxy-rest.js';
 import { newPodStorage } from './registry/pod/pod-rest.js';
 import { PodLocator } from './registry/pod/pod-location.js';
 import type { Storage } from './registry/rest.js';
@@ -26,10 +28,8 @@ export type StorageRegistry = ReadonlyMap<string, Storage>;
 export function newLegacyRESTStorage(store: Store, kubelet: KubeletProxyConfig): StorageRegistry {
   const pods = newPodStorage(store);
   const nodes = newNodeStorage(store);
-  const locator = new PodLocator(
-    pods.pod,
-    new NodeConnectionInfoGetter(nodes.node, kubelet.tls ? 'https' : 'http'),
-  );
+  const connections = new NodeConnectionInfoGetter(nodes.node, kubelet.tls ? 'https' : 'http');
+  const locator = new PodLocator(pods.pod, connections);
   return new Map<string, Storage>([
     ['pods', pods.pod],
     ['pods/status', pods.status],
@@ -40,5 +40,7 @@ export function newLegacyRESTStorage(store: Store, kubelet: KubeletProxyConfig):
     ['pods/binding', new BindingREST(pods.pod)],
     ['nodes', nodes.node],
     ['nodes/status', nodes.status],
+    ['nodes/proxy', new NodeProxyREST(connections, kubelet)],
+    ['events', newEventStorage(store)],
   ]);
 }

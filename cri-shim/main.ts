@@ -18,12 +18,10 @@ import { Command, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
 import { startCriShim } from './server.js';
 import type { IsolationRequest } from './isolation.js';
-import { errorMessage, stderrLogger } from '../shared/logging.js';
+import { errorMessage, newLogger, stderrLogger, type LoggingFormat } from '../shared/logging.js';
 import { stopWithParent } from '../shared/parent-death-watch.js';
-import { portArgument } from '../shared/cli-flags.js';
+import { addLoggingFlags, portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
-
-const log = stderrLogger('cri-shim');
 
 const program = new Command('cri-shim')
   .description('kexec-lab CRI runtime: pod sandboxes and containers as isolated process trees, CRI over gRPC')
@@ -67,6 +65,8 @@ const program = new Command('cri-shim')
       .default('auto'),
   );
 
+addLoggingFlags(program);
+
 async function main(): Promise<void> {
   program.parse();
   const o = program.opts<{
@@ -80,7 +80,10 @@ async function main(): Promise<void> {
     streamingConnectionIdleTimeout: number;
     streamingTlsCertFile?: string;
     streamingTlsPrivateKeyFile?: string;
+    v: number;
+    loggingFormat: LoggingFormat;
   }>();
+  const log = newLogger({ service: 'cri-shim', verbosity: o.v, format: o.loggingFormat });
   // As containerd's getStreamListenerMode: one file without the other is a configuration error.
   if (!!o.streamingTlsCertFile !== !!o.streamingTlsPrivateKeyFile) {
     program.error(
@@ -102,6 +105,7 @@ async function main(): Promise<void> {
       o.streamingTlsCertFile && o.streamingTlsPrivateKeyFile
         ? { certFile: o.streamingTlsCertFile, keyFile: o.streamingTlsPrivateKeyFile }
         : undefined,
+    log,
   });
   let stopping = false;
   const stop = (signal: string): void => {
@@ -125,6 +129,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  log(errorMessage(err));
+  stderrLogger('cri-shim')(errorMessage(err));
   process.exit(1);
 });

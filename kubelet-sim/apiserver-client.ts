@@ -6,6 +6,7 @@
  * `pkg/kubelet/config/apiserver.go`. Deliberately small: JSON only, no retries here (the callers
  * loop), no informer cache.
  */
+import type { CoreEvent } from '../shared/events.js';
 import { StatusError, failureStatus, type Status } from '../shared/status.js';
 import type { List, Node, Pod, WatchEvent } from './api-types.js';
 
@@ -59,6 +60,15 @@ export class ApiServerClient {
     return this.json('DELETE', `/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}`, body, signal);
   }
 
+  createEvent(namespace: string, event: CoreEvent): Promise<unknown> {
+    return this.json('POST', `/api/v1/namespaces/${enc(namespace)}/events`, event);
+  }
+
+  patchEvent(namespace: string, name: string, patch: Partial<CoreEvent>): Promise<unknown> {
+    const path = `/api/v1/namespaces/${enc(namespace)}/events/${enc(name)}`;
+    return this.json('PATCH', path, patch, undefined, 'application/merge-patch+json');
+  }
+
   /** Pods bound to `nodeName` (fieldSelector spec.nodeName), across all namespaces. */
   listPods(nodeName: string, signal?: AbortSignal): Promise<List<Pod>> {
     const q = new URLSearchParams({ fieldSelector: `spec.nodeName=${nodeName}` });
@@ -106,11 +116,17 @@ export class ApiServerClient {
     return { Authorization: `Bearer ${this.opts.token}`, Accept: 'application/json', ...extra };
   }
 
-  private async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  private async json<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+    contentType = 'application/json',
+  ): Promise<T> {
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const res = await fetch(this.base + path, {
       method,
-      headers: this.headers(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      headers: this.headers(body === undefined ? {} : { 'Content-Type': contentType }),
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });

@@ -14,6 +14,7 @@
  * → Node registered → pods synced. `close()` stops the loops and the server but leaves the pods
  * running in the runtime, like a real kubelet going down.
  */
+import { EventRecorder } from './event-recorder.js';
 import type { VerificationKeys } from '../shared/auth/tokens.js';
 import {
   connectImageService,
@@ -28,7 +29,7 @@ import { KubeRuntimeManager, podRef, type RuntimeService } from './kuberuntime-m
 import { NodeStatusUpdater, registerWithApiServer, type NodeStatusConfig } from './node-status.js';
 import { ImageManager, type ImageService } from './image-manager.js';
 import { generatePodStatus } from './pod-status.js';
-import { streamFaultHandler, type KubeletFault } from './fault-injection.js';
+import { type KubeletFault } from './fault-injection.js';
 import { GenericPLEG, type PodLifecycleEvent } from './pleg.js';
 import { PodWorkers, type PodUpdate } from './pod-workers.js';
 import { KubeletServer, type KubeletTlsOptions } from './server.js';
@@ -173,7 +174,7 @@ export class Kubelet implements RunningKubelet {
       runtime,
       log,
       logPollIntervalMs: opts.logPollIntervalMs,
-      streamFault: streamFaultHandler(opts.fault, log),
+      fault: opts.fault,
       tls: opts.tls,
     });
     this.port = await this.server.listen(opts.port ?? 10250, this.address);
@@ -201,7 +202,19 @@ export class Kubelet implements RunningKubelet {
       new Backoff(opts.imagePullBackoffInitialMs ?? 10_000, opts.imagePullBackoffMaxMs ?? 300_000),
       log,
     );
-    this.manager = new KubeRuntimeManager(runtime, imageManager, log, { podLogsDir: opts.podLogsDir });
+    const recorder = new EventRecorder(
+      {
+        create: (ns, ev) => this.api.createEvent(ns, ev),
+        patch: (ns, n, p) => this.api.patchEvent(ns, n, p),
+      },
+      { component: 'kubelet', host: this.nodeName },
+      log,
+    );
+    this.cleanups.push(() => recorder.close());
+    this.manager = new KubeRuntimeManager(runtime, imageManager, log, {
+      podLogsDir: opts.podLogsDir,
+      recorder,
+    });
     this.statusManager = new StatusManager(this.api);
     this.backoff = new Backoff(opts.restartBackoffInitialMs ?? 10_000, opts.restartBackoffMaxMs ?? 300_000);
     this.workers = new PodWorkers((update) => this.syncPod(update), log);

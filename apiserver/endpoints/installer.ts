@@ -54,10 +54,11 @@ export interface Route {
 export function route(registry: StorageRegistry, info: RequestInfo, method: string): Route {
   if (info.apiPrefix !== 'api' || info.apiVersion !== 'v1' || info.apiGroup !== '') throw resourceNotFound();
   const [resource = '', name = '', subresource = '', ...rest] = info.parts;
-  if (rest.length) throw resourceNotFound();
   const path = subresource ? `${resource}/${subresource}` : resource;
   const storage = registry.get(path);
   if (!storage) throw resourceNotFound();
+  // Only a proxy subresource takes a path of its own (upstream's `{path:*}` routes).
+  if (rest.length && !acceptsPath(storage)) throw resourceNotFound();
   // Namespaced storage lives under /namespaces/{ns}/ (lists may also span all namespaces);
   // cluster-scoped storage never does.
   if (storage.namespaced ? !info.namespace && (name || method !== 'GET') : info.namespace) {
@@ -87,6 +88,10 @@ function resourceAction(s: Storage, info: RequestInfo, name: string, method: str
   if (method === 'DELETE')
     return isCollectionDeleter(s) ? { kind: 'deletecollection', storage: s } : undefined;
   return undefined;
+}
+
+function acceptsPath(s: Storage): boolean {
+  return isConnecter(s) && (s as { acceptsPath?: boolean }).acceptsPath === true;
 }
 
 function subresourceAction(s: Storage, name: string, method: string): Action | undefined {

@@ -8,6 +8,7 @@
  * Sidecar (restartable init) containers are counted as ordinary init containers.
  */
 import { isRecord, type KubeObject } from '../api/types.js';
+import { eventPrinter } from './event-printer.js';
 
 export interface TableColumnDefinition {
   name: string;
@@ -298,4 +299,4 @@ export const defaultPrinter: Printer = {
   row: (obj) => ({ cells: [obj.metadata.name ?? '', obj.metadata.creationTimestamp ?? ''] }),
 };
 
-export const PRINTERS: Record<string, Printer> = { Pod: podPrinter, Node: nodePrinter };
+export const PRINTERS: Record<string, Printer> = { Pod: podPrinter, Node: nodePrinter, Event: eventPrinter };

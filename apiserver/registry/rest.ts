@@ -17,6 +17,8 @@ export interface Context {
   /** '' for cluster-scoped resources and for lists across all namespaces. */
   namespace: string;
   user: UserInfo;
+  /** The request's Audit-Id (filters/request-observer.ts), for what this request logs. */
+  auditID?: string;
 }
 
 export interface ListOptions {
