@@ -3,7 +3,7 @@
  *
  *   node dist/lab/healthcheck-main.js --cacert /lab/pki/ca.crt https://localhost:6443/readyz
  *
- * Plays the kubelet's httpGet probe (kubernetes `pkg/probe/http/http.go`) for Docker, whose
+ * Plays kubernetes `pkg/probe/http/http.go` (the kubelet's httpGet probe) for Docker, whose
  * healthchecks run commands. Differences: success is a 2xx only (upstream takes [200, 400); the
  * apiserver's /readyz and the kubelet's /healthz answer 200 when healthy, and a redirect is not
  * followed), and https is verified against `--cacert` (the lab CA), never skipped. Exits 1 with one
