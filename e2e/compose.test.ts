@@ -130,7 +130,7 @@ describeDocker('docker-compose.yml on a real Docker engine', () => {
     expect(logs.stdout).toMatch(/README\.txt\s[\s\S]*hello\.sh\s[\s\S]*notes/);
     const node = await compose(['logs', '--no-color', 'node']);
     // Pods are isolated in compose too: bubblewrap works in the node container.
-    expect(node.stdout).toMatch(/cri-shim: CRI on .* isolation bwrap/);
+    expect(node.stdout).toMatch(/\[cri-shim\] .*CRI on .* isolation bwrap/);
     expect(node.stdout).not.toMatch(/NOT isolated/);
     expect(node.stdout).toMatch(/READY \{"service":"node".*"kubeletUrl":"https:/);
   });
