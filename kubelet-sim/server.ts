@@ -265,8 +265,8 @@ export class KubeletServer {
           rejectForwardingRedirects: true,
           useLocationHost: true,
           stripHeaders: ['Authorization'],
-          // Only when set: an explicit undefined would replace the handler's default.
-          ...(this.opts.backendTimeoutMs ? { backendTimeoutMs: this.opts.backendTimeoutMs } : {}),
+          // Unset (or 0) keeps the handler's default: it drops undefined options.
+          backendTimeoutMs: this.opts.backendTimeoutMs || undefined,
         });
         handler.handleUpgrade(req, socket, head);
       },

@@ -343,6 +343,8 @@ async function startLabContainerd(
       readyTimeoutMs: opts.readyTimeoutMs,
       streamingTls,
       signal: group.signal,
+      // The group stops everything at once; the pods go only once this node's kubelet has.
+      beforeStop: () => Promise.all(group.services.filter((s) => s.name === n.kubelet).map((s) => s.stop())),
     }),
   );
   group.adopt(proc);

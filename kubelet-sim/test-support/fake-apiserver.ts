@@ -75,6 +75,13 @@ export class FakeApiServer {
     this.emit({ type, object: structuredClone(p) });
   }
 
+  /** Every version of the pod stored so far, oldest first (each status write is one). */
+  podVersions(ns: string, name: string): Pod[] {
+    return this.history
+      .map((h) => h.ev.object)
+      .filter((p) => p.metadata.namespace === ns && p.metadata.name === name);
+  }
+
   private emit(ev: WatchEvent<Pod>): void {
     this.history.push({ rv: this.rv, ev });
     for (const w of this.watchers) w(ev);

@@ -68,10 +68,10 @@ export function kubeletProxyHandler(
     useLocationHost: true,
     stripHeaders: ['Authorization'],
     backendHeaders: kubeletHeaders(cfg),
-    ...(cfg.tls ? { tls: cfg.tls } : {}),
-    // The handler spreads its options over its defaults: an explicit undefined would replace them.
-    ...(cfg.backendTimeoutMs !== undefined ? { backendTimeoutMs: cfg.backendTimeoutMs } : {}),
-    ...(cfg.responder ? { responder: cfg.responder } : {}),
+    // An option given as undefined keeps the handler's default (it drops undefined options).
+    tls: cfg.tls,
+    backendTimeoutMs: cfg.backendTimeoutMs,
+    responder: cfg.responder,
   });
 }
 
