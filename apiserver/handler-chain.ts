@@ -17,6 +17,7 @@ import { attributesFrom, authorize, forbidden, type Attributes, type Authorizer 
 import { isPublicPath, type Authenticator } from './authn.js';
 import {
   aggregatedDiscovery,
+  apiGroup,
   apiGroupList,
   apiResourceList,
   apiVersions,
@@ -29,14 +30,17 @@ import type { WatchLimits } from './endpoints/handlers/watch.js';
 import { route, type Route } from './endpoints/installer.js';
 import { newRequestInfo, type RequestInfo } from './endpoints/request-info.js';
 import type { ConnectHandler, Context } from './registry/rest.js';
-import type { StorageRegistry } from './storage-registry.js';
+import { groupVersionString, type APIGroupVersion } from './storage-registry.js';
 import { serveMetrics, type Registry } from '../shared/metrics/registry.js';
 import type { ObservedRequest, RequestObserver } from './endpoints/filters/request-observer.js';
 import { type Logger } from '../shared/logging.js';
 import { serveDebug, type DebugDeps } from './routes/debug.js';
 
 export interface HandlerChainDeps {
-  registry: StorageRegistry;
+  /** Every served group/version, the core group first. */
+  apis: readonly APIGroupVersion[];
+  /** NamespaceLifecycle admission for creates: rejects a namespace that does not exist. */
+  admitNamespace?: (namespace: string) => Promise<void>;
   authenticator: Authenticator;
   /** `--authorization-policy-file`'s rules, checked after the built-in ones. */
   policy?: Authorizer;
@@ -71,11 +75,9 @@ interface Authorized {
 }
 
 export class HandlerChain {
-  private readonly openapi: OpenAPIDocuments;
+  private openapi?: Promise<OpenAPIDocuments>;
 
-  constructor(private readonly deps: HandlerChainDeps) {
-    this.openapi = openAPIDocuments(deps.registry);
-  }
+  constructor(private readonly deps: HandlerChainDeps) {}
 
   /** For the server's 'request' event. */
   async serveHTTP(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -91,14 +93,21 @@ export class HandlerChain {
       const auth = this.authorize(req, info, seen);
       seen.quiet = (this.deps.verbosity ?? 0) < 1 && isNodeHeartbeat(auth.user, info);
       if (!info.isResourceRequest) return await this.serveNonResource(req, info, res);
-      const r = route(this.deps.registry, info, req.method ?? 'GET');
+      const r = route(this.deps.apis, info, req.method ?? 'GET');
       const ctx: Context = { namespace: info.namespace, user: auth.user, auditID: seen.auditID };
       if (r.action.kind === 'connect') {
         const handler = await this.connect(r, ctx, info);
         seen.log(`connect ${req.method} ${req.url} user=${auth.user.name}`);
         return handler.handle(req, res);
       }
-      await serveResource(r, { ctx, attrs: auth.attrs, info, watchLimits: this.deps.watchLimits }, req, res);
+      const scope = {
+        ctx,
+        attrs: auth.attrs,
+        info,
+        watchLimits: this.deps.watchLimits,
+        admitNamespace: this.deps.admitNamespace,
+      };
+      await serveResource(r, scope, req, res);
     } catch (err) {
       const status = toStatus(err);
       if ((status.code ?? 500) >= 500) seen.log.error(`${req.method} ${req.url}: ${String(err)}`);
@@ -118,7 +127,7 @@ export class HandlerChain {
       const info = newRequestInfo(req);
       const auth = this.authorize(req, info, seen);
       if (!info.isResourceRequest) throw resourceNotFound();
-      const r = route(this.deps.registry, info, req.method ?? 'GET');
+      const r = route(this.deps.apis, info, req.method ?? 'GET');
       if (r.action.kind !== 'connect')
         throw badRequest(`the resource ${r.path} does not support upgraded connections`);
       const ctx: Context = { namespace: info.namespace, user: auth.user, auditID: seen.auditID };
@@ -181,20 +190,36 @@ export class HandlerChain {
       const target = negotiate(req.headers.accept, ['APIGroupDiscoveryList']);
       if (target.as) {
         const doc = aggregatedDiscovery(
-          this.deps.registry,
+          this.deps.apis,
           target.groupVersion!,
           path === '/api' ? 'api' : 'apis',
         );
         return writeJSON(res, 200, doc, contentType(target));
       }
-      return writeJSON(res, 200, path === '/api' ? apiVersions(this.deps.serverAddress()) : apiGroupList());
+      return writeJSON(
+        res,
+        200,
+        path === '/api' ? apiVersions(this.deps.serverAddress()) : apiGroupList(this.deps.apis),
+      );
     }
-    if (path === '/api/v1') return writeJSON(res, 200, apiResourceList(this.deps.registry));
-    if (path === '/openapi/v3') return writeJSON(res, 200, this.openapi.index);
-    if (path === '/openapi/v3/api/v1') {
-      res.setHeader('Cache-Control', info.query.get('hash') ? 'public, immutable' : 'no-cache, private');
-      res.setHeader('Etag', `"${this.openapi.coreV1Hash}"`);
-      return writeJSON(res, 200, this.openapi.coreV1);
+    const apis = /^\/apis\/([^/]+)$/.exec(path);
+    const group = apis && apiGroup(this.deps.apis, apis[1]!);
+    if (group) return writeJSON(res, 200, group);
+    const version = /^\/(?:api\/([^/]+)|apis\/([^/]+)\/([^/]+))$/.exec(path);
+    if (version) {
+      const [, coreVersion, g = '', v = coreVersion] = version;
+      const gv = this.deps.apis.find((x) => x.group === g && x.version === v);
+      if (gv) return writeJSON(res, 200, apiResourceList(gv.resources, groupVersionString(gv)));
+    }
+    if (path === '/openapi/v3' || path.startsWith('/openapi/v3/')) {
+      const openapi = await (this.openapi ??= openAPIDocuments(this.deps.apis));
+      if (path === '/openapi/v3') return writeJSON(res, 200, openapi.index);
+      const doc = openapi.documents.get(path.slice('/openapi/v3/'.length));
+      if (doc) {
+        res.setHeader('Cache-Control', info.query.get('hash') ? 'public, immutable' : 'no-cache, private');
+        res.setHeader('Etag', `"${doc.hash}"`);
+        return writeJSON(res, 200, doc.doc);
+      }
     }
     if (path === '/openapi/v2' && (req.headers.accept ?? '').includes('protobuf')) {
       // kubectl before 1.27 insists on a protobuf OpenAPI v2 document for apply and validation

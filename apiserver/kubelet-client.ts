@@ -14,7 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ConnectionOptions } from 'node:tls';
 import type { KeyObject } from 'node:crypto';
 import { APISERVER_USER, KUBELET_AUDIENCE, mintRS256Token, mintToken } from '../shared/auth/tokens.js';
-import type { Node } from './api/types.js';
+import type { Node } from '../shared/api/core-v1.js';
 import type { Context, Getter } from './registry/rest.js';
 import { type Logger } from '../shared/logging.js';
 

@@ -16,7 +16,7 @@
  * the same binding semantics (a 409 means another binder won and is ignored). It is driven by
  * watches on pods and nodes: any change triggers one pass over the pending pods.
  */
-import type { KubeObject, Node, Pod } from './api/types.js';
+import type { KubeObject, Node, Pod } from '../shared/api/core-v1.js';
 import { setCondition, type BindingREST } from './registry/pod/binding-rest.js';
 import type { GenericStore } from './registry/generic-store.js';
 import type { Context, WatchHandle } from './registry/rest.js';
@@ -151,7 +151,8 @@ export class Scheduler {
   /** Ready condition True, not cordoned, heartbeat (if any) within the grace period. */
   schedulable(node: Node): boolean {
     if (node.spec?.unschedulable === true) return false;
-    const conditions = Array.isArray(node.status?.conditions) ? (node.status.conditions as KubeObject[]) : [];
+    // A client may have stored anything here: read it as untrusted JSON.
+    const conditions: unknown[] = Array.isArray(node.status?.conditions) ? node.status.conditions : [];
     const ready = conditions.find((c) => (c as { type?: unknown }).type === 'Ready') as
       { status?: unknown; lastHeartbeatTime?: unknown } | undefined;
     if (ready?.status !== 'True') return false;

@@ -18,13 +18,20 @@ import type { KeyObject } from 'node:crypto';
 import type { StaticTokenEntry } from '../shared/auth/token-file.js';
 import { Authenticator } from './authn.js';
 import { policyAuthorizer, type PolicyRule } from './authz-policy.js';
+import { authorize } from './authz.js';
 import { DEFAULT_WATCH_LIMITS, type WatchLimits } from './endpoints/handlers/watch.js';
 import { HandlerChain } from './handler-chain.js';
 import type { BindingREST } from './registry/pod/binding-rest.js';
 import type { GenericStore } from './registry/generic-store.js';
 import { Scheduler } from './scheduler.js';
 import { KubeletCredentials, kubeletTlsOptions, type KubeletTlsFiles } from './kubelet-client.js';
-import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.js';
+import { NamespaceREST } from './registry/namespace/namespace-rest.js';
+import {
+  newAPIGroups,
+  newLegacyRESTStorage,
+  type APIGroupVersion,
+  type StorageRegistry,
+} from './storage-registry.js';
 import { EtcdStore } from './storage/etcd-store.js';
 import { newLogger, structured, type Logger } from '../shared/logging.js';
 import { newRegistry, type Registry } from '../shared/metrics/registry.js';
@@ -152,7 +159,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     streams,
     metrics,
   };
-  const registry = newLegacyRESTStorage(store, kubeletProxy);
+  const namespaces = new NamespaceREST(store);
+  const registry = newLegacyRESTStorage(store, kubeletProxy, namespaces);
+  const policy = opts.authorizationPolicy && policyAuthorizer(opts.authorizationPolicy);
+  const apis: APIGroupVersion[] = [
+    { group: '', version: 'v1', resources: registry },
+    ...newAPIGroups(store, namespaces, (a) => authorize(a, policy)),
+  ];
+  await namespaces.ensureSystemNamespaces();
 
   let scheduler: Scheduler | undefined;
   if (opts.scheduler ?? true) {
@@ -176,9 +190,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   let address = '';
   const chain = new HandlerChain({
-    registry,
+    apis,
+    admitNamespace: (ns) => namespaces.admitCreate(ns),
     authenticator: authenticator(opts),
-    policy: opts.authorizationPolicy && policyAuthorizer(opts.authorizationPolicy),
+    policy,
     watchLimits: { ...DEFAULT_WATCH_LIMITS, ...opts.watchLimits },
     serverAddress: () => address,
     log,

@@ -40,7 +40,7 @@ import type { RemoteCommandSession } from '../shared/remotecommand/session.js';
 import {
   acceptChannelSession,
   ChannelServerSession,
-  type StreamOptions,
+  type RemoteCommandOptions,
 } from '../shared/remotecommand/websocket-server.js';
 import { acceptSpdySession, type SpdySessionOptions } from '../shared/remotecommand/spdy-server.js';
 import {
@@ -100,7 +100,7 @@ export interface StreamingTlsOptions {
 /** After an idle timeout, how long the client has to take the Status before the connection goes. */
 const IDLE_FINISH_GRACE_MS = 5000;
 
-const NO_STREAMS: StreamOptions = { stdin: false, stdout: false, stderr: false, tty: false };
+const NO_STREAMS: RemoteCommandOptions = { stdin: false, stdout: false, stderr: false, tty: false };
 
 /** Which upgrade a request asks for: a WebSocket handshake (a GET) or SPDY/3.1 (a POST, or GET). */
 function upgradeTransport(req: IncomingMessage): 'websocket' | 'spdy' | undefined {

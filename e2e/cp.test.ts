@@ -198,6 +198,19 @@ describe.each(E2E_RUNTIMES)('round trips against the busybox pod on %s', (runtim
       }
     },
   );
+  // Issue 13: a missing source used to end in node-tar's "TAR_BAD_ARCHIVE: Unrecognized archive
+  // format" (the container's tar writes nothing); kexec now names the missing path.
+  it('says so when the file to copy from the pod does not exist', async () => {
+    const local = path.join(work, 'missing-dest');
+    const r = await viaKexec.cp(['demo:/no/such/file', local]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('/no/such/file: Cannot stat: No such file or directory');
+    expect(r.stderr).toContain(
+      'error: cannot copy default/demo:/no/such/file: no such file or directory in the container, or not readable (tar exited with code 2)\n',
+    );
+    expect(r.stderr).not.toContain('TAR_BAD_ARCHIVE');
+    expect(fs.existsSync(local)).toBe(false);
+  });
 });
 
 describe("a malicious container's tar (image evil-tar)", () => {

@@ -23,7 +23,7 @@ import {
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
 import { openPortForwardTunnel } from '../shared/portforward/websocket-client.js';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
-import type { ContainerSpec, Pod } from '../kubelet-sim/api-types.js';
+import type { Container, Pod } from '../shared/api/core-v1.js';
 import { startKubelet, type RunningKubelet } from '../kubelet-sim/kubelet.js';
 import { waitFor } from '../kubelet-sim/test-support/wait.js';
 
@@ -98,7 +98,7 @@ async function api<T>(method: string, p: string, body?: unknown): Promise<{ code
 const getPod = async (name: string): Promise<Pod> =>
   (await api<Pod>('GET', `/api/v1/namespaces/default/pods/${name}`)).body;
 
-async function createPod(name: string, c: Partial<ContainerSpec>, restartPolicy?: string): Promise<void> {
+async function createPod(name: string, c: Partial<Container>, restartPolicy?: string): Promise<void> {
   const res = await api('POST', '/api/v1/namespaces/default/pods', {
     metadata: { name, namespace: 'default' },
     spec: {
@@ -114,7 +114,7 @@ async function deletePod(name: string): Promise<void> {
   await api('DELETE', `/api/v1/namespaces/default/pods/${name}`);
 }
 
-const sh = (script: string): Partial<ContainerSpec> => ({ command: ['sh', '-c', script] });
+const sh = (script: string): Partial<Container> => ({ command: ['sh', '-c', script] });
 
 describe('container logs through the kubelet and the apiserver', () => {
   beforeAll(async () => {

@@ -8,7 +8,14 @@
  */
 import type { CoreEvent } from '../shared/events.js';
 import { StatusError, failureStatus, type Status } from '../shared/status.js';
-import type { List, Node, Pod, WatchEvent } from './api-types.js';
+import type { KubeObject, List, Node, Pod, WatchEvent } from '../shared/api/core-v1.js';
+
+/** coordination.k8s.io/v1 Lease, as the kubelet writes it (node-lease.ts). */
+export interface Lease extends KubeObject {
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string };
+}
+
+const LEASES = '/apis/coordination.k8s.io/v1';
 
 export interface ApiServerClientOptions {
   /** e.g. `http://127.0.0.1:6443`. */
@@ -42,6 +49,19 @@ export class ApiServerClient {
 
   updateNodeStatus(node: Node, signal?: AbortSignal): Promise<Node> {
     return this.json('PUT', `/api/v1/nodes/${enc(node.metadata.name!)}/status`, node, signal);
+  }
+
+  getLease(namespace: string, name: string, signal?: AbortSignal): Promise<Lease> {
+    return this.json('GET', `${LEASES}/namespaces/${enc(namespace)}/leases/${enc(name)}`, undefined, signal);
+  }
+
+  createLease(lease: Lease, signal?: AbortSignal): Promise<Lease> {
+    return this.json('POST', `${LEASES}/namespaces/${enc(lease.metadata.namespace!)}/leases`, lease, signal);
+  }
+
+  updateLease(lease: Lease, signal?: AbortSignal): Promise<Lease> {
+    const { namespace, name } = lease.metadata;
+    return this.json('PUT', `${LEASES}/namespaces/${enc(namespace!)}/leases/${enc(name!)}`, lease, signal);
   }
 
   getPod(namespace: string, name: string, signal?: AbortSignal): Promise<Pod> {

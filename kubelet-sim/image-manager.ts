@@ -13,7 +13,7 @@
  * `IfNotPresent` otherwise) happens here.
  */
 import type { ImageServiceClient, PodSandboxConfigIn } from '../shared/cri/client.js';
-import type { ContainerSpec, Pod } from './api-types.js';
+import type { Container as ContainerSpec, Pod } from '../shared/api/core-v1.js';
 import type { Backoff } from './backoff.js';
 import { criMessage } from './cri-errors.js';
 import type { Logger } from '../shared/logging.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Pod } from './api-types.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 import { FakeApiServer } from './test-support/fake-apiserver.js';
 import { FakeRuntime } from './test-support/fake-runtime.js';

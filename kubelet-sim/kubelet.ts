@@ -22,10 +22,11 @@ import {
   type ImageServiceClient,
   type RuntimeServiceClient,
 } from '../shared/cri/client.js';
-import type { Pod } from './api-types.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import { ApiServerClient, isApiStatus } from './apiserver-client.js';
 import { Backoff } from './backoff.js';
 import { KubeRuntimeManager, podRef, type RuntimeService } from './kuberuntime-manager.js';
+import { NodeLeaseController } from './node-lease.js';
 import { NodeStatusUpdater, registerWithApiServer, type NodeStatusConfig } from './node-status.js';
 import { ImageManager, type ImageService } from './image-manager.js';
 import { generatePodStatus } from './pod-status.js';
@@ -61,6 +62,8 @@ export interface KubeletOptions {
   log?: Logger;
   /** Node status heartbeat period. Default 10 s. */
   nodeStatusUpdateMs?: number;
+  /** How often the node Lease is renewed (node-lease.ts); 10 s as upstream. */
+  nodeLeaseRenewMs?: number;
   /** Watch timeout (a relist and cleanup follow each watch). Default 10 s. */
   watchTimeoutSeconds?: number;
   /** Relist period when the apiserver cannot watch. Default 1 s. */
@@ -190,8 +193,17 @@ export class Kubelet implements RunningKubelet {
       port: this.port,
       containerRuntimeVersion,
     };
-    await registerWithApiServer(this.api, nodeCfg, this.abort.signal, log);
+    const registered = await registerWithApiServer(this.api, nodeCfg, this.abort.signal, log);
     log(`node ${JSON.stringify(this.nodeName)} registered`);
+
+    const lease = new NodeLeaseController(
+      this.api,
+      { name: this.nodeName, uid: registered.metadata.uid },
+      log,
+      opts.nodeLeaseRenewMs,
+    );
+    lease.start();
+    this.cleanups.push(() => lease.stop());
 
     const heartbeat = new NodeStatusUpdater(this.api, nodeCfg, opts.nodeStatusUpdateMs ?? 10_000, log);
     heartbeat.start();

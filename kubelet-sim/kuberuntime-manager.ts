@@ -29,7 +29,7 @@ import {
   type PodSandboxConfigIn,
   type PodSandboxStatus,
 } from '../shared/cri/types.js';
-import type { ContainerSpec, Pod, PodStatus } from './api-types.js';
+import type { Container as ContainerSpec, Pod, PodStatus } from '../shared/api/core-v1.js';
 import type { Backoff } from './backoff.js';
 import { criMessage } from './cri-errors.js';
 import type { EventRecorder } from './event-recorder.js';

@@ -102,7 +102,8 @@ export interface KubeletTlsOptions {
 /** The users allowed through: the apiserver's, by token or by client certificate. */
 const APISERVER_IDENTITIES = new Set([APISERVER_USER, APISERVER_KUBELET_CLIENT]);
 
-export interface StreamOptions {
+/** An exec or attach request as the kubelet reads its query (upstream getExecRequestParams + remotecommand.Options). */
+export interface ExecRequestParams {
   command: string[];
   stdin: boolean;
   stdout: boolean;
@@ -337,7 +338,7 @@ export class KubeletServer {
   }
 
   /** Finds the container and asks the runtime where to stream (CRI Exec / Attach). */
-  private async streamUrl(route: StreamRoute, o: StreamOptions, auditID?: string): Promise<URL> {
+  private async streamUrl(route: StreamRoute, o: ExecRequestParams, auditID?: string): Promise<URL> {
     const container = await findRunningContainer(this.opts.runtime, route);
     const meta = { [AUDIT_ID_METADATA]: auditID };
     structured(this.opts.log)
@@ -426,7 +427,7 @@ export function portForwardPorts(req: IncomingMessage, q: URLSearchParams): numb
  * Stream options from the query, by upstream's rules (remotecommand NewOptions): `input`,
  * `output`, `error`, `tty` are on when `=1`; with a tty stderr is dropped; at least one stream.
  */
-export function streamOptions(verb: StreamVerb, q: URLSearchParams): StreamOptions {
+export function streamOptions(verb: StreamVerb, q: URLSearchParams): ExecRequestParams {
   const on = (k: string): boolean => q.get(k) === '1';
   const tty = on('tty');
   const stdin = on('input');

@@ -34,6 +34,7 @@ import { errorMessage, type Logger } from '../shared/logging.js';
 import { acquireLabLock } from './lab-lock.js';
 import { apiserverArgv, criShimArgv, kubeletArgv, loggingArgv } from './argv.js';
 import { LabLogView } from './log-view.js';
+import { writeKexecBin } from './kexec-bin.js';
 import { startContainerd } from './containerd.js';
 import {
   KUBECONFIG_FILE,
@@ -91,6 +92,8 @@ export interface LabNode {
 export interface Lab {
   dir: string;
   kubeconfigPath: string;
+  /** Holds `kexec` (kexec-bin.ts): the CLI of this checkout with the lab's kubeconfig. */
+  kexecBinDir: string;
   apiserverUrl: string;
   /** The lab CA (`DIR/pki/ca.crt`) the kubeconfig trusts; undefined with insecureHttp. */
   caFile?: string;
@@ -173,6 +176,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     const starting = writeKubeconfig(`${kubeconfigPath}.starting`, apiserverUrl, creds.adminToken, {
       caPem: pki?.caPem,
     });
+    const kexecBinDir = writeKexecBin(plan.dir, kubeconfigPath);
     if (opts.demoPod ?? true) {
       await runDemoPod(group, starting, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
     }
@@ -197,6 +201,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     return {
       dir: plan.dir,
       kubeconfigPath,
+      kexecBinDir,
       apiserverUrl,
       caFile: pki?.caFile,
       kubeletUrl: nodes[0]!.kubeletUrl,
@@ -449,8 +454,8 @@ export function tryCommands(kubeconfigPath: string, apiserverUrl: string, cwd = 
   const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : kubeconfigPath;
   const kubectl = `KUBECONFIG=${shown} kubectl exec demo -- ls /root`;
   return [
-    `npx kexec --kubeconfig ${shown} demo -- ls /root`,
-    `npx kexec --kubeconfig ${shown} -it demo -- sh`,
+    'kexec demo -- ls /root',
+    'kexec -it demo -- sh',
     apiserverUrl.startsWith('https:')
       ? kubectl
       : `${kubectl}   # needs https (start without --insecure-http): kubectl sends no token over plain http`,

@@ -13,6 +13,7 @@ import {
   kubeletFaultOption,
   type KubeletFault,
 } from '../kubelet-sim/fault-injection.js';
+import { pathHint } from './kexec-bin.js';
 import { startLab, tryCommands } from './lab.js';
 import { LAB_RUNTIMES, type LabRuntime } from './plan.js';
 import { consoleLog } from './console.js';
@@ -206,6 +207,7 @@ async function main(): Promise<number> {
           ]
         : []),
       '',
+      `kexec: ${pathHint(lab.kexecBinDir)}`,
       'Try:',
       `  ${first}`,
       ...rest.map((c) => `  ${c}`),

@@ -6,7 +6,7 @@
  * printEvent: the object as `kind/name`, the source as `component, host`, last seen from
  * lastTimestamp, else eventTime, else the creation time).
  */
-import type { KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
 import type { CoreEvent } from '../registry/event/event-rest.js';
 import { humanDuration, type Printer, type TableColumnDefinition } from './printers.js';
 

@@ -7,7 +7,8 @@
  * `pkg/util/duration` HumanDuration, the same cells and wording, for the fields the lab stores.
  * Sidecar (restartable init) containers are counted as ordinary init containers.
  */
-import { isRecord, type KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
+import { isRecord } from '../api/json-values.js';
 import { eventPrinter } from './event-printer.js';
 
 export interface TableColumnDefinition {

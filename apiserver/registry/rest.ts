@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { UserInfo } from '../../shared/auth/tokens.js';
 import type { Status } from '../../shared/status.js';
-import type { KubeList, KubeObject, WatchEvent } from '../api/types.js';
+import type { KubeList, KubeObject, WatchEvent } from '../../shared/api/core-v1.js';
 
 export interface Context {
   /** '' for cluster-scoped resources and for lists across all namespaces. */

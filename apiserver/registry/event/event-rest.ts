@@ -8,7 +8,7 @@
  * no TTL (upstream keeps events an hour, `--event-ttl`); the lab's store is small, and a lab that
  * runs for days can `kubectl delete events --all`.
  */
-import type { KubeObject } from '../../api/types.js';
+import type { KubeObject } from '../../../shared/api/core-v1.js';
 import type { CoreEvent as SharedEvent } from '../../../shared/events.js';
 import type { FieldError } from '../../api/errors.js';
 import type { Store } from '../../storage/store.js';

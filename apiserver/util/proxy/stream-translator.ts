@@ -23,7 +23,10 @@ import { Throttle } from '../../../shared/proxy/throttle.js';
 import type { TerminalSize } from '../../../shared/remotecommand/codec.js';
 import { internalErrorStatus } from '../../../shared/remotecommand/exit-status.js';
 import { UpgradeRefusedError } from '../../../shared/httpstream/upgrade-refusal.js';
-import { acceptChannelSession, type StreamOptions } from '../../../shared/remotecommand/websocket-server.js';
+import {
+  acceptChannelSession,
+  type RemoteCommandOptions,
+} from '../../../shared/remotecommand/websocket-server.js';
 import { runSpdyClient } from '../../../shared/remotecommand/spdy-client.js';
 import { failureStatus, writeStatus, type Status } from '../../../shared/status.js';
 import { auditIdHeader, kubeletHeaders } from '../../kubelet-client.js';
@@ -57,7 +60,7 @@ export interface TranslatorConfig {
 export class StreamTranslatorHandler implements ConnectHandler {
   constructor(
     private readonly location: URL,
-    private readonly streams: StreamOptions,
+    private readonly streams: RemoteCommandOptions,
     private readonly cfg: TranslatorConfig,
   ) {}
 
