@@ -32,7 +32,8 @@ it('npm start brings the lab up, kexec works against it, Ctrl-C stops everything
   expect(out).toMatch(/kexec lab is up: apiserver https:\/\/127\.0\.0\.1:\d+/);
   const kubeconfig = /^kubeconfig: (.+)$/m.exec(out)![1]!;
   expect(path.resolve(packageRoot(), kubeconfig)).toBe(path.join(state, 'kubeconfig'));
-  expect(out).toContain('npx kexec --kubeconfig');
+  expect(out).toMatch(/^kexec: export PATH="\S+\/bin:\$PATH"/m);
+  expect(out).toMatch(/^ {2}kexec demo -- ls \/root$/m);
   expect(out).toContain(`lab CA: ${path.join(state, 'pki', 'ca.crt')}`);
   expect(out).toMatch(/^ {2}KUBECONFIG=\S+ kubectl exec demo -- ls \/root$/m); // no "needs https" remark
 

@@ -21,7 +21,7 @@ export interface ConnectionFlags {
   verbosity?: number;
   /** `--request-timeout` in ms (0: none). */
   requestTimeoutMs?: number;
-  /** `--pod-running-timeout` in ms: how long exec and attach wait for a Pending pod (default 1m). */
+  /** `--pod-running-timeout` in ms, parsed as kubectl does; a pod named outright is never waited for (kubectl neither). */
   podRunningTimeoutMs?: number;
 }
 

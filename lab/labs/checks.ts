@@ -54,10 +54,7 @@ function followOneExec(dir: string): CheckResult {
   if (!last) {
     return {
       ok: false,
-      lines: [
-        `no finished exec in ${path.join(dir, 'audit.log')} yet.`,
-        'Run: npx kexec --kubeconfig .lab/kubeconfig -v=6 demo -- echo hop',
-      ],
+      lines: [`no finished exec in ${path.join(dir, 'audit.log')} yet.`, 'Run: kexec -v=6 demo -- echo hop'],
     };
   }
   const started = events.some((e) => e.auditID === last.auditID && e.stage === 'ResponseStarted');
@@ -98,7 +95,7 @@ async function maxConnectionBytes(dir: string): Promise<CheckResult> {
         ok: false,
         lines: [
           `limit ${limit} B/s, but no exec has yet taken a second or more.`,
-          `Send more than ${limit} bytes: head -c ${limit * 3} /dev/zero | npx kexec --kubeconfig .lab/kubeconfig -i demo -- wc -c`,
+          `Send more than ${limit} bytes: head -c ${limit * 3} /dev/zero | kexec -i demo -- wc -c`,
         ],
       };
 }
