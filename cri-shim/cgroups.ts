@@ -7,8 +7,8 @@
  * memory.go and pids.go for v1, `fs2` for v2), and containerd's OOM event that sets the
  * container's reason to `OOMKilled` (`internal/cri/server/events.go`). Layout:
  *
- *   <the shim's own cgroup>/kexec-cri-<pid>/pod-<sandbox>/            pids.max
- *   <the shim's own cgroup>/kexec-cri-<pid>/pod-<sandbox>/<container>/ memory limit
+ *   <the shim's own cgroup>/kexec-cri-<pid>-<random>/pod-<sandbox>/             pids.max
+ *   <the shim's own cgroup>/kexec-cri-<pid>-<random>/pod-<sandbox>/<container>/ memory limit
  *
  * Differences, on purpose: the runtime (not the kubelet) makes the pod cgroup, because the
  * kubelet-sim has no cgroup manager; everything nests under the cri-shim's own cgroup rather
@@ -18,6 +18,7 @@
  * namespace, not under a systemd service that has processes in it); otherwise the shim warns
  * and runs pods without limits.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -60,7 +61,8 @@ export class CgroupManager {
       }
       return undefined;
     };
-    const name = `kexec-cri-${process.pid}`;
+    // One root per runtime instance (tests run several shims in one process).
+    const name = `kexec-cri-${process.pid}-${randomBytes(4).toString('hex')}`;
     if (fs.existsSync(path.join(ROOT, 'memory', 'memory.limit_in_bytes'))) {
       const mem = pathOf('memory');
       const pids = pathOf('pids');

@@ -137,12 +137,21 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       nodes,
       pids: group.pids(),
       failed: group.failed,
-      stop: () => group.stop(),
+      stop: async () => {
+        await group.stop();
+        removeSocketDir(plan);
+      },
     };
   } catch (err) {
     await group.abandon();
+    removeSocketDir(plan);
     throw err;
   }
+}
+
+/** The private directory of the CRI sockets of a long lab dir (plan.ts), once the shims are gone. */
+function removeSocketDir(plan: LabPlan): void {
+  if (plan.socketDir) fs.rmSync(plan.socketDir, { recursive: true, force: true });
 }
 
 /** The lab CA in `DIR/pki` (made at first start, kept after) and the apiserver's serving certificate. */
@@ -199,6 +208,11 @@ async function startRuntimesAndApiServer(
   const streamingTls = await group.guard(
     Promise.all(plan.nodes.map((n) => (pki ? criShimStreamingTlsArgs(plan.dir, n.name) : []))),
   );
+  if (opts.isolation === 'none') {
+    say(
+      'WARNING: --isolation none: pods are NOT isolated; anyone who can exec into a pod is root on this host',
+    );
+  }
   const criShims = plan.nodes.map((n, i) =>
     group.start(
       n.criShim,

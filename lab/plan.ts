@@ -8,6 +8,7 @@
  * checked before the first component starts).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseKubeletFault, formatKubeletFault } from '../kubelet-sim/fault-injection.js';
 import type { Logger } from '../shared/logging.js';
@@ -69,7 +70,12 @@ export interface LabOptions {
   signal?: AbortSignal;
 }
 
-/** The unix socket path limit (sun_path) is 108 bytes; stay below it or use loopback TCP. */
+/**
+ * The unix socket path limit (sun_path) is 108 bytes. A lab dir too long for it gets its sockets
+ * in a private directory (mkdtemp: 0700, owner only) under the temp dir instead: the CRI is never
+ * served over TCP, which any local user and any pod on the host network could reach without
+ * credentials (whoever speaks CRI runs commands as root in every container).
+ */
 const MAX_UNIX_SOCKET_PATH = 100;
 
 /** One kubelet-sim + cri-shim pair, before it starts. */
@@ -80,7 +86,7 @@ export interface NodePlan {
   kubelet: string;
   /** The cri-shim's `--root`. */
   criRoot: string;
-  /** The cri-shim's `--listen`: a unix socket in the lab dir, or loopback TCP when its path is too long. */
+  /** The cri-shim's `--listen`: a unix socket in the lab dir, or in `socketDir` when that path is too long. */
   criListen: string;
 }
 
@@ -95,6 +101,8 @@ export interface LabPlan {
   nodes: NodePlan[];
   /** The kubelet-sim's `--fault`, checked and spelled as the flag takes it; undefined when off. */
   kubeletFault?: string;
+  /** The private directory holding the CRI sockets of a long lab dir (removed when the lab stops). */
+  socketDir?: string;
 }
 
 export function planLab(opts: LabOptions): LabPlan {
@@ -106,13 +114,12 @@ export function planLab(opts: LabOptions): LabPlan {
   const fault = opts.kubeletFault === undefined ? undefined : parseKubeletFault(opts.kubeletFault);
   const nodes = Array.from({ length: nodeCount }, (_, i): NodePlan => {
     const suffix = i === 0 ? '' : `-${i + 1}`;
-    const sock = path.join(dir, `cri-shim${suffix}.sock`);
     return {
       name: i === 0 ? nodeName : `node-${i + 1}`,
       criShim: `cri-shim${suffix}`,
       kubelet: `kubelet-sim${suffix}`,
       criRoot: path.join(dir, `cri-shim${suffix}`),
-      criListen: sock.length <= MAX_UNIX_SOCKET_PATH ? `unix://${sock}` : 'tcp://127.0.0.1:0',
+      criListen: `unix://${path.join(dir, `cri-shim${suffix}.sock`)}`,
     };
   });
   if (new Set(nodes.map((n) => n.name)).size !== nodes.length) {
@@ -124,11 +131,19 @@ export function planLab(opts: LabOptions): LabPlan {
     const main = path.join(dist, svc, 'main.js');
     if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
   }
+  // Last, once nothing can fail any more: the private socket directory of a long lab dir.
+  let socketDir: string | undefined;
+  if (nodes.some((n) => n.criListen.length - 'unix://'.length > MAX_UNIX_SOCKET_PATH)) {
+    const tmp = os.tmpdir().length <= 40 ? os.tmpdir() : '/tmp';
+    socketDir = fs.mkdtempSync(path.join(tmp, 'kexec-cri-'));
+    for (const n of nodes) n.criListen = `unix://${path.join(socketDir, path.basename(n.criListen))}`;
+  }
   return {
     dir,
     root,
     dist,
     nodes,
+    socketDir,
     kubeletFault: fault && fault.mode !== 'none' ? formatKubeletFault(fault) : undefined,
   };
 }
