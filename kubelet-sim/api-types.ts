@@ -33,11 +33,39 @@ export interface ContainerSpec {
   stdin?: boolean;
   stdinOnce?: boolean;
   tty?: boolean;
+  securityContext?: SecurityContext;
+  resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number> };
+}
+
+export interface SeccompProfile {
+  type: 'RuntimeDefault' | 'Unconfined' | 'Localhost';
+  localhostProfile?: string;
+}
+
+export interface SecurityContext {
+  privileged?: boolean;
+  capabilities?: { add?: string[]; drop?: string[] };
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  seccompProfile?: SeccompProfile;
+}
+
+export interface PodSecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  supplementalGroups?: number[];
+  seccompProfile?: SeccompProfile;
 }
 
 export interface PodSpec {
   nodeName?: string;
   containers: ContainerSpec[];
+  hostNetwork?: boolean;
+  securityContext?: PodSecurityContext;
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   hostname?: string;
 }

@@ -24,6 +24,7 @@ import {
 import type { ContainerSpec, Pod, PodStatus } from './api-types.js';
 import type { Backoff } from './backoff.js';
 import { byNewest } from './runtime-lookup.js';
+import { containerLinuxConfig, sandboxLinuxConfig, verifyRunAsNonRoot } from './security-context.js';
 import { errorMessage, type Logger } from '../shared/logging.js';
 
 /** The CRI calls the kubelet makes; the real client, or a fake in tests. */
@@ -239,6 +240,7 @@ export class KubeRuntimeManager {
         [KubernetesPodUIDLabel]: uid!,
       },
       annotations: { ...pod.metadata.annotations },
+      linux: sandboxLinuxConfig(pod),
     };
   }
 
@@ -251,6 +253,8 @@ export class KubeRuntimeManager {
     attempt: number,
   ): Promise<ContainerSyncError | undefined> {
     if (!spec.image) return { reason: 'CreateContainerConfigError', message: 'no image specified' };
+    const nonRoot = verifyRunAsNonRoot(pod, spec);
+    if (nonRoot) return { reason: 'CreateContainerConfigError', message: nonRoot };
     let containerId: string;
     try {
       ({ container_id: containerId } = await this.runtime.createContainer({
@@ -275,6 +279,7 @@ export class KubeRuntimeManager {
           stdin: spec.stdin ?? false,
           stdin_once: spec.stdinOnce ?? false,
           tty: spec.tty ?? false,
+          linux: containerLinuxConfig(pod, spec),
         },
       }));
     } catch (err) {

@@ -7,6 +7,7 @@
  */
 import { jsonEqual, type Container, type KubeObject, type Pod } from '../api/types.js';
 import type { FieldError } from '../api/errors.js';
+import { validatePodSecurity } from './pod/security-validation.js';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -58,6 +59,7 @@ export function validatePod(pod: Pod): FieldError[] {
     const taken = new Set(containers.map((c) => c.name).filter((n): n is string => typeof n === 'string'));
     errs.push(...validateContainers(init, 'spec.initContainers', taken));
   }
+  errs.push(...validatePodSecurity(pod));
   return errs;
 }
 
