@@ -29,7 +29,7 @@ import {
   TerminalSink,
   withTimeout,
 } from './support/client-node.js';
-import { eventually, pidsWhere, waitForPort } from './support/processes.js';
+import { eventually, pidsWhere, waitForPodPort } from './support/processes.js';
 
 let dir = '';
 let lab: Lab;
@@ -75,7 +75,7 @@ beforeAll(async () => {
   ];
   for (const p of pods) await core.createNamespacedPod({ namespace: 'default', body: p });
   for (const p of pods) await waitRunning(p.metadata!.name!);
-  await waitForPort(WEB_PORT);
+  await waitForPodPort(lab.kubeconfigPath, 'web', WEB_PORT);
 }, 120_000);
 
 afterAll(async () => {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import pty from 'node-pty';
 import { startLab, type Lab } from '../lab/lab.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
-import { waitForPort } from './support/processes.js';
+import { waitForPodPort } from './support/processes.js';
 
 let dir = '';
 let lab: Lab;
@@ -47,7 +47,7 @@ beforeAll(async () => {
   expect(applied.stderr).toBe('');
   const ready = await admin.run(['wait', '--for=condition=Ready', 'pod/ticker', 'pod/web', '--timeout=60s']);
   expect(ready.stderr).toBe('');
-  await waitForPort(WEB_PORT);
+  await waitForPodPort(lab.kubeconfigPath, 'web', WEB_PORT);
 }, 120_000);
 
 afterAll(async () => {

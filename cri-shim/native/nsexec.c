@@ -139,20 +139,22 @@ static void parse_groups(struct final *f, const char *list) {
 
 /*
  * Becomes the container's user with its capabilities, no_new_privs and seccomp filter, in runc's
- * order (finalizeNamespace): the user first (keeping capabilities across the uid change), then the
- * bounding set, then the process's own sets, then the filter, last, so the steps before it are not
+ * order (finalizeNamespace): the bounding set, then the user (keeping capabilities across the uid
+ * change), then the process's own sets, then the filter, last, so the steps before it are not
  * filtered.
  */
 static void drop_privileges(const struct final *f) {
+  /* The bounding set first, while we still hold CAP_SETPCAP (a uid change clears the effective
+   * set). */
+  int last = last_cap();
+  for (int c = 0; c <= last; c++)
+    if (!((f->caps >> c) & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) && errno != EINVAL)
+      die("drop capability %d from the bounding set: %m", c);
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)) die("keepcaps: %m");
   if (setgroups(f->ngroups, f->groups)) die("setgroups: %m");
   if (setresgid(f->gid, f->gid, f->gid)) die("setgid %u: %m", f->gid);
   if (setresuid(f->uid, f->uid, f->uid)) die("setuid %u: %m", f->uid);
   if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0)) die("keepcaps: %m");
-  int last = last_cap();
-  for (int c = 0; c <= last; c++)
-    if (!((f->caps >> c) & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) && errno != EINVAL)
-      die("drop capability %d from the bounding set: %m", c);
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];

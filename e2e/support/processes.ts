@@ -71,24 +71,21 @@ export async function eventually(check: () => boolean, timeoutMs: number, everyM
 }
 
 /**
- * Waits until something accepts TCP connections on 127.0.0.1:`port` (pods share the host's
- * loopback here), like a readiness probe: a pod is Running once its process starts, before the
- * process listens.
+ * Waits until something accepts TCP connections on 127.0.0.1:`port` inside pod `pod` (its own
+ * network namespace: the host cannot see it), like a readiness probe: a pod is Running once its
+ * process starts, before the process listens. Probes with `kexec` and the container's `node`.
  */
-export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
-  const net = await import('node:net');
-  const accepts = () =>
-    new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
+export async function waitForPodPort(
+  kubeconfig: string,
+  pod: string,
+  port: number,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const probe = `require('net').connect(${port}, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))`;
   const deadline = Date.now() + timeoutMs;
-  while (!(await accepts())) {
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+  while ((await runKexec(['--kubeconfig', kubeconfig, pod, '--', 'node', '-e', probe])).code !== 0) {
+    if (Date.now() > deadline)
+      throw new Error(`nothing listens on 127.0.0.1:${port} in pod ${pod} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
