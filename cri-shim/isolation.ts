@@ -162,6 +162,13 @@ export function resolveExecutable(
 /** Where the helper is bound inside every container, for bubblewrap to run as PID 1. */
 export const INIT_PATH = '/dev/.kexec-init';
 
+/**
+ * How every pod and container init starts: bubblewrap with a pid namespace whose PID 1 is the
+ * command itself (no reaper of bubblewrap's in between, as a container's entrypoint), killed with
+ * its parent, reporting that PID 1's host pid on fd 4 (`kexec-nsexec join --pid-file`).
+ */
+export const BWRAP_INIT = ['bwrap', '--info-fd', '4', '--die-with-parent', '--unshare-pid', '--as-pid-1'];
+
 /** The runtime default's read-only and masked /proc paths (runc/containerd, moby's MaskedPaths). */
 const READONLY_PROC = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 const MASKED_PROC = [
@@ -245,12 +252,7 @@ export function processSpec(
   const p = sb.privileges;
   const ro = p.readOnlyRootFilesystem;
   const bwrap = [
-    'bwrap',
-    '--info-fd',
-    '4',
-    '--die-with-parent',
-    '--unshare-pid',
-    '--as-pid-1',
+    ...BWRAP_INIT,
     ...hostMounts(),
     '--proc',
     '/proc',

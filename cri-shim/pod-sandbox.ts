@@ -15,7 +15,7 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hostMounts, INIT_PATH } from './isolation.js';
+import { BWRAP_INIT, hostMounts, INIT_PATH } from './isolation.js';
 import { privilegeArgs, type Privileges } from './security-context.js';
 import { spawnGroup } from './process-group.js';
 
@@ -48,12 +48,7 @@ export function startPodInit(o: PodInitOptions): ChildProcess {
     '--pid-file',
     o.pidFile,
     '--',
-    'bwrap',
-    '--info-fd',
-    '4',
-    '--die-with-parent',
-    '--unshare-pid',
-    '--as-pid-1',
+    ...BWRAP_INIT,
     '--unshare-ipc',
     ...(o.hostNetwork ? [] : ['--unshare-net', '--unshare-uts', '--hostname', o.hostname]),
     ...hostMounts(),

@@ -55,7 +55,8 @@ class PodConnection extends Duplex {
   private readonly child: ChildProcess;
 
   constructor(netns: { pid: number; helper: string }, port: number) {
-    super({ allowHalfOpen: true });
+    // As a net.Socket: once the pod side has closed, ours ends too (the relay has exited).
+    super({ allowHalfOpen: false });
     this.child = spawn(netns.helper, ['portforward', '--target', String(netns.pid), '--port', String(port)], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -64,7 +65,6 @@ class PodConnection extends Duplex {
     stdout!.on('data', (c: Buffer) => {
       if (!this.push(c)) stdout!.pause();
     });
-    stdout!.on('end', () => this.push(null));
     let text = '';
     stderr!.on('data', (c: Buffer) => {
       text += c.toString();
@@ -75,8 +75,13 @@ class PodConnection extends Duplex {
       }
     });
     this.child.once('error', (err) => this.destroy(err));
-    this.child.once('exit', (code) => {
-      if (code === 0 || this.destroyed) return;
+    // Once the relay has exited and its output is read: the end of the pod side, or why not.
+    this.child.once('close', (code) => {
+      if (this.destroyed) return;
+      if (code === 0) {
+        this.push(null);
+        return;
+      }
       const line = text.trim().split('\n').pop() ?? '';
       const m = /^(dial|read|write): (.*)$/.exec(line);
       const reason = (m?.[2] ?? (line || `relay exited with ${code}`)).replace(/^./, (c) => c.toLowerCase());
@@ -92,7 +97,9 @@ class PodConnection extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.child.stdin!.write(chunk, (err) => cb(err ?? null));
+    // A relay that has gone (a failed dial, the pod side closed) reports why through its exit;
+    // the write's EPIPE says nothing more.
+    this.child.stdin!.write(chunk, () => cb());
   }
 
   override _final(cb: (err?: Error | null) => void): void {
