@@ -56,6 +56,8 @@ import {
   exitCodeOf,
   exited,
   killGroup,
+  killPid,
+  pidGone,
   killSession,
   spawnGroup,
   spawnTerminal,
@@ -499,7 +501,7 @@ export class ContainerRuntime {
       // Under bwrap the container's init gets the SIGTERM, as runc's kill: a PID 1 that handles it
       // shuts down gracefully; one that does not (it ignores signals it has no handler for) is
       // killed after the timeout. Execs get theirs directly.
-      if (c.initPid && c.main) process.kill(c.initPid, 'SIGTERM');
+      if (c.initPid && c.main) killPid(c.initPid, 'SIGTERM');
       for (const p of procs) if (p !== c.main || !c.initPid) killGroup(p.pid, 'SIGTERM');
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutSec * 1000)));
@@ -509,6 +511,9 @@ export class ContainerRuntime {
     }
     for (const p of procs) killGroup(p.pid, 'SIGKILL');
     await gone;
+    // SIGKILLed, the helper and bubblewrap go at once; the container's init (same process group)
+    // may still be tearing its pid namespace down.
+    if (c.initPid) await pidGone(c.initPid, SHUTDOWN_WAIT_MS);
   }
 
   /** Kills what still runs and deletes the container and its directories (idempotent). */
