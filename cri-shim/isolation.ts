@@ -167,6 +167,11 @@ export const INIT_PATH = '/dev/.kexec-init';
  * command itself (no reaper of bubblewrap's in between, as a container's entrypoint), killed with
  * its parent, reporting that PID 1's host pid on fd 4 (`kexec-nsexec join --pid-file`).
  */
+/** The fd on which `kexec-nsexec join --seccomp-pass` hands the filter to the container's init. */
+export const SECCOMP_FD = 5;
+/** The fd on which a container's init tells `join` it is set up (then the pid file appears). */
+export const READY_FD = 6;
+
 export const BWRAP_INIT = ['bwrap', '--info-fd', '4', '--die-with-parent', '--unshare-pid', '--as-pid-1'];
 
 /** The runtime default's read-only and masked /proc paths (runc/containerd, moby's MaskedPaths). */
@@ -216,6 +221,8 @@ export interface SandboxContext {
   target: number;
   /** main: where the helper writes the container init's pid. */
   pidFile?: string;
+  /** The compiled seccomp filter of these privileges (SeccompPrograms), unless unconfined. */
+  seccompFile?: string;
 }
 
 /**
@@ -246,7 +253,13 @@ export function processSpec(
   if (!sb.pidFile) {
     // An exec: join the running container. The environment is the container's, passed as ours.
     const args = ['exec', '--target', String(sb.target), ...cgroups, ...(opts.tty ? ['--tty'] : [])];
-    args.push(...privilegeArgs(sb.privileges), '--cwd', view.workingDir, '--', ...argv);
+    args.push(
+      ...privilegeArgs(sb.privileges, { file: sb.seccompFile }),
+      '--cwd',
+      view.workingDir,
+      '--',
+      ...argv,
+    );
     return { file: sb.helper, args, cwd: '/', env };
   }
   const p = sb.privileges;
@@ -272,8 +285,10 @@ export function processSpec(
     '--',
     INIT_PATH,
     'init',
+    '--ready-fd',
+    String(READY_FD),
     ...(opts.tty ? ['--console-fd', '3'] : []),
-    ...privilegeArgs(p),
+    ...privilegeArgs(p, { fd: sb.seccompFile ? SECCOMP_FD : undefined }),
     '--',
     ...argv,
   ];
@@ -286,6 +301,7 @@ export function processSpec(
     ...cgroups,
     '--pid-file',
     sb.pidFile,
+    ...(sb.seccompFile ? ['--seccomp-pass', sb.seccompFile] : []),
     ...(opts.tty ? ['--console'] : []),
     '--',
     ...bwrap,

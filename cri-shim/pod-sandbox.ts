@@ -15,7 +15,7 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BWRAP_INIT, hostMounts, INIT_PATH } from './isolation.js';
+import { BWRAP_INIT, hostMounts, INIT_PATH, READY_FD, SECCOMP_FD } from './isolation.js';
 import { privilegeArgs, type Privileges } from './security-context.js';
 import { spawnGroup } from './process-group.js';
 
@@ -28,10 +28,12 @@ export interface PodInitOptions {
   hostNetwork: boolean;
   cgroupDirs: string[];
   pidFile: string;
+  /** The compiled seccomp filter of POD_INIT_PRIVILEGES (SeccompPrograms). */
+  seccompFile: string;
 }
 
 /** The pod init runs with nothing: no capabilities, the default seccomp profile. */
-const POD_INIT_PRIVILEGES: Privileges = {
+export const POD_INIT_PRIVILEGES: Privileges = {
   uid: 0,
   gid: 0,
   groups: [],
@@ -47,6 +49,8 @@ export function startPodInit(o: PodInitOptions): ChildProcess {
     ...o.cgroupDirs.flatMap((d) => ['--cgroup', d]),
     '--pid-file',
     o.pidFile,
+    '--seccomp-pass',
+    o.seccompFile,
     '--',
     ...BWRAP_INIT,
     '--unshare-ipc',
@@ -65,7 +69,9 @@ export function startPodInit(o: PodInitOptions): ChildProcess {
     '--',
     INIT_PATH,
     'init',
-    ...privilegeArgs(POD_INIT_PRIVILEGES),
+    '--ready-fd',
+    String(READY_FD),
+    ...privilegeArgs(POD_INIT_PRIVILEGES, { fd: SECCOMP_FD }),
     '--',
     'sleep',
     'infinity',

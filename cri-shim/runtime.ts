@@ -50,8 +50,8 @@ import {
   type IsolationMode,
   type SandboxContext,
 } from './isolation.js';
-import { startPodInit, waitForInitPid } from './pod-sandbox.js';
-import { privilegesOf, type Privileges } from './security-context.js';
+import { POD_INIT_PRIVILEGES, startPodInit, waitForInitPid } from './pod-sandbox.js';
+import { privilegesOf, SeccompPrograms, type Privileges } from './security-context.js';
 import {
   exitCodeOf,
   exited,
@@ -159,8 +159,11 @@ export class ContainerRuntime {
   /** Kills the container processes if the cri-shim dies (`none` only: bwrap has --die-with-parent). */
   private readonly deathWatch: DeathWatch | undefined;
   private shuttingDown = false;
+  /** bwrap: the compiled seccomp filters, one per capability set. */
+  private readonly seccomp: SeccompPrograms;
 
   constructor(readonly opts: RuntimeOptions) {
+    this.seccomp = new SeccompPrograms(nsexecPath(), path.join(opts.root, 'seccomp'));
     this.deathWatch = opts.isolation === 'none' ? new DeathWatch(opts.log) : undefined;
     fs.mkdirSync(path.join(opts.root, 'sandboxes'), { recursive: true });
     fs.mkdirSync(path.join(opts.root, 'containers'), { recursive: true });
@@ -230,6 +233,7 @@ export class ContainerRuntime {
       hostNetwork: sb.hostNetwork,
       cgroupDirs,
       pidFile,
+      seccompFile: this.seccomp.fileFor(POD_INIT_PRIVILEGES)!,
     });
     sb.init = init;
     init.once('exit', () => {
@@ -473,6 +477,7 @@ export class ContainerRuntime {
       cgroupDirs: c.cgroupDirs,
       target: sb.initPid,
       pidFile,
+      seccompFile: this.seccomp.fileFor(c.privileges),
     };
   }
 
@@ -480,7 +485,13 @@ export class ContainerRuntime {
   private execContext(c: Container): SandboxContext | undefined {
     if (this.opts.isolation !== 'bwrap') return undefined;
     if (!c.initPid) throw CriError.precondition(`container ${short(c.id)} has not started yet`);
-    return { helper: nsexecPath(), privileges: c.privileges, cgroupDirs: c.cgroupDirs, target: c.initPid };
+    return {
+      helper: nsexecPath(),
+      privileges: c.privileges,
+      cgroupDirs: c.cgroupDirs,
+      target: c.initPid,
+      seccompFile: this.seccomp.fileFor(c.privileges),
+    };
   }
 
   /**

@@ -14,6 +14,10 @@
  * seccomp profile, `run_as_username` and namespace options other than the pod's are refused
  * (INVALID_ARGUMENT) rather than ignored.
  */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type * as T from '../shared/cri/types.js';
 import { CriError } from './errors.js';
 
@@ -134,8 +138,50 @@ export function privilegesOf(sc: T.LinuxContainerSecurityContext | null | undefi
   };
 }
 
-/** The helper's flags for these privileges (kexec-nsexec's FINAL options). */
-export function privilegeArgs(p: Privileges): string[] {
+/**
+ * The runtime-default filter of each capability set (the profile allows more to a container with
+ * more capabilities), compiled once by `kexec-nsexec profile --export` into `dir`: libseccomp
+ * takes tens of milliseconds to build it, too long to pay on every exec.
+ */
+export class SeccompPrograms {
+  private readonly files = new Map<string, string>();
+
+  constructor(
+    private readonly helper: string,
+    private readonly dir: string,
+  ) {}
+
+  /** The compiled filter for `p`, or undefined when it runs unconfined. */
+  fileFor(p: Privileges): string | undefined {
+    if (p.seccomp !== 'runtime-default') return undefined;
+    const key = [...p.capabilities].sort().join(',');
+    const known = this.files.get(key);
+    if (known) return known;
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const file = path.join(this.dir, `${createHash('sha256').update(key).digest('hex').slice(0, 16)}.bpf`);
+    const r = spawnSync(this.helper, ['profile', '--caps', key, '--export', file], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    if (r.status !== 0) throw new Error(`compiling the seccomp profile: ${r.stderr || r.error?.message}`);
+    this.files.set(key, file);
+    return file;
+  }
+}
+
+/**
+ * The helper's flags for these privileges (kexec-nsexec's FINAL options); the filter from a file
+ * (an exec reads it on the host) or from fd 5 (a container's init, handed on by `join`).
+ */
+export function privilegeArgs(p: Privileges, seccomp: { file?: string; fd?: number } = {}): string[] {
+  const filter =
+    p.seccomp === 'unconfined'
+      ? ['--seccomp', 'unconfined']
+      : seccomp.fd !== undefined
+        ? ['--seccomp-fd', String(seccomp.fd)]
+        : seccomp.file
+          ? ['--seccomp-file', seccomp.file]
+          : ['--seccomp', 'runtime-default'];
   return [
     '--uid',
     String(p.uid),
@@ -144,7 +190,6 @@ export function privilegeArgs(p: Privileges): string[] {
     ...(p.groups.length ? ['--groups', p.groups.join(',')] : []),
     '--caps',
     p.capabilities.join(','),
-    '--seccomp',
-    p.seccomp,
+    ...filter,
   ];
 }

@@ -11,20 +11,28 @@
  *                                   cgroups, fork into the pid namespace, drop privileges, exec
  *                                   ARGV; relay a terminal made inside the container with --tty
  *                                   (runc exec, libcontainer/setns_init_linux.go + nsenter/nsexec.c)
- *   join     [--target PID --ns net,ipc,uts] [--cgroup DIR]... [--pid-file F] [--console] -- ARGV
+ *   join     [--target PID --ns net,ipc,uts] [--cgroup DIR]... [--pid-file F] [--console]
+ *            [--seccomp-pass FILE] -- ARGV
  *                                   join the pod's namespaces and the container's cgroups, then
  *                                   run ARGV (bubblewrap, which makes the container's own pid and
  *                                   mount namespaces) and wait for it; --pid-file: write the
  *                                   container init's pid there (from bubblewrap's --info-fd 4),
  *                                   as `runc run --pid-file`; --console: relay the terminal the
- *                                   container's init makes (runc's console socket)
+ *                                   container's init makes (runc's console socket). The fds the
+ *                                   init finds: 3 console socket, 4 bubblewrap's info, 5 the
+ *                                   seccomp filter, 6 "set up" (`init --ready-fd 6`)
  *   portforward --target PID --port N
  *                                   connect to 127.0.0.1:N inside PID's network namespace and
  *                                   relay it over stdin/stdout (containerd's PortForward)
- *   profile  [--caps LIST]          print the seccomp profile's size as JSON
+ *   profile  [--caps LIST] [--export FILE]
+ *                                   print the seccomp profile's size as JSON, or write the
+ *                                   compiled filter to FILE (the runtime compiles each
+ *                                   capability set's filter once: libseccomp takes tens of ms)
  *
- * FINAL: --uid N --gid N [--groups a,b] --caps LIST|ALL --seccomp runtime-default|unconfined
- *        [--cwd DIR] [--console-fd N]
+ * FINAL: --uid N --gid N [--groups a,b] --caps LIST|ALL [--cwd DIR] [--console-fd N] and
+ *        --seccomp runtime-default|unconfined (build the filter here, or none), or a filter
+ *        compiled by `profile --export`: --seccomp-file FILE, --seccomp-fd N (join: --seccomp-pass
+ *        FILE hands it to the container's init as fd 5)
  * Every helper that enters a container is made non-dumpable first (CVE-2019-5736: a container
  * process must not open /proc/PID/exe of a runtime process that joined it) and dies with its
  * parent (PR_SET_PDEATHSIG), as bubblewrap's --die-with-parent.
@@ -36,6 +44,8 @@
 #include <getopt.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <poll.h>
@@ -124,10 +134,30 @@ struct final {
   gid_t groups[64];
   int ngroups;
   uint64_t caps;
-  int seccomp; /* 1: runtime default */
+  int seccomp; /* 0: unconfined, 1: build the runtime default here, 2: load `prog` */
+  struct sock_fprog prog;
   const char *cwd;
   int console_fd; /* init: send the terminal made here to the runtime over this socket */
+  int ready_fd;   /* init: tell `join` the container is set up (its mount namespace complete) */
 };
+
+/* Reads a compiled filter (libseccomp's seccomp_export_bpf output) from `fd`. */
+static void read_program(struct final *f, int fd) {
+  size_t cap = 65536, len = 0;
+  char *buf = malloc(cap);
+  ssize_t n;
+  while (buf && len < cap && (n = read(fd, buf + len, cap - len)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("read the seccomp program: %m");
+    }
+    len += (size_t)n;
+  }
+  if (!buf || len == 0 || len % sizeof(struct sock_filter)) die("bad seccomp program (%zu bytes)", len);
+  f->prog.len = (unsigned short)(len / sizeof(struct sock_filter));
+  f->prog.filter = (struct sock_filter *)buf;
+  f->seccomp = 2;
+}
 
 static void parse_groups(struct final *f, const char *list) {
   char *copy = strdup(list), *save = NULL;
@@ -165,7 +195,9 @@ static void drop_privileges(const struct final *f) {
   }
   if (syscall(SYS_capset, &hdr, data)) die("capset: %m");
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) die("no_new_privs: %m");
-  if (f->seccomp) {
+  if (f->seccomp == 2) {
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &f->prog)) die("seccomp load: %m");
+  } else if (f->seccomp == 1) {
     scmp_filter_ctx ctx = runtime_default_profile(f->caps);
     if (!ctx) die("seccomp profile: %m");
     int rc = seccomp_load(ctx);
@@ -262,6 +294,7 @@ static void wait_and_exit(pid_t child, int console_master) {
 /* ---- modes ---- */
 
 enum {
+  OPT_SECCOMP_FILE = 900, OPT_SECCOMP_FD, OPT_SECCOMP_PASS, OPT_EXPORT, OPT_READY_FD,
   OPT_UID = 1000, OPT_GID, OPT_GROUPS, OPT_CAPS, OPT_SECCOMP, OPT_CWD, OPT_CONSOLE_FD, OPT_TARGET,
   OPT_NS, OPT_CGROUP, OPT_TTY, OPT_CONSOLE, OPT_PORT, OPT_PID_FILE,
 };
@@ -272,6 +305,11 @@ static const struct option options[] = {
     {"groups", required_argument, 0, OPT_GROUPS},
     {"caps", required_argument, 0, OPT_CAPS},
     {"seccomp", required_argument, 0, OPT_SECCOMP},
+    {"seccomp-file", required_argument, 0, OPT_SECCOMP_FILE},
+    {"seccomp-fd", required_argument, 0, OPT_SECCOMP_FD},
+    {"seccomp-pass", required_argument, 0, OPT_SECCOMP_PASS},
+    {"export", required_argument, 0, OPT_EXPORT},
+    {"ready-fd", required_argument, 0, OPT_READY_FD},
     {"cwd", required_argument, 0, OPT_CWD},
     {"console-fd", required_argument, 0, OPT_CONSOLE_FD},
     {"target", required_argument, 0, OPT_TARGET},
@@ -292,6 +330,8 @@ struct args {
   int ncgroups;
   int tty, console, port;
   const char *pid_file;
+  const char *export_file;
+  int pass_fd; /* join: a compiled filter handed on to the container's init as fd 5 */
   char **argv;
 };
 
@@ -299,6 +339,8 @@ static void parse(int argc, char **argv, struct args *a) {
   memset(a, 0, sizeof *a);
   a->final.seccomp = 1;
   a->final.console_fd = -1;
+  a->final.ready_fd = -1;
+  a->pass_fd = -1;
   a->ns = "all";
   int c;
   while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
@@ -324,6 +366,26 @@ static void parse(int argc, char **argv, struct args *a) {
       case OPT_CONSOLE: a->console = 1; break;
       case OPT_PORT: a->port = atoi(optarg); break;
       case OPT_PID_FILE: a->pid_file = optarg; break;
+      case OPT_EXPORT: a->export_file = optarg; break;
+      case OPT_READY_FD: a->final.ready_fd = atoi(optarg); break;
+      case OPT_SECCOMP_FILE: {
+        /* Read now, on the host: the container's mount namespace will not have it. */
+        int fd = open(optarg, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) die("open %s: %m", optarg);
+        read_program(&a->final, fd);
+        close(fd);
+        break;
+      }
+      case OPT_SECCOMP_FD: {
+        int fd = atoi(optarg);
+        read_program(&a->final, fd);
+        close(fd);
+        break;
+      }
+      case OPT_SECCOMP_PASS:
+        a->pass_fd = open(optarg, O_RDONLY | O_CLOEXEC);
+        if (a->pass_fd < 0) die("open %s: %m", optarg);
+        break;
       default: die("bad arguments");
     }
   }
@@ -337,6 +399,11 @@ static int need_argv(struct args *a) {
 
 static int mode_init(struct args *a) {
   need_argv(a);
+  /* bubblewrap runs us once the container's root is complete: execs may join it from now on. */
+  if (a->final.ready_fd >= 0) {
+    if (write(a->final.ready_fd, "r", 1) != 1) die("ready: %m");
+    close(a->final.ready_fd);
+  }
   if (a->final.console_fd >= 0) console_attach(a->final.console_fd);
   if (a->final.cwd && chdir(a->final.cwd)) die("chdir %s: %m", a->final.cwd);
   drop_privileges(&a->final);
@@ -412,9 +479,9 @@ static int mode_join(struct args *a) {
   enter_common();
   join_cgroups(a->cgroups, a->ncgroups);
   if (a->target > 0) join_namespaces(a->target, a->ns);
-  int sv[2] = {-1, -1}, info[2] = {-1, -1};
+  int sv[2] = {-1, -1}, info[2] = {-1, -1}, ready[2] = {-1, -1};
   if (a->console && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) die("socketpair: %m");
-  if (a->pid_file && pipe2(info, O_CLOEXEC)) die("pipe: %m");
+  if (a->pid_file && (pipe2(info, O_CLOEXEC) || pipe2(ready, O_CLOEXEC))) die("pipe: %m");
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
@@ -430,16 +497,28 @@ static int mode_join(struct args *a) {
     /* Out of the way first: either source may sit on the other's target number. */
     int info_w = info[1] >= 0 ? fcntl(info[1], F_DUPFD_CLOEXEC, 10) : -1;
     int console_w = sv[1] >= 0 ? fcntl(sv[1], F_DUPFD_CLOEXEC, 10) : -1;
+    int pass = a->pass_fd >= 0 ? fcntl(a->pass_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    int ready_w = ready[1] >= 0 ? fcntl(ready[1], F_DUPFD_CLOEXEC, 10) : -1;
     if (info_w >= 0) move_fd(info_w, 4);
     if (console_w >= 0) move_fd(console_w, 3);
+    if (pass >= 0) move_fd(pass, 5);
+    if (ready_w >= 0) move_fd(ready_w, 6);
     execvp(a->argv[0], a->argv);
     die("exec %s: %m", a->argv[0]);
   }
   int master = -1;
   if (info[0] >= 0) {
     close(info[1]);
-    write_pid_file(info[0], a->pid_file);
+    close(ready[1]);
+    /* The pid file appears only once the container's init is set up (`init --ready-fd 6`): an
+     * exec joining earlier would find bubblewrap's half-built root. */
+    char byte;
+    ssize_t n;
+    do n = read(ready[0], &byte, 1);
+    while (n < 0 && errno == EINTR);
+    if (n == 1) write_pid_file(info[0], a->pid_file);
     close(info[0]);
+    close(ready[0]);
   }
   if (sv[0] >= 0) {
     close(sv[1]);
@@ -471,6 +550,14 @@ static int mode_profile(struct args *a) {
   uint64_t caps = a->final.caps;
   scmp_filter_ctx ctx = runtime_default_profile(caps);
   if (!ctx) die("seccomp profile: %m");
+  if (a->export_file) {
+    int fd = open(a->export_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) die("open %s: %m", a->export_file);
+    if (seccomp_export_bpf(ctx, fd)) die("export: %m");
+    close(fd);
+    seccomp_release(ctx);
+    return 0;
+  }
   int p[2];
   if (pipe(p)) die("pipe: %m");
   fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
