@@ -97,7 +97,7 @@ export async function waitForInitPid(
     if (stderr.length < 4096) stderr += c.toString();
   });
   const deadline = Date.now() + INIT_START_TIMEOUT_MS;
-  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+  for (let delay = 2; ; delay = Math.min(delay * 2, 10)) {
     try {
       const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
       if (Number.isInteger(pid) && pid > 0) return pid;
