@@ -3,8 +3,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseTokenAuthFile, readTokenAuthFile } from '../shared/auth/token-file.js';
-import { ADMIN_GROUP, APISERVER_AUDIENCE, mintRS256Token, parsePublicKeys } from '../shared/auth/tokens.js';
-import { api, testServer } from './test-support/harness.js';
+import jwt from 'jsonwebtoken';
+import {
+  ADMIN_GROUP,
+  APISERVER_AUDIENCE,
+  LAB_ISSUER,
+  MAX_LAB_TOKEN_LIFETIME_SEC,
+  mintRS256Token,
+  mintToken,
+  parsePublicKeys,
+} from '../shared/auth/tokens.js';
+import { KEY, api, testServer } from './test-support/harness.js';
 import type { ApiServer } from './server.js';
 
 const PODS = '/api/v1/namespaces/default/pods';
@@ -155,5 +164,41 @@ describe('RS256 tokens (--service-account-key-file)', () => {
     // Several keys in one file, as upstream allows.
     const both = publicPem + (other.publicKey.export({ type: 'spki', format: 'pem' }) as string);
     expect(parsePublicKeys(both)).toHaveLength(2);
+  });
+});
+
+describe('lab tokens (HS256)', () => {
+  /** A token signed with the lab key, its claims exactly as given (no `exp` unless given). */
+  const signed = (claims: Record<string, unknown>) => jwt.sign(claims, KEY, { algorithm: 'HS256' });
+  const base = { sub: 'admin', groups: [ADMIN_GROUP], iss: LAB_ISSUER, aud: APISERVER_AUDIENCE };
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it('refuses a token without exp (it would never expire), and one that lives past the cap', async () => {
+    expect((await api(server, 'GET', PODS, { token: signed({ ...base, exp: now() + 60 }) })).code).toBe(200);
+    const noExp = await api(server, 'GET', PODS, { token: signed(base) });
+    expect({ code: noExp.code, message: noExp.body.message }).toEqual({ code: 401, message: 'Unauthorized' });
+    const rs256NoExp = jwt.sign(base, signer.privateKey, { algorithm: 'RS256' });
+    expect((await api(server, 'GET', PODS, { token: rs256NoExp })).code).toBe(401);
+    const tenYears = await api(server, 'GET', PODS, {
+      token: signed({ ...base, exp: now() + 10 * 365 * 24 * 3600 }),
+    });
+    expect(tenYears.code).toBe(401);
+    expect(
+      (
+        await api(server, 'GET', PODS, {
+          token: signed({ ...base, exp: now() + MAX_LAB_TOKEN_LIFETIME_SEC }),
+        })
+      ).code,
+    ).toBe(200);
+  });
+
+  it('mints no lab token longer than the cap', () => {
+    expect(() =>
+      mintToken(
+        KEY,
+        { name: 'a', groups: [] },
+        { audience: APISERVER_AUDIENCE, expiresInSec: 30 * 24 * 3600 },
+      ),
+    ).toThrow(/at most/);
   });
 });

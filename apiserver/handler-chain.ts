@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { UserInfo } from '../shared/auth/tokens.js';
+import { NODES_GROUP, type UserInfo } from '../shared/auth/tokens.js';
 import { badRequest, resourceNotFound, unauthorized } from './api/errors.js';
 import { StatusError, toStatus, writeStatus, writeStatusToSocket } from '../shared/status.js';
 import { attributesFrom, authorize, forbidden, type Attributes, type Authorizer } from './authz.js';
@@ -41,6 +41,18 @@ export interface HandlerChainDeps {
   /** host:port clients use to reach this server (for /api). */
   serverAddress: () => string;
   log: Logger;
+  /**
+   * `-v`: at 0 (the default) a node's routine requests (its Node heartbeat, its pod list and
+   * watch) are not logged, so an idle lab stays quiet; from 1 on every request is.
+   */
+  verbosity?: number;
+}
+
+/** A kubelet's periodic traffic: its Node's status, the list and watch of its pods (issue #13). */
+function isNodeHeartbeat(user: UserInfo, info: RequestInfo): boolean {
+  if (!user.groups.includes(NODES_GROUP)) return false;
+  if (info.resource === 'nodes') return ['get', 'update', 'patch'].includes(info.verb);
+  return info.resource === 'pods' && !info.subresource && (info.verb === 'list' || info.verb === 'watch');
 }
 
 interface Authorized {
@@ -60,11 +72,13 @@ export class HandlerChain {
   async serveHTTP(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     let who = '';
+    let quiet = false;
     try {
       const info = newRequestInfo(req);
       if (req.method === 'GET' && isPublicPath(info.path)) return this.servePublic(info, res);
       const auth = this.authorize(req, info);
       who = auth.user.name;
+      quiet = (this.deps.verbosity ?? 0) < 1 && isNodeHeartbeat(auth.user, info);
       if (!info.isResourceRequest) return this.serveNonResource(req, info, res);
       const r = route(this.deps.registry, info, req.method ?? 'GET');
       const ctx: Context = { namespace: info.namespace, user: auth.user };
@@ -80,7 +94,7 @@ export class HandlerChain {
       if (!res.headersSent) writeStatus(res, status);
       else res.destroy();
     } finally {
-      if (!isPublicPath(req.url?.split('?')[0] ?? '')) {
+      if (!quiet && !isPublicPath(req.url?.split('?')[0] ?? '')) {
         this.deps.log(
           `${req.method} ${req.url} user=${who || '-'} code=${res.statusCode} ${Date.now() - started}ms`,
         );

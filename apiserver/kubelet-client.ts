@@ -11,7 +11,8 @@
  * issues it) or, without one, a bearer token minted from the lab's signing key (docs/wiring.md).
  */
 import type { ConnectionOptions } from 'node:tls';
-import { APISERVER_USER, KUBELET_AUDIENCE, mintToken } from '../shared/auth/tokens.js';
+import type { KeyObject } from 'node:crypto';
+import { APISERVER_USER, KUBELET_AUDIENCE, mintRS256Token, mintToken } from '../shared/auth/tokens.js';
 import type { Node } from './api/types.js';
 import type { Context, Getter } from './registry/rest.js';
 import { type Logger } from '../shared/logging.js';
@@ -59,13 +60,17 @@ export function kubeletHeaders(cfg: { authorization?: () => string }): Record<st
   return cfg.authorization ? { Authorization: cfg.authorization() } : {};
 }
 
-/** The apiserver's kubelet token, minted from the signing key and renewed well before it expires. */
+/**
+ * The apiserver's kubelet token, renewed well before it expires: RS256 with the private key of
+ * `--kubelet-token-signing-key-file` when given, so that kubelets verify it with the public half
+ * and no node holds a key that signs tokens (issue #11); else HS256 with the lab key (tests).
+ */
 export class KubeletCredentials {
   private token = '';
   private mintedAt = 0;
 
   constructor(
-    private readonly key: Buffer,
+    private readonly key: Buffer | KeyObject,
     private readonly lifetimeSec = 24 * 3600,
   ) {
     this.authorization();
@@ -74,11 +79,11 @@ export class KubeletCredentials {
   authorization(): string {
     const now = Date.now();
     if (!this.token || now - this.mintedAt > (this.lifetimeSec * 1000) / 2) {
-      this.token = mintToken(
-        this.key,
-        { name: APISERVER_USER, groups: [] },
-        { audience: KUBELET_AUDIENCE, expiresInSec: this.lifetimeSec },
-      );
+      const user = { name: APISERVER_USER, groups: [] };
+      const opts = { audience: KUBELET_AUDIENCE, expiresInSec: this.lifetimeSec };
+      this.token = Buffer.isBuffer(this.key)
+        ? mintToken(this.key, user, opts)
+        : mintRS256Token(this.key, user, opts);
       this.mintedAt = now;
     }
     return `Bearer ${this.token}`;

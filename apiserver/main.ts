@@ -14,6 +14,7 @@
  * make the kubelet hop https (kubelet-client.ts). `--etcd-servers URL[,URL]` keeps objects in
  * etcd (storage/etcd-store.ts, keys under `--etcd-prefix`, default `/registry`) instead of memory.
  */
+import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -22,9 +23,12 @@ import { readPublicKeys, readSigningKey } from '../shared/auth/tokens.js';
 import { readPolicyFile } from './authz-policy.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
-import { errorMessage } from '../shared/logging.js';
+import { errorMessage, stderrLogger } from '../shared/logging.js';
+import { stopWithParent } from '../shared/parent-death-watch.js';
 import { portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
+
+const log = stderrLogger('apiserver');
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
@@ -100,8 +104,18 @@ function command(): Command {
       'kexec-lab apiserver: pods and nodes API, discovery, JWT authn, authz, exec/attach/port-forward/log proxying to kubelets',
     )
     .option('--bind-address <ip>', 'address to listen on', '127.0.0.1')
+    .option(
+      '-v, --v <level>',
+      "log level (klog's -v): from 1 on, nodes' heartbeats and pod list/watch requests are logged too",
+      nonNegativeInt,
+      0,
+    )
     .option('--port <port>', 'port to listen on (0 picks a free one)', portArgument, 6443)
     .requiredOption('--token-signing-key-file <file>', 'HS256 key (>= 32 bytes) that signs every lab token')
+    .option(
+      '--kubelet-token-signing-key-file <file>',
+      "PEM RSA private key that signs the apiserver's RS256 token for kubelets (they verify it with the public half); without it the HS256 key signs it",
+    )
     .option(
       '--token-auth-file <file>',
       'static bearer tokens, CSV lines token,user,uid,"group1,group2" (tried before JWTs)',
@@ -163,6 +177,8 @@ async function main(argv: string[]): Promise<void> {
     tokenSigningKeyFile: string;
     tokenAuthFile?: string;
     serviceAccountKeyFile: string[];
+    v: number;
+    kubeletTokenSigningKeyFile?: string;
     authorizationPolicyFile?: string;
     maxConnectionBytesPerSec: number;
     tlsCertFile?: string;
@@ -188,6 +204,10 @@ async function main(argv: string[]): Promise<void> {
     bindAddress: opts.bindAddress,
     port: opts.port,
     signingKey: readSigningKey(opts.tokenSigningKeyFile),
+    kubeletTokenSigningKey:
+      opts.kubeletTokenSigningKeyFile === undefined
+        ? undefined
+        : createPrivateKey(fs.readFileSync(opts.kubeletTokenSigningKeyFile)),
     staticTokens: opts.tokenAuthFile ? readTokenAuthFile(opts.tokenAuthFile) : undefined,
     serviceAccountKeys: opts.serviceAccountKeyFile.flatMap(readPublicKeys),
     authorizationPolicy,
@@ -204,9 +224,10 @@ async function main(argv: string[]): Promise<void> {
       tls: etcdTls(opts),
     },
     scheduler: opts.scheduler,
+    verbosity: opts.v,
     translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
   });
-  process.stderr.write(`apiserver: serving on ${server.url}\n`);
+  log(`serving on ${server.url}`);
   // A CA made here (--cert-dir): name it so a launcher can put it in a kubeconfig.
   writeReadyLine({
     service: 'apiserver',
@@ -214,8 +235,13 @@ async function main(argv: string[]): Promise<void> {
     ...(tls?.caFile ? { caFile: path.resolve(tls.caFile) } : {}),
   });
 
+  let stopping = false;
   const stop = (signal: string): void => {
-    process.stderr.write(`apiserver: ${signal}, shutting down\n`);
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}, shutting down`);
+    // Bounded: nobody may be left to SIGKILL a service whose supervisor died.
+    setTimeout(() => process.exit(1), 5_000).unref();
     server.close().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -223,9 +249,10 @@ async function main(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  stopWithParent(stop);
 }
 
 main(process.argv).catch((err: unknown) => {
-  process.stderr.write(`apiserver: ${errorMessage(err)}\n`);
+  log(errorMessage(err));
   process.exit(1);
 });

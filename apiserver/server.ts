@@ -28,7 +28,7 @@ import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.j
 import { EtcdStore } from './storage/etcd-store.js';
 import { MemoryStore } from './storage/memory-store.js';
 import type { Store } from './storage/store.js';
-import { type Logger } from '../shared/logging.js';
+import { stderrLogger, type Logger } from '../shared/logging.js';
 
 export interface ApiServerOptions {
   /** Address to listen on; default 127.0.0.1. */
@@ -37,6 +37,11 @@ export interface ApiServerOptions {
   port?: number;
   /** The lab's token signing key (checks client tokens, mints the kubelet token). */
   signingKey: Buffer;
+  /**
+   * `--kubelet-token-signing-key-file`: the RSA private key that signs the token the apiserver
+   * shows kubelets without a client certificate (kubelets hold only its public half).
+   */
+  kubeletTokenSigningKey?: KeyObject;
   /** `--token-auth-file` entries: static bearer tokens, tried before JWTs. */
   staticTokens?: StaticTokenEntry[];
   /** `--service-account-key-file` RSA public keys that verify RS256 client tokens. */
@@ -53,6 +58,8 @@ export interface ApiServerOptions {
   watchLimits?: Partial<WatchLimits>;
   /** Time allowed to reach a kubelet and get its response head. */
   kubeletTimeoutMs?: number;
+  /** `-v`: log level; from 1 on, nodes' routine requests are logged too (handler-chain.ts). */
+  verbosity?: number;
   /** One line per event; stderr by default. */
   log?: Logger;
   /**
@@ -93,7 +100,7 @@ function authenticator(opts: ApiServerOptions): Authenticator {
 }
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  const log = opts.log ?? ((line: string) => process.stderr.write(`apiserver: ${line}\n`));
+  const log = opts.log ?? stderrLogger('apiserver');
   const store =
     opts.store ??
     (opts.etcd
@@ -107,7 +114,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   if (!opts.store && opts.etcd) {
     log(`storage: etcd ${opts.etcd.servers.join(',')} prefix ${opts.etcd.prefix ?? '/registry'}`);
   }
-  const credentials = new KubeletCredentials(opts.signingKey);
+  const credentials = new KubeletCredentials(opts.kubeletTokenSigningKey ?? opts.signingKey);
   const kubeletTls = kubeletTlsOptions(opts.kubeletTls, log);
   const registry = newLegacyRESTStorage(store, {
     // The apiserver's client certificate is its credential when it has one; the token otherwise.
@@ -149,6 +156,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     watchLimits: { ...DEFAULT_WATCH_LIMITS, ...opts.watchLimits },
     serverAddress: () => address,
     log,
+    verbosity: opts.verbosity,
   });
   server.on('request', (req, res) => void chain.serveHTTP(req, res));
   server.on('upgrade', (req, socket, head) => void chain.serveUpgrade(req, socket, head));

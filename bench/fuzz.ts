@@ -52,12 +52,9 @@ function onlyTyped(fn: () => unknown, type: new (...a: never[]) => Error): boole
 }
 
 export const properties = {
-  /** Channel codec: any message, any protocol, binary or text. */
-  channelCodec: fc.property(
-    fc.constantFrom(...CHANNEL_PROTOCOLS),
-    bytes(256),
-    fc.boolean(),
-    (proto, data, isBinary) => onlyTyped(() => decodeMessage(proto, data, isBinary), RemoteCommandError),
+  /** Channel codec: any message (text and binary are read alike), any protocol. */
+  channelCodec: fc.property(fc.constantFrom(...CHANNEL_PROTOCOLS), bytes(256), (proto, data) =>
+    onlyTyped(() => decodeMessage(proto, data), RemoteCommandError),
   ),
 
   /** Channel codec round trip for every protocol and channel. */
@@ -67,7 +64,7 @@ export const properties = {
     bytes(256),
     (proto, channel, payload) => {
       const enc = encodeMessage(proto, channel, payload);
-      const d = decodeMessage(proto, Buffer.from(enc), typeof enc !== 'string');
+      const d = decodeMessage(proto, Buffer.from(enc));
       return d.kind === 'data' && d.channel === channel && d.payload.equals(payload);
     },
   ),
@@ -103,11 +100,10 @@ export const properties = {
   portForwardFrame: fc.property(
     fc.boolean(),
     bytes(128),
-    fc.boolean(),
     fc.integer({ min: 0, max: 256 }),
-    (base64, data, isBinary, channels) =>
+    (base64, data, channels) =>
       onlyTyped(() => {
-        const f = decodeFrame(base64, data, isBinary, channels);
+        const f = decodeFrame(base64, data, channels);
         if (f.channel < 0 || f.channel >= channels) throw new Error(`channel ${f.channel} out of range`);
       }, PortForwardError),
   ),
@@ -118,7 +114,7 @@ export const properties = {
     bytes(128),
     (base64, channel, payload) => {
       const enc = encodeFrame(base64, channel, payload);
-      const f = decodeFrame(base64, Buffer.from(enc), typeof enc !== 'string', 10);
+      const f = decodeFrame(base64, Buffer.from(enc), 10);
       return f.channel === channel && f.payload.equals(payload);
     },
   ),

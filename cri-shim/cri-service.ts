@@ -72,12 +72,12 @@ function containerMessage(c: Container): T.Container {
     pod_sandbox_id: c.sandboxId,
     metadata: c.metadata,
     image: imageSpec(c),
-    image_ref: c.image.name,
+    image_ref: c.image.id,
     state: c.state,
     created_at: c.createdAt,
     labels: c.labels,
     annotations: c.annotations,
-    image_id: c.image.name,
+    image_id: c.image.id,
   };
 }
 
@@ -91,13 +91,13 @@ function containerStatus(c: Container): T.ContainerStatus {
     finished_at: c.finishedAt,
     exit_code: c.exitCode,
     image: imageSpec(c),
-    image_ref: c.image.name,
+    image_ref: c.image.id,
     reason: c.reason,
     message: c.message,
     labels: c.labels,
     annotations: c.annotations,
     log_path: c.logPath,
-    image_id: c.image.name,
+    image_id: c.image.id,
   };
 }
 
@@ -140,7 +140,7 @@ export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedS
     PodSandboxStatus: unary<'PodSandboxStatus'>((req) => {
       const sb = runtime.sandbox(req.pod_sandbox_id);
       return {
-        status: { ...sandboxMessage(sb), network: { ip: '127.0.0.1' } },
+        status: { ...sandboxMessage(sb), network: { ip: '127.0.0.1', additional_ips: [] } },
         info: (req.verbose
           ? { info: JSON.stringify({ hostname: sb.hostname, dir: sb.dir }) }
           : {}) as T.Labels,

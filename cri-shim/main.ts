@@ -18,9 +18,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
 import { startCriShim } from './server.js';
 import type { IsolationRequest } from './isolation.js';
-import { errorMessage } from '../shared/logging.js';
+import { errorMessage, stderrLogger } from '../shared/logging.js';
+import { stopWithParent } from '../shared/parent-death-watch.js';
 import { portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
+
+const log = stderrLogger('cri-shim');
 
 const program = new Command('cri-shim')
   .description('kexec-lab CRI runtime: pod sandboxes and containers as isolated process trees, CRI over gRPC')
@@ -116,21 +119,24 @@ async function main(): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`cri-shim: ${signal}: stopping all containers\n`);
+    log(`${signal}: stopping all containers`);
+    // Bounded: nobody may be left to SIGKILL a service whose supervisor died.
+    setTimeout(() => process.exit(1), 5_000).unref();
     shim.close().then(
       () => process.exit(0),
       (err: unknown) => {
-        process.stderr.write(`cri-shim: shutdown failed: ${String(err)}\n`);
+        log(`shutdown failed: ${String(err)}`);
         process.exit(1);
       },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  stopWithParent(stop);
   writeReadyLine({ service: 'cri-shim', endpoint: shim.endpoint, streamingUrl: shim.streamingUrl });
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`cri-shim: ${errorMessage(err)}\n`);
+  log(errorMessage(err));
   process.exit(1);
 });

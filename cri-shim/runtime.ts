@@ -176,8 +176,12 @@ export class ContainerRuntime {
     if (!config || !md?.name) throw CriError.invalid('sandbox config must have metadata.name');
     this.refuseWhileShuttingDown();
     const ns = config.linux?.security_context?.namespace_options;
-    if (ns && (ns.pid === 'NODE' || ns.ipc === 'NODE'))
-      throw CriError.invalid('host pid and ipc namespaces are not supported by this runtime');
+    // Each container has a pid namespace of its own and the pod one IPC namespace: hostPID,
+    // hostIPC and shareProcessNamespace are not supported here (a containerd node gives them).
+    if (ns && (ns.pid === 'NODE' || ns.pid === 'POD' || ns.ipc === 'NODE'))
+      throw CriError.invalid(
+        'host pid or ipc namespaces and a shared pid namespace are not supported by this runtime',
+      );
     const id = newId();
     const dir = path.join(this.opts.root, 'sandboxes', id);
     fs.mkdirSync(dir, { recursive: true });

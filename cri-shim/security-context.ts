@@ -94,7 +94,7 @@ export function privilegesOf(sc: T.LinuxContainerSecurityContext | null | undefi
   // The network namespace is the sandbox's to choose (hostNetwork, pod-sandbox.ts); a container
   // cannot have the host's or another container's pid or ipc namespace here.
   const ns = sc?.namespace_options;
-  if (ns && (ns.ipc === 'NODE' || ns.pid === 'NODE' || ns.pid === 'TARGET'))
+  if (ns && (ns.ipc === 'NODE' || ns.pid === 'NODE' || ns.pid === 'POD' || ns.pid === 'TARGET'))
     throw CriError.invalid('host or target pid/ipc namespaces are not supported by this runtime');
   if (sc?.run_as_username) throw CriError.invalid('run_as_username is not supported by this runtime');
   if (sc?.seccomp?.profile_type === 'Localhost')

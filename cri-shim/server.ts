@@ -16,16 +16,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import grpc from '@grpc/grpc-js';
-import { runtimeServiceDefinition } from '../shared/cri/proto.js';
+import { imageServiceDefinition, runtimeServiceDefinition } from '../shared/cri/proto.js';
 import { fromPackageRoot } from '../shared/package-root.js';
 import { criServiceImplementation } from './cri-service.js';
+import { imageServiceImplementation } from './image-service.js';
 import { ImageStore } from './images.js';
 import { chooseIsolation, type IsolationMode, type IsolationRequest } from './isolation.js';
 import { RequestCache } from './request-cache.js';
 import { CgroupManager } from './cgroups.js';
 import { ContainerRuntime } from './runtime.js';
 import { StreamingServer, type StreamingTlsOptions } from './streaming-server.js';
-import { errorMessage, type Logger } from '../shared/logging.js';
+import { errorMessage, stderrLogger, type Logger } from '../shared/logging.js';
 
 export interface CriShimOptions {
   /** `unix:///abs/path` or `tcp://host:port`. */
@@ -74,7 +75,7 @@ export interface CriShim {
 export const DEFAULT_IMAGES_DIR = (): string => fromPackageRoot('cri-shim', 'images');
 
 function defaultLog(line: string): void {
-  process.stderr.write(`cri-shim: ${line}\n`);
+  stderrLogger('cri-shim')(line);
 }
 
 async function bindGrpc(
@@ -171,6 +172,7 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
     runtimeServiceDefinition(),
     criServiceImplementation({ runtime, cache, streamingUrl: () => streaming.url }),
   );
+  server.addService(imageServiceDefinition(), imageServiceImplementation(images));
   let bound: { endpoint: string; socketPath?: string };
   try {
     bound = await bindGrpc(server, opts.listen);

@@ -20,6 +20,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
+import { MAX_CLIENT_MESSAGE_BYTES } from '../shared/remotecommand/websocket-server.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { request } from './support/https.js';
 import { labExec, labExecUrl } from './support/faults.js';
@@ -137,12 +138,12 @@ describe('WebSocket abuse', () => {
   it('closes with 1009 on a message over the size limit', async () => {
     const ws = await openExec();
     const closed = closeOf(ws);
-    // Only the frame header, announcing 5 MiB (over the 4 MiB limit): ws refuses at the header, so
-    // the close frame is not lost in a reset caused by the client still writing.
+    // Only the frame header, announcing one byte over the limit (32 MiB, as x/net/websocket): ws
+    // refuses at the header.
     const header = Buffer.alloc(14);
     header[0] = 0x82; // FIN, binary
     header[1] = 0x80 | 127; // masked, 64-bit length
-    header.writeBigUInt64BE(5n * 1024n * 1024n, 2);
+    header.writeBigUInt64BE(BigInt(MAX_CLIENT_MESSAGE_BYTES + 1), 2);
     (ws as unknown as { _socket: Duplex })._socket.write(header);
     expect((await closed).code).toBe(1009);
   });

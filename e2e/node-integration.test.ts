@@ -64,7 +64,7 @@ beforeAll(async () => {
   kubelet = await startKubelet({
     apiserver: apiserver.url,
     token: nodeToken,
-    signingKey: key,
+    apiserverTokenKeys: { hs256: key },
     nodeName: 'node-1',
     address: '127.0.0.1',
     port: 0,

@@ -224,7 +224,7 @@ spec:
     expect(r.out).toBe('1000\n1000\nCapBnd:\t0000000000000000\n');
   });
 
-  it('refuses with 422 what the runtime cannot enforce (a Localhost seccomp profile, hostPID)', async () => {
+  it('refuses with 422 what the runtime cannot enforce (a Localhost seccomp profile, fsGroup)', async () => {
     const r = await k.run(
       ['apply', '-f', '-'],
       `apiVersion: v1
@@ -232,7 +232,7 @@ kind: Pod
 metadata:
   name: refused
 spec:
-  hostPID: true
+  securityContext: { fsGroup: 2000 }
   containers:
   - name: main
     image: busybox
@@ -242,7 +242,7 @@ spec:
     );
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/is invalid/);
-    expect(r.stderr).toContain('spec.hostPID: Forbidden');
+    expect(r.stderr).toContain('spec.securityContext.fsGroup: Forbidden');
     expect(r.stderr).toContain(
       'spec.containers[0].securityContext.seccompProfile.type: Unsupported value: "Localhost"',
     );

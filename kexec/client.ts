@@ -150,10 +150,26 @@ export async function loadClientConfig(
   const files = kubeconfigFiles(opts.kubeconfig, env);
   const merged = files.length > 0 ? await loadKubeconfigFiles(files) : defaultKubeconfig(env);
   const resolved = resolveContext(merged, opts.context);
-  if (resolved.user.value.exec || resolved.user.value['auth-provider']) {
-    return clientConfigFrom(await loadKubeConfig(opts), opts.namespace);
-  }
-  return clientConfigFromResolved(resolved, opts.namespace);
+  const cfg =
+    resolved.user.value.exec || resolved.user.value['auth-provider']
+      ? await clientConfigFrom(await loadKubeConfig(opts), opts.namespace)
+      : clientConfigFromResolved(resolved, opts.namespace);
+  refuseCredentialsOverHttp(cfg, resolved.cluster.value['insecure-skip-tls-verify'] === true);
+  return cfg;
+}
+
+/**
+ * A credential goes to an `http://` server only when the kubeconfig says insecure on purpose
+ * (`insecure-skip-tls-verify: true` on the cluster, as the lab's `--insecure-http` kubeconfig
+ * has). kubectl never sends one there (client-go's clientcmd reads auth info only when
+ * rest.IsConfigTransportTLS); kexec refuses rather than silently dropping it (issue #11).
+ */
+function refuseCredentialsOverHttp(cfg: ClientConfig, insecure: boolean): void {
+  if (cfg.server.protocol !== 'http:' || !cfg.headers.Authorization || insecure) return;
+  throw new Error(
+    `refusing to send credentials to ${cfg.server.origin} over plain http (anyone on the way could read them): ` +
+      'use an https server, or set insecure-skip-tls-verify: true on the cluster in the kubeconfig to send them anyway',
+  );
 }
 
 /** `path` (starting with /) under the server URL, keeping any path prefix the server URL has. */

@@ -42,9 +42,9 @@ ${extra}`;
 
 describe('loadClientConfig', () => {
   it('reads server, token and the context namespace; -n wins', async () => {
-    const f = write('a', simple('http://127.0.0.1:6443', '    token: tok'));
+    const f = write('a', simple('https://127.0.0.1:6443', '    token: tok'));
     const cfg = await loadClientConfig({ kubeconfig: f });
-    expect(cfg.server.href).toBe('http://127.0.0.1:6443/');
+    expect(cfg.server.href).toBe('https://127.0.0.1:6443/');
     expect(cfg.namespace).toBe('ns-lab');
     expect(cfg.headers).toEqual({ Authorization: 'Bearer tok' });
     expect(cfg.tls).toEqual({});
@@ -52,9 +52,9 @@ describe('loadClientConfig', () => {
   });
 
   it('merges $KUBECONFIG: first file wins for names and current-context, missing files skipped', async () => {
-    const a = write('a', simple('http://a:1', '    token: a'));
-    const b = write('b', simple('http://b:1', '    token: b'));
-    const c = write('c', simple('http://c:1', '    token: c', '', 'other'));
+    const a = write('a', simple('https://a:1', '    token: a'));
+    const b = write('b', simple('https://b:1', '    token: b'));
+    const c = write('c', simple('https://c:1', '    token: c', '', 'other'));
     const env = { KUBECONFIG: [path.join(dir, 'missing'), a, b, c].join(path.delimiter) };
     const cfg = await loadClientConfig({}, env);
     expect(cfg.server.host).toBe('a:1');
@@ -66,11 +66,31 @@ describe('loadClientConfig', () => {
   });
 
   it('falls back to ~/.kube/config, then to localhost:8080', async () => {
-    write('home/.kube/config', simple('http://home:1', '    token: h'));
+    write('home/.kube/config', simple('https://home:1', '    token: h'));
     expect((await loadClientConfig({}, { HOME: path.join(dir, 'home') })).server.host).toBe('home:1');
     const none = await loadClientConfig({}, { HOME: path.join(dir, 'nobody') });
     expect(none.server.href).toBe('http://localhost:8080/');
     expect(none.headers).toEqual({});
+  });
+
+  it('refuses to send a token over plain http unless the kubeconfig says insecure on purpose (issue #11)', async () => {
+    const f = write('plain', simple('http://127.0.0.1:6443', '    token: tok'));
+    await expect(loadClientConfig({ kubeconfig: f })).rejects.toThrow(
+      'refusing to send credentials to http://127.0.0.1:6443 over plain http',
+    );
+    const insecure = write(
+      'insecure',
+      simple('http://127.0.0.1:6443', '    token: tok').replace(
+        '    server: http://127.0.0.1:6443\n',
+        '    server: http://127.0.0.1:6443\n    insecure-skip-tls-verify: true\n',
+      ),
+    );
+    expect((await loadClientConfig({ kubeconfig: insecure })).headers).toEqual({
+      Authorization: 'Bearer tok',
+    });
+    // Nothing to leak: an anonymous http kubeconfig is fine.
+    const anonymous = write('anon', simple('http://127.0.0.1:6443', '    {}'));
+    expect((await loadClientConfig({ kubeconfig: anonymous })).headers).toEqual({});
   });
 
   it('fails on an explicit file that does not exist', async () => {
@@ -141,7 +161,7 @@ current-context: x
     const f = write(
       'k',
       simple(
-        'http://127.0.0.1:6443',
+        'https://127.0.0.1:6443',
         `    exec:
       apiVersion: client.authentication.k8s.io/v1
       command: ${process.execPath}

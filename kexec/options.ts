@@ -86,7 +86,7 @@ function addStreamFlags(cmd: Command): Command {
 }
 
 const PROTOCOL_HELP =
-  'stream protocol: websocket (default), spdy, or auto (WebSocket, then SPDY if the upgrade is refused)';
+  'stream protocol: auto (default: WebSocket, then SPDY if the upgrade is refused, as kubectl), websocket, or spdy';
 
 function addProtocolFlag(cmd: Command, envName: string): Command {
   return cmd.option('--protocol <protocol>', `${PROTOCOL_HELP}; ${envName}=false means spdy`);

@@ -40,9 +40,9 @@ describe('resolveStreamProtocol', () => {
   it('takes the flag, else the environment, else websocket', () => {
     expect(resolveStreamProtocol('spdy', { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'true' })).toBe('spdy');
     expect(resolveStreamProtocol('auto', {})).toBe('auto');
-    expect(resolveStreamProtocol(undefined, {})).toBe('websocket');
+    expect(resolveStreamProtocol(undefined, {})).toBe('auto');
     expect(resolveStreamProtocol(undefined, { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'False' })).toBe('spdy');
-    expect(resolveStreamProtocol(undefined, { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'true' })).toBe('websocket');
+    expect(resolveStreamProtocol(undefined, { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'true' })).toBe('auto');
     expect(resolveStreamProtocol('websocket', { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' })).toBe(
       'websocket',
     );
@@ -59,10 +59,11 @@ describe('resolveStreamProtocol', () => {
 });
 
 describe('kexec exec --protocol', () => {
-  it('uses a WebSocket GET by default', async () => {
+  it('uses a WebSocket GET by default, offering v5 only as client-go does', async () => {
     const r = await run(['--kubeconfig', kc, 'demo', '--', 'ls']);
     expect(r).toEqual({ code: 0, stdout: 'exec: ls\n', stderr: '' });
     expect(upgrades()).toEqual(['GET websocket']);
+    expect(api.seen.at(-1)!.protocols).toBe('v5.channel.k8s.io');
   });
 
   it('uses a SPDY POST to the same URL with --protocol spdy, with stdin and the exit code', async () => {
@@ -103,9 +104,16 @@ describe('kexec exec --protocol', () => {
     expect(upgrades()).toEqual(['GET websocket']);
   });
 
-  it('websocket (the default) does not fall back: the refusal is reported', async () => {
+  it('by default falls back to SPDY when the v5 WebSocket is refused, as kubectl does', async () => {
     api.accept.websocket = false;
-    const r = await run(['--kubeconfig', kc, 'demo', '--', 'ls']);
+    const r = await run(['--kubeconfig', kc, '-i', 'demo', '--', 'cat'], { input: 'eof ends it\n' });
+    expect(r).toEqual({ code: 0, stdout: 'exec: cat\nstdin: eof ends it\n', stderr: '' });
+    expect(upgrades()).toEqual(['GET websocket', 'POST SPDY/3.1']);
+  });
+
+  it('--protocol websocket does not fall back: the refusal is reported', async () => {
+    api.accept.websocket = false;
+    const r = await run(['--kubeconfig', kc, '--protocol', 'websocket', 'demo', '--', 'ls']);
     expect(r).toEqual({
       code: 1,
       stdout: '',

@@ -8,12 +8,21 @@
  * with something other than 101 — an old apiserver's 400, a proxy's 403) and kubectl
  * `pkg/cmd/util` RemoteCommandWebsockets (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false` forces SPDY).
  *
- * Differences: the default is plain WebSocket, not the fallback (`--protocol auto` asks for it);
- * the clients are loaded on first use, so `kexec --help` does not pay for them.
+ * As client-go's NewWebSocketExecutor, the WebSocket offers `v5.channel.k8s.io` only ("for correct
+ * version skew functionality"): v5 is the first version whose client can close stdin (the CLOSE
+ * message). A server that speaks only v4 and older refuses the handshake, and the fallback goes
+ * to SPDY, where a FIN closes stdin; offering v4 instead would leave `kexec -i … -- cat` waiting
+ * forever at stdin EOF (v4 cannot half-close, kubernetes#89899).
+ *
+ * Differences: `--protocol websocket` and `spdy` pin one transport without a fallback; the
+ * clients are loaded on first use, so `kexec --help` does not pay for them.
  */
 import type { Readable, Writable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { Status } from '../shared/status.js';
+
+/** The one WebSocket subprotocol offered (client-go `remotecommand.StreamProtocolV5Name`). */
+export const WEBSOCKET_PROTOCOL = 'v5.channel.k8s.io';
 
 export const STREAM_PROTOCOLS = ['websocket', 'spdy', 'auto'] as const;
 export type StreamProtocol = (typeof STREAM_PROTOCOLS)[number];
@@ -31,6 +40,8 @@ export interface StreamClientOptions {
   stderr?: Writable | null;
   tty?: boolean;
   resize?: (send: (size: { width: number; height: number }) => void) => () => void;
+  /** Subprotocols offered: the WebSocket client is given [WEBSOCKET_PROTOCOL]. */
+  protocols?: readonly string[];
 }
 
 export interface StreamClientResult {
@@ -51,7 +62,8 @@ export interface StreamClients {
 
 /**
  * The protocol to use: the flag when given, else SPDY when the environment disables WebSockets
- * (any capitalisation of `false`, as kubectl reads it), else WebSocket.
+ * (any capitalisation of `false`, as kubectl reads it), else WebSocket falling back to SPDY, as
+ * kubectl 1.30+ does (NewFallbackExecutor).
  */
 export function resolveStreamProtocol(
   flag: StreamProtocol | undefined,
@@ -59,7 +71,7 @@ export function resolveStreamProtocol(
   envName = REMOTE_COMMAND_WEBSOCKETS_ENV,
 ): StreamProtocol {
   if (flag !== undefined) return flag;
-  return env[envName]?.trim().toLowerCase() === 'false' ? 'spdy' : 'websocket';
+  return env[envName]?.trim().toLowerCase() === 'false' ? 'spdy' : 'auto';
 }
 
 /**
@@ -96,9 +108,10 @@ export async function streamRemoteCommand(
 ): Promise<StreamClientResult> {
   if (protocol === 'spdy') return (await spdyClient(clients))(opts);
   const ws = await websocketClient(clients);
-  if (protocol === 'websocket') return ws(opts);
+  const wsOpts = { ...opts, protocols: [WEBSOCKET_PROTOCOL] };
+  if (protocol === 'websocket') return ws(wsOpts);
   try {
-    return await ws(opts);
+    return await ws(wsOpts);
   } catch (err) {
     if (!isUpgradeFailure(err)) throw err;
     onFallback?.(err);

@@ -35,6 +35,8 @@ export interface ContainerSpec {
   tty?: boolean;
   securityContext?: SecurityContext;
   resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number> };
+  /** `Always`, `IfNotPresent` or `Never`; defaulted by the image manager when unset. */
+  imagePullPolicy?: string;
 }
 
 export interface SeccompProfile {
@@ -64,10 +66,15 @@ export interface PodSecurityContext {
 export interface PodSpec {
   nodeName?: string;
   containers: ContainerSpec[];
-  hostNetwork?: boolean;
   securityContext?: PodSecurityContext;
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   hostname?: string;
+  /** The node's network, PID and IPC namespaces instead of the pod's own. */
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  /** The containers of the pod share one PID namespace (the sandbox's). */
+  shareProcessNamespace?: boolean;
 }
 
 export interface PodCondition {

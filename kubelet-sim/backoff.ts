@@ -37,6 +37,16 @@ export class Backoff {
     return Math.max(0, eventMs + e.backoffMs - this.now());
   }
 
+  /**
+   * How much longer `key` is backing off, counted from its last update (0 when it may go ahead):
+   * upstream IsInBackOffSinceUpdate, what the image puller asks.
+   */
+  inBackOffSinceUpdate(key: string): number {
+    const e = this.entries.get(key);
+    if (!e) return 0;
+    return Math.max(0, e.lastUpdateMs + e.backoffMs - this.now());
+  }
+
   /** Records a restart after the event at `eventMs`: the next back-off doubles (or starts over). */
   next(key: string, eventMs: number): void {
     const e = this.entries.get(key);

@@ -36,7 +36,12 @@ async function setup(): Promise<Setup> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kubelet-logs-'));
   cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const runtime = new FakeRuntime();
-  const server = new KubeletServer({ signingKey: key, runtime, log: () => {}, logPollIntervalMs: 50 });
+  const server = new KubeletServer({
+    apiserverTokenKeys: { hs256: key },
+    runtime,
+    log: () => {},
+    logPollIntervalMs: 50,
+  });
   const port = await server.listen(0, '127.0.0.1');
   cleanups.push(() => server.close());
   const labels = {

@@ -15,7 +15,7 @@
  */
 import grpc from '@grpc/grpc-js';
 import { failureStatus, type Status } from '../shared/status.js';
-import { criMessage } from './kuberuntime-manager.js';
+import { errorMessage } from '../shared/logging.js';
 
 export interface CriErrorResponse {
   status: Status;
@@ -45,4 +45,13 @@ export function criErrorToStatus(err: unknown): CriErrorResponse {
     default:
       return { status: failureStatus(500, message, 'InternalError'), headers: {} };
   }
+}
+
+/** A gRPC error's own message (`details`), without grpc-js's "5 NOT_FOUND: " prefix. */
+export function criMessage(err: unknown): string {
+  if (typeof err === 'object' && err !== null && 'details' in err) {
+    const d = (err as { details: unknown }).details;
+    if (typeof d === 'string' && d) return d;
+  }
+  return errorMessage(err);
 }

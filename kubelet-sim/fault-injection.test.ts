@@ -61,8 +61,6 @@ describe('kubelet-sim --fault (commander)', () => {
     'https://127.0.0.1:6443',
     '--token-file',
     't',
-    '--token-signing-key-file',
-    'k',
     '--node-name',
     'n',
     '--container-runtime-endpoint',
@@ -116,7 +114,7 @@ describe('a kubelet server with a fault', () => {
     const logs: string[] = [];
     const log = (l: string) => void logs.push(l);
     const server = new KubeletServer({
-      signingKey: key,
+      apiserverTokenKeys: { hs256: key },
       runtime,
       log,
       streamFault: streamFaultHandler(parseKubeletFault(value), log),

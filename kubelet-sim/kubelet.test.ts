@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Pod } from './api-types.js';
-import { startKubelet, type RunningKubelet } from './kubelet.js';
+import { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 import { FakeApiServer } from './test-support/fake-apiserver.js';
 import { FakeRuntime } from './test-support/fake-runtime.js';
 import { waitFor } from './test-support/wait.js';
@@ -17,11 +20,17 @@ async function setup(opts: { watch?: boolean } = {}): Promise<{ api: FakeApiServ
   return { api, runtime: new FakeRuntime() };
 }
 
-async function kubelet(api: FakeApiServer, runtime: FakeRuntime, node = 'node-1'): Promise<RunningKubelet> {
+async function kubelet(
+  api: FakeApiServer,
+  runtime: FakeRuntime,
+  node = 'node-1',
+  extra: Partial<KubeletOptions> = {},
+): Promise<RunningKubelet> {
   const k = await startKubelet({
+    ...extra,
     apiserver: api.url,
     token: 'node-token',
-    signingKey: key,
+    apiserverTokenKeys: { hs256: key },
     nodeName: node,
     address: '127.0.0.1',
     port: 0,
@@ -106,7 +115,8 @@ describe('kubelet: pods', () => {
     expect(runtime.calls.find((c) => c.method === 'CreateContainer')!.req).toMatchObject({
       config: {
         metadata: { name: 'c' },
-        image: { image: 'busybox' },
+        // The image as the runtime answered ImageStatus (its ID), the user's name beside it.
+        image: { image: 'sha256:busybox', user_specified_image: 'busybox' },
         command: ['sleep'],
         args: ['infinity'],
         working_dir: '/root',
@@ -118,13 +128,16 @@ describe('kubelet: pods', () => {
     expect(pod.status).toMatchObject({
       phase: 'Running',
       hostIP: '127.0.0.1',
-      podIP: '127.0.0.1',
+      // The sandbox's IP (PodSandboxStatus), not the node's.
+      podIP: '10.88.0.1',
+      podIPs: [{ ip: '10.88.0.1' }],
       containerStatuses: [
         {
           name: 'c',
           image: 'busybox',
           imageID: 'sha256:busybox',
-          containerID: `kexec://${cid}`,
+          // The runtime's name from CRI Version is the scheme (containerd://… upstream).
+          containerID: `fake-runtime://${cid}`,
           ready: true,
           restartCount: 0,
           started: true,
@@ -142,18 +155,146 @@ describe('kubelet: pods', () => {
     });
   });
 
-  it('reports an unknown image as waiting ErrImagePull', async () => {
+  it('pulls an image it lacks: ErrImagePull, then ImagePullBackOff, then a pull after the back-off', async () => {
+    const { api, runtime } = await setup();
+    await kubelet(api, runtime, 'node-1', { imagePullBackoffInitialMs: 600, imagePullBackoffMaxMs: 5000 });
+    api.createPod(demoPod('bad', 'registry.example/no-such-image:1.0'));
+    const pulled = await waitFor('waiting ErrImagePull', () => {
+      const st = api.getPod('default', 'bad')!.status?.containerStatuses?.[0];
+      return st?.state.waiting?.reason === 'ErrImagePull' && st;
+    });
+    expect(pulled.state.waiting!.message).toContain('"registry.example/no-such-image:1.0": not found');
+    expect(runtime.count('PullImage')).toBe(1);
+    const backingOff = await waitFor('waiting ImagePullBackOff', () => {
+      const st = api.getPod('default', 'bad')!.status?.containerStatuses?.[0];
+      return st?.state.waiting?.reason === 'ImagePullBackOff' && st;
+    });
+    expect(backingOff.state.waiting!.message).toBe(
+      'Back-off pulling image "registry.example/no-such-image:1.0"',
+    );
+    // No pull while backing off; the registry gets the image; the next pull (after 600 ms) works.
+    expect(runtime.count('PullImage')).toBe(1);
+    expect(api.getPod('default', 'bad')!.status!.phase).toBe('Pending');
+    runtime.pullable.add('registry.example/no-such-image:1.0');
+    await waitFor('pod Running', () => api.getPod('default', 'bad')!.status?.phase === 'Running', 5000);
+    expect(runtime.count('PullImage')).toBe(2);
+  });
+
+  it.each([
+    ['busybox', undefined, 1],
+    ['busybox:latest', undefined, 1],
+    ['busybox:1.36', undefined, 0],
+    ['busybox', 'IfNotPresent', 0],
+    ['busybox:1.36', 'Always', 1],
+  ])('image %s with pull policy %s: %i pulls of a present image', async (image, policy, pulls) => {
+    const { api, runtime } = await setup();
+    runtime.images.add(image);
+    await kubelet(api, runtime);
+    const pod = demoPod('p', image);
+    pod.spec.containers[0]!.imagePullPolicy = policy;
+    api.createPod(pod);
+    await waitFor('pod Running', () => api.getPod('default', 'p')!.status?.phase === 'Running');
+    expect(runtime.count('PullImage')).toBe(pulls);
+    expect(runtime.count('ImageStatus')).toBe(1);
+  });
+
+  it('never pulls with policy Never: ErrImageNeverPull for an absent image', async () => {
     const { api, runtime } = await setup();
     await kubelet(api, runtime);
-    api.createPod(demoPod('bad', 'no-such-image'));
-    const st = await waitFor(
-      'waiting status',
-      () => api.getPod('default', 'bad')!.status?.containerStatuses?.[0],
-    );
+    const pod = demoPod('never', 'absent:1');
+    pod.spec.containers[0]!.imagePullPolicy = 'Never';
+    api.createPod(pod);
+    const st = await waitFor('waiting', () => api.getPod('default', 'never')!.status?.containerStatuses?.[0]);
     expect(st.state).toEqual({
-      waiting: { reason: 'ErrImagePull', message: 'image "no-such-image" not found' },
+      waiting: {
+        reason: 'ErrImageNeverPull',
+        message: 'Container image "absent:1" is not present with pull policy of Never',
+      },
     });
-    expect(api.getPod('default', 'bad')!.status!.phase).toBe('Pending');
+    expect(runtime.count('PullImage')).toBe(0);
+  });
+
+  it('refuses an image name that is no reference: InvalidImageName, nothing asked of the runtime', async () => {
+    const { api, runtime } = await setup();
+    await kubelet(api, runtime);
+    api.createPod(demoPod('invalid', 'Not A/Valid::Name'));
+    const st = await waitFor(
+      'waiting',
+      () => api.getPod('default', 'invalid')!.status?.containerStatuses?.[0],
+    );
+    expect(st.state.waiting!.reason).toBe('InvalidImageName');
+    expect(runtime.count('ImageStatus') + runtime.count('PullImage')).toBe(0);
+  });
+
+  it('asks for the node namespaces of a hostNetwork/hostPID/hostIPC pod and reports the node IP as the pod IP', async () => {
+    const { api, runtime } = await setup();
+    await kubelet(api, runtime);
+    const host = demoPod('host');
+    Object.assign(host.spec, { hostNetwork: true, hostPID: true, hostIPC: true });
+    api.createPod(host);
+    api.createPod(demoPod('own'));
+    await waitFor('both Running', () =>
+      ['host', 'own'].every((n) => api.getPod('default', n)!.status?.phase === 'Running'),
+    );
+    const sandboxReq = (name: string) =>
+      runtime.calls.find(
+        (c) =>
+          c.method === 'RunPodSandbox' &&
+          (c.req as { config: { metadata: { name: string } } }).config.metadata.name === name,
+      )!.req;
+    expect((sandboxReq('host') as { config: { hostname?: string } }).config.hostname).toBeUndefined();
+    expect(sandboxReq('host')).toMatchObject({
+      config: {
+        linux: { security_context: { namespace_options: { network: 'NODE', pid: 'NODE', ipc: 'NODE' } } },
+      },
+    });
+    expect(sandboxReq('own')).toMatchObject({
+      config: {
+        linux: { security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
+      },
+    });
+    expect(api.getPod('default', 'host')!.status).toMatchObject({
+      podIP: '127.0.0.1',
+      podIPs: [{ ip: '127.0.0.1' }],
+    });
+    expect(api.getPod('default', 'own')!.status!.podIP).toMatch(/^10\.88\.0\.\d+$/);
+  });
+
+  it('gives each pod a log directory under --pod-logs-dir, made before the sandbox and removed with the pod', async () => {
+    const { api, runtime } = await setup();
+    const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'pod-logs-'));
+    cleanups.push(() => fs.rmSync(logs, { recursive: true, force: true }));
+    await kubelet(api, runtime, 'node-1', { podLogsDir: logs });
+    const uid = api.createPod(demoPod()).metadata.uid!;
+    await waitFor('pod Running', () => api.getPod('default', 'demo')!.status?.phase === 'Running');
+    const dir = path.join(logs, `default_demo_${uid}`);
+    expect(runtime.calls.find((c) => c.method === 'RunPodSandbox')!.req).toMatchObject({
+      config: { log_directory: dir },
+    });
+    expect(fs.statSync(dir).isDirectory()).toBe(true);
+    api.deletePod('default', 'demo');
+    await waitFor('log directory removed', () => !fs.existsSync(dir));
+  });
+
+  it("removes a pod's sandboxes that are not ready besides the one it runs in", async () => {
+    const { api, runtime } = await setup();
+    const first = await kubelet(api, runtime);
+    api.createPod(demoPod());
+    await waitFor('pod Running', () => api.getPod('default', 'demo')!.status?.phase === 'Running');
+    await first.close();
+    // What a crashed kubelet can leave: a second sandbox of the pod, stopped.
+    const [ready] = [...runtime.sandboxes.values()];
+    const { pod_sandbox_id: stale } = await runtime.runPodSandbox({
+      config: {
+        metadata: { name: 'demo', namespace: 'default', uid: ready!.metadata!.uid },
+        labels: ready!.labels,
+      },
+    });
+    await runtime.stopPodSandbox({ pod_sandbox_id: stale });
+    const second = await kubelet(api, runtime);
+    await second.syncLoop.nextRelist();
+    await waitFor('stale sandbox removed', () => !runtime.sandboxes.has(stale));
+    expect([...runtime.sandboxes.keys()]).toEqual([ready!.id]);
   });
 
   it('removes the sandbox of a pod deleted from the apiserver', async () => {

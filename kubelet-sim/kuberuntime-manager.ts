@@ -5,11 +5,17 @@
  *
  * Mirrors kubelet `pkg/kubelet/kuberuntime/kuberuntime_manager.go` (SyncPod, KillPod, GetPods),
  * `kuberuntime_sandbox.go` and `kuberuntime_container.go` (generateContainerConfig,
- * startContainer, restart policy with doBackOff). Simplifications: no image pulls (the runtime's
- * images are local templates, so an unknown image fails at CreateContainer and is reported as
- * ErrImagePull, retried at the next sync without back-off), no init or ephemeral containers, one
- * sandbox attempt at a time, no graceful termination (StopPodSandbox kills at once).
+ * startContainer, restart policy with doBackOff), `kuberuntime_sandbox.go`
+ * (generatePodSandboxConfig: the pod's log directory `<podLogsDir>/<ns>_<name>_<uid>`, made before
+ * the sandbox, and the Linux namespace options of `util.go` NamespacesForPod) and
+ * `kuberuntime_gc.go` (evictSandboxes: a pod's not-ready sandboxes other than its newest go).
+ * Images go through image-manager.ts (ImageStatus, PullImage with the pull policy and back-off)
+ * and the container is created with the image reference the runtime answered, as upstream.
+ * Simplifications: no init or ephemeral containers, one sandbox attempt at a time, no graceful
+ * termination (StopPodSandbox kills at once).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { RuntimeServiceClient } from '../shared/cri/client.js';
 import {
   KubernetesContainerNameLabel,
@@ -18,14 +24,18 @@ import {
   KubernetesPodUIDLabel,
   type Container,
   type ContainerStatus as CriContainerStatus,
+  type NamespaceOptionIn,
   type PodSandbox,
   type PodSandboxConfigIn,
+  type PodSandboxStatus,
 } from '../shared/cri/types.js';
 import type { ContainerSpec, Pod, PodStatus } from './api-types.js';
 import type { Backoff } from './backoff.js';
+import { criMessage } from './cri-errors.js';
+import type { ImageError, ImageManager } from './image-manager.js';
 import { byNewest } from './runtime-lookup.js';
 import { containerLinuxConfig, sandboxLinuxConfig, verifyRunAsNonRoot } from './security-context.js';
-import { errorMessage, type Logger } from '../shared/logging.js';
+import type { Logger } from '../shared/logging.js';
 
 /** The CRI calls the kubelet makes; the real client, or a fake in tests. */
 export type RuntimeService = Pick<
@@ -34,6 +44,7 @@ export type RuntimeService = Pick<
   | 'runPodSandbox'
   | 'stopPodSandbox'
   | 'removePodSandbox'
+  | 'podSandboxStatus'
   | 'listPodSandbox'
   | 'createContainer'
   | 'startContainer'
@@ -56,8 +67,10 @@ export interface RuntimePod {
 
 /** Why a container could not be started, shown as its `waiting` state. */
 export interface ContainerSyncError {
-  reason: 'ErrImagePull' | 'CreateContainerError' | 'RunContainerError' | 'CreateContainerConfigError';
+  reason: ImageError['reason'] | 'CreateContainerError' | 'RunContainerError' | 'CreateContainerConfigError';
   message: string;
+  /** Sync the pod again after this long (an image pull back-off). */
+  retryAfterMs?: number;
 }
 
 /** A container waiting out its restart back-off (state waiting, reason CrashLoopBackOff). */
@@ -69,6 +82,8 @@ export interface ContainerBackoff {
 
 export interface PodSyncResult {
   sandbox?: PodSandbox;
+  /** The sandbox's status (its IPs), when the runtime answered PodSandboxStatus. */
+  sandboxStatus?: PodSandboxStatus;
   /** Start failures of this sync, by container name. */
   errors: Map<string, ContainerSyncError>;
   /** Containers backing off, by container name. */
@@ -86,11 +101,37 @@ export function backoffKey(uid: string, container: string): string {
   return `${uid}/${container}`;
 }
 
+export interface KubeRuntimeManagerOptions {
+  /**
+   * The pods' log directories live here (`<dir>/<ns>_<name>_<uid>`, upstream /var/log/pods): the
+   * sandbox's `log_directory`. Unset: no log directory is sent, the runtime picks one.
+   */
+  podLogsDir?: string;
+}
+
+/** The Linux namespaces of a pod (upstream NamespacesForPod): the node's where the spec asks. */
+export function namespacesForPod(pod: Pod): NamespaceOptionIn {
+  const { hostNetwork, hostPID, hostIPC, shareProcessNamespace } = pod.spec;
+  return {
+    network: hostNetwork ? 'NODE' : 'POD',
+    pid: hostPID ? 'NODE' : shareProcessNamespace ? 'POD' : 'CONTAINER',
+    ipc: hostIPC ? 'NODE' : 'POD',
+  };
+}
+
 export class KubeRuntimeManager {
   constructor(
     private readonly runtime: RuntimeService,
+    private readonly images: ImageManager,
     private readonly log: Logger,
+    private readonly opts: KubeRuntimeManagerOptions = {},
   ) {}
+
+  /** The pod's log directory (upstream BuildPodLogsDirectory), or undefined without podLogsDir. */
+  podLogsDirectory(p: { namespace: string; name: string; uid: string }): string | undefined {
+    if (!this.opts.podLogsDir) return undefined;
+    return path.join(this.opts.podLogsDir, `${p.namespace}_${p.name}_${p.uid}`);
+  }
 
   /** Every pod the kubelet created in the runtime (sandboxes and containers carrying its labels). */
   async getPods(): Promise<Map<string, RuntimePod>> {
@@ -134,11 +175,20 @@ export class KubeRuntimeManager {
       }
       if (existing && stale.length) await this.killPod(existing);
       containers = [];
+      // Upstream createPodSandbox makes the log directory before RunPodSandbox.
+      if (sandboxConfig.log_directory)
+        fs.mkdirSync(sandboxConfig.log_directory, { recursive: true, mode: 0o755 });
       const { pod_sandbox_id } = await this.runtime.runPodSandbox({ config: sandboxConfig });
       this.log(`started sandbox ${pod_sandbox_id} for pod ${podRef(pod)}`);
       const { items } = await this.runtime.listPodSandbox({ filter: { id: pod_sandbox_id } });
       sandbox = items[0] ?? fakeSandbox(pod_sandbox_id, sandboxConfig);
+    } else {
+      await this.evictSandboxes(existing!, sandbox);
     }
+    const sandboxStatus = await this.runtime
+      .podSandboxStatus({ pod_sandbox_id: sandbox.id })
+      .then((r) => r.status ?? undefined)
+      .catch(() => undefined);
     for (const spec of pod.spec.containers ?? []) {
       const instances = containers
         .filter(
@@ -150,7 +200,31 @@ export class KubeRuntimeManager {
       const err = await this.startContainer(pod, spec, sandbox.id, sandboxConfig, attempt);
       if (err) errors.set(spec.name, err);
     }
-    return { sandbox, errors, backoffs };
+    return { sandbox, sandboxStatus, errors, backoffs };
+  }
+
+  /**
+   * Removes the pod's sandboxes that are not ready, but for `keep` (upstream evictSandboxes keeps
+   * the newest; here the ready one): what a runtime or kubelet restart left behind.
+   */
+  private async evictSandboxes(rp: RuntimePod, keep: PodSandbox): Promise<void> {
+    for (const s of rp.sandboxes) {
+      if (s.id === keep.id || s.state === 'SANDBOX_READY') continue;
+      await this.runtime.stopPodSandbox({ pod_sandbox_id: s.id }).catch(() => undefined);
+      await this.runtime.removePodSandbox({ pod_sandbox_id: s.id }).catch(() => undefined);
+      this.log(`removed stale sandbox ${s.id} of pod ${rp.namespace}/${rp.name}`);
+    }
+  }
+
+  /** Forgets the pod's image pull back-offs. */
+  forgetPodImages(uid: string): void {
+    this.images.forgetPod(uid);
+  }
+
+  /** Removes the pod's log directory (the pod is gone; upstream's container GC does it). */
+  removePodLogs(p: { namespace: string; name: string; uid: string }): void {
+    const dir = this.podLogsDirectory(p);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }
 
   /**
@@ -230,9 +304,14 @@ export class KubeRuntimeManager {
 
   private sandboxConfig(pod: Pod, attempt: number): PodSandboxConfigIn {
     const { name, namespace, uid } = pod.metadata;
+    const logDirectory = this.podLogsDirectory({ namespace: namespace ?? 'default', name: name!, uid: uid! });
     return {
       metadata: { name: name!, namespace: namespace ?? 'default', uid: uid!, attempt },
-      hostname: pod.spec.hostname ?? name!,
+      // Upstream sets no hostname for hostNetwork pods: they have the node's (runc refuses to set
+      // one without a UTS namespace of the pod's own).
+      ...(pod.spec.hostNetwork ? {} : { hostname: pod.spec.hostname ?? name! }),
+      ...(logDirectory ? { log_directory: logDirectory } : {}),
+      linux: sandboxLinuxConfig(pod, namespacesForPod(pod)),
       labels: {
         ...pod.metadata.labels,
         [KubernetesPodNameLabel]: name!,
@@ -240,7 +319,6 @@ export class KubeRuntimeManager {
         [KubernetesPodUIDLabel]: uid!,
       },
       annotations: { ...pod.metadata.annotations },
-      linux: sandboxLinuxConfig(pod),
     };
   }
 
@@ -255,6 +333,8 @@ export class KubeRuntimeManager {
     if (!spec.image) return { reason: 'CreateContainerConfigError', message: 'no image specified' };
     const nonRoot = verifyRunAsNonRoot(pod, spec);
     if (nonRoot) return { reason: 'CreateContainerConfigError', message: nonRoot };
+    const ensured = await this.images.ensureImageExists(pod, spec, sandboxConfig);
+    if ('error' in ensured) return ensured.error;
     let containerId: string;
     try {
       ({ container_id: containerId } = await this.runtime.createContainer({
@@ -262,7 +342,8 @@ export class KubeRuntimeManager {
         sandbox_config: sandboxConfig,
         config: {
           metadata: { name: spec.name, attempt },
-          image: { image: spec.image, user_specified_image: spec.image },
+          // The runtime's reference for the image (from ImageStatus or PullImage), as upstream.
+          image: { image: ensured.imageRef, user_specified_image: spec.image },
           command: spec.command ?? [],
           args: spec.args ?? [],
           working_dir: spec.workingDir ?? '',
@@ -279,7 +360,7 @@ export class KubeRuntimeManager {
           stdin: spec.stdin ?? false,
           stdin_once: spec.stdinOnce ?? false,
           tty: spec.tty ?? false,
-          linux: containerLinuxConfig(pod, spec),
+          linux: containerLinuxConfig(pod, spec, namespacesForPod(pod)),
         },
       }));
     } catch (err) {
@@ -337,15 +418,6 @@ function fakeSandbox(id: string, cfg: PodSandboxConfigIn): PodSandbox {
     annotations: cfg.annotations ?? {},
     runtime_handler: '',
   };
-}
-
-/** A gRPC error's own message (`details`), without grpc-js's "5 NOT_FOUND: " prefix. */
-export function criMessage(err: unknown): string {
-  if (typeof err === 'object' && err !== null && 'details' in err) {
-    const d = (err as { details: unknown }).details;
-    if (typeof d === 'string' && d) return d;
-  }
-  return errorMessage(err);
 }
 
 /** A duration as Go prints it: `100ms`, `10s`, `5m0s`. */

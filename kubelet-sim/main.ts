@@ -4,8 +4,8 @@
  * `/portForward` and `/containerLogs` for the apiserver (see docs/wiring.md).
  *
  *   node dist/kubelet-sim/main.js --apiserver http://127.0.0.1:6443 --token-file node.token \
- *     --token-signing-key-file token-signing.key --node-name node-1 --address 127.0.0.1 --port 0 \
- *     --container-runtime-endpoint unix:///tmp/lab/cri.sock \
+ *     [--apiserver-token-key-file kubelet-token.pub] --node-name node-1 --address 127.0.0.1 --port 0 \
+ *     --container-runtime-endpoint unix:///tmp/lab/cri.sock [--pod-logs-dir /var/log/pods] \
  *     [--tls-cert-file kubelet.crt --tls-private-key-file kubelet.key [--client-ca-file ca.crt]]
  *
  * Prints `READY {"service":"kubelet-sim","url":…,"node":…}` on stdout once it listens and its Node
@@ -14,11 +14,12 @@
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { readSigningKey } from '../shared/auth/tokens.js';
+import { readPublicKeys } from '../shared/auth/tokens.js';
 import { faultModesHelp, kubeletFaultOption, type KubeletFault } from './fault-injection.js';
 import { startKubelet } from './kubelet.js';
 import type { KubeletTlsOptions } from './server.js';
-import { errorMessage } from '../shared/logging.js';
+import { errorMessage, stderrLogger } from '../shared/logging.js';
+import { stopWithParent } from '../shared/parent-death-watch.js';
 import { portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
 
@@ -27,11 +28,13 @@ export { startKubelet, type KubeletOptions, type RunningKubelet } from './kubele
 interface Flags {
   apiserver: string;
   tokenFile: string;
-  tokenSigningKeyFile: string;
+  apiserverTokenKeyFile?: string;
   nodeName: string;
   address: string;
   port: number;
   containerRuntimeEndpoint: string;
+  imageServiceEndpoint?: string;
+  podLogsDir: string;
   nodeStatusUpdateFrequency: number;
   fault?: KubeletFault;
   tlsCertFile?: string;
@@ -55,13 +58,25 @@ export function buildCommand(): Command {
     )
     .requiredOption('--apiserver <url>', 'apiserver URL, e.g. http://127.0.0.1:6443')
     .requiredOption('--token-file <path>', "file holding this node's bearer token for the apiserver")
-    .requiredOption('--token-signing-key-file <path>', "HS256 key that signs the apiserver's kubelet token")
+    .option(
+      '--apiserver-token-key-file <path>',
+      "PEM RSA public key(s) that verify the apiserver's RS256 bearer token (a node never holds a key that signs tokens); without it only --client-ca-file certificates authenticate the apiserver",
+    )
     .requiredOption('--node-name <name>', 'name of the Node to register')
     .option('--address <ip>', 'bind address, also the Node InternalIP', '127.0.0.1')
     .option('--port <port>', 'kubelet server port (0 picks a free one)', portArgument, 10250)
     .requiredOption(
       '--container-runtime-endpoint <endpoint>',
       'CRI endpoint: unix:///path/to/cri.sock or tcp://host:port',
+    )
+    .option(
+      '--image-service-endpoint <endpoint>',
+      'CRI ImageService endpoint (default: the --container-runtime-endpoint)',
+    )
+    .option(
+      '--pod-logs-dir <dir>',
+      "where the pods' log directories (<ns>_<pod>_<uid>) are made: the sandboxes' log_directory",
+      '/var/log/pods',
     )
     .option(
       '--node-status-update-frequency <duration>',
@@ -101,18 +116,22 @@ function servingTls(flags: Flags): KubeletTlsOptions | undefined {
 
 export async function main(argv: string[]): Promise<void> {
   const flags = buildCommand().parse(argv).opts<Flags>();
-  const log = (line: string): void => void process.stderr.write(`kubelet-sim: ${line}\n`);
+  const log = stderrLogger('kubelet-sim');
   const token = readFileSync(flags.tokenFile, 'utf8').trim();
   if (!token) throw new Error(`token file ${flags.tokenFile} is empty`);
   const tls = servingTls(flags);
   const kubelet = await startKubelet({
     apiserver: flags.apiserver,
     token,
-    signingKey: readSigningKey(flags.tokenSigningKeyFile),
+    ...(flags.apiserverTokenKeyFile
+      ? { apiserverTokenKeys: { rs256: readPublicKeys(flags.apiserverTokenKeyFile) } }
+      : {}),
     nodeName: flags.nodeName,
     address: flags.address,
     port: flags.port,
     runtime: flags.containerRuntimeEndpoint,
+    images: flags.imageServiceEndpoint,
+    podLogsDir: flags.podLogsDir,
     nodeStatusUpdateMs: flags.nodeStatusUpdateFrequency,
     fault: flags.fault,
     tls,
@@ -136,11 +155,12 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  stopWithParent(stop);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main(process.argv).catch((err: unknown) => {
-    process.stderr.write(`kubelet-sim: ${errorMessage(err)}\n`);
+    stderrLogger('kubelet-sim')(errorMessage(err));
     process.exit(1);
   });
 }

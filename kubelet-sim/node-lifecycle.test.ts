@@ -28,7 +28,7 @@ async function setup(
   const k = await startKubelet({
     apiserver: api.url,
     token: 'node-token',
-    signingKey: key,
+    apiserverTokenKeys: { hs256: key },
     nodeName: 'node-1',
     port: 0,
     runtime,
@@ -104,7 +104,7 @@ describe('restartPolicy', () => {
     expect(st1).toMatchObject({
       ready: true,
       state: { running: {} },
-      lastState: { terminated: { exitCode: 1, reason: 'Error', containerID: `kexec://${first}` } },
+      lastState: { terminated: { exitCode: 1, reason: 'Error', containerID: `fake-runtime://${first}` } },
     });
     expect(runtime.calls.filter((c) => c.method === 'CreateContainer').map((c) => c.req)).toEqual([
       expect.objectContaining({
@@ -127,7 +127,7 @@ describe('restartPolicy', () => {
       state: {
         waiting: { message: `back-off 400ms restarting failed container=c pod=always_default(${uid})` },
       },
-      lastState: { terminated: { exitCode: 2, reason: 'Error', containerID: `kexec://${second}` } },
+      lastState: { terminated: { exitCode: 2, reason: 'Error', containerID: `fake-runtime://${second}` } },
     });
     expect(api.getPod('default', 'always')!.status!.phase).toBe('Running');
     await runningAttempt(runtime, 'always', 2);

@@ -9,20 +9,29 @@
  * the newest instance's CRI attempt number; `lastState` is the instance before it (or, while
  * backing off, the one that just exited).
  */
-import type { Container, ContainerStatus as CriContainerStatus, PodSandbox } from '../shared/cri/types.js';
+import type {
+  Container,
+  ContainerStatus as CriContainerStatus,
+  PodSandbox,
+  PodSandboxStatus,
+} from '../shared/cri/types.js';
 import { KubernetesContainerNameLabel } from '../shared/cri/types.js';
 import type { ContainerState, ContainerStatus, Pod, PodCondition, PodPhase, PodStatus } from './api-types.js';
 import type { ContainerBackoff, ContainerSyncError } from './kuberuntime-manager.js';
 import { byNewest } from './runtime-lookup.js';
 import { rfc3339 } from './node-status.js';
 
-/** The scheme of containerIDs in pod status (`docker://…`, `containerd://…` upstream). */
-export const CONTAINER_ID_SCHEME = 'kexec';
-
 export interface PodStatusInput {
   pod: Pod;
   hostIP: string;
+  /**
+   * The runtime's name from CRI Version: the scheme of containerIDs (`containerd://…`, upstream
+   * kubecontainer.ContainerID). Default `kexec-cri-shim`.
+   */
+  runtimeName?: string;
   sandbox?: PodSandbox;
+  /** The sandbox's PodSandboxStatus: the pod's IPs. */
+  sandboxStatus?: PodSandboxStatus;
   containers: Container[];
   criStatuses: Map<string, CriContainerStatus>;
   errors: Map<string, ContainerSyncError>;
@@ -45,7 +54,7 @@ export function generatePodStatus(input: PodStatusInput): PodStatus {
     : undefined;
   const cond = (type: string, ok: boolean, reason?: string, message?: string): PodCondition =>
     condition(previous.conditions, type, ok, now, reason, message);
-  const podIP = hostIP;
+  const podIPs = determinePodIPs(input);
   return {
     phase,
     conditions: [
@@ -57,11 +66,21 @@ export function generatePodStatus(input: PodStatusInput): PodStatus {
     ],
     hostIP,
     hostIPs: [{ ip: hostIP }],
-    podIP,
-    podIPs: [{ ip: podIP }],
+    ...(podIPs.length ? { podIP: podIPs[0], podIPs: podIPs.map((ip) => ({ ip })) } : {}),
     startTime: previous.startTime ?? rfc3339(now),
     containerStatuses: statuses,
   };
+}
+
+/**
+ * The pod's IPs (upstream determinePodSandboxIPs): the node's for hostNetwork, else the sandbox's
+ * network status, primary first; none while the sandbox has no IP.
+ */
+function determinePodIPs(input: PodStatusInput): string[] {
+  if (input.pod.spec.hostNetwork) return [input.hostIP];
+  const net = input.sandboxStatus?.network;
+  if (!net?.ip) return [];
+  return [net.ip, ...(net.additional_ips ?? []).map((a) => a.ip).filter(Boolean)];
 }
 
 function containerStatus(name: string, image: string, input: PodStatusInput): ContainerStatus {
@@ -87,10 +106,10 @@ function containerStatus(name: string, image: string, input: PodStatusInput): Co
     };
   }
   const st = input.criStatuses.get(c.id);
-  const containerID = `${CONTAINER_ID_SCHEME}://${c.id}`;
+  const containerID = containerIdOf(c, input);
   const imageID = st?.image_ref || c.image_ref || c.image_id || image;
   const common = { ...base, imageID, containerID, restartCount: c.metadata?.attempt ?? 0 };
-  const previous = prev ? terminated(prev, input.criStatuses.get(prev.id)) : undefined;
+  const previous = prev ? terminated(prev, input.criStatuses.get(prev.id), input) : undefined;
   const lastState = previous ?? {};
   const backoff = input.backoffs?.get(name);
   switch (st?.state ?? c.state) {
@@ -110,10 +129,10 @@ function containerStatus(name: string, image: string, input: PodStatusInput): Co
           ready: false,
           started: false,
           state: { waiting: { reason: 'CrashLoopBackOff', message: backoff.message } },
-          lastState: terminated(c, st),
+          lastState: terminated(c, st, input),
         };
       }
-      return { ...common, ready: false, started: false, state: terminated(c, st), lastState };
+      return { ...common, ready: false, started: false, state: terminated(c, st, input), lastState };
     case 'CONTAINER_CREATED':
       return {
         ...common,
@@ -133,8 +152,11 @@ function containerStatus(name: string, image: string, input: PodStatusInput): Co
   }
 }
 
+const containerIdOf = (c: Container, input: PodStatusInput): string =>
+  `${input.runtimeName || 'kexec-cri-shim'}://${c.id}`;
+
 /** An exited instance as a `terminated` state. */
-function terminated(c: Container, st: CriContainerStatus | undefined): ContainerState {
+function terminated(c: Container, st: CriContainerStatus | undefined, input: PodStatusInput): ContainerState {
   const exitCode = st?.exit_code ?? 0;
   return {
     terminated: {
@@ -143,7 +165,7 @@ function terminated(c: Container, st: CriContainerStatus | undefined): Container
       ...(st?.message ? { message: st.message } : {}),
       startedAt: nanosToTime(st?.started_at || c.created_at),
       finishedAt: nanosToTime(st?.finished_at || c.created_at),
-      containerID: `${CONTAINER_ID_SCHEME}://${c.id}`,
+      containerID: containerIdOf(c, input),
     },
   };
 }

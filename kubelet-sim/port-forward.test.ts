@@ -81,7 +81,7 @@ async function streamingServer(runtime: FakeRuntime): Promise<Backend> {
 
 async function setup(): Promise<{ kubelet: string; port: number; runtime: FakeRuntime; sandbox: string }> {
   const runtime = new FakeRuntime();
-  const server = new KubeletServer({ signingKey: key, runtime, log: () => {} });
+  const server = new KubeletServer({ apiserverTokenKeys: { hs256: key }, runtime, log: () => {} });
   const port = await server.listen(0, '127.0.0.1');
   cleanups.push(() => server.close());
   const labels = {

@@ -4,6 +4,7 @@
  * runAsNonRoot check.
  */
 import type { Pod } from './api-types.js';
+import { namespacesForPod } from './kuberuntime-manager.js';
 import {
   containerLinuxConfig,
   parseQuantity,
@@ -25,10 +26,13 @@ test('quantities as bytes', () => {
 });
 
 test('hostNetwork is the sandbox network mode NODE', () => {
-  expect(sandboxLinuxConfig(pod({ hostNetwork: true })).security_context?.namespace_options?.network).toBe(
-    'NODE',
-  );
-  expect(sandboxLinuxConfig(pod({})).security_context?.namespace_options?.network).toBe('POD');
+  expect(
+    sandboxLinuxConfig(pod({ hostNetwork: true }), namespacesForPod(pod({ hostNetwork: true })))
+      .security_context?.namespace_options?.network,
+  ).toBe('NODE');
+  expect(
+    sandboxLinuxConfig(pod({}), namespacesForPod(pod({}))).security_context?.namespace_options?.network,
+  ).toBe('POD');
 });
 
 test("the pod's security context is each container's default; RuntimeDefault when unset", () => {
@@ -39,7 +43,7 @@ test("the pod's security context is each container's default; RuntimeDefault whe
     securityContext: { runAsGroup: 5 },
     resources: { limits: { memory: '64Mi' } },
   };
-  const cfg = containerLinuxConfig(p, spec);
+  const cfg = containerLinuxConfig(p, spec, namespacesForPod(p));
   expect(cfg.security_context).toMatchObject({
     run_as_user: { value: 1000 },
     run_as_group: { value: 5 },

@@ -10,14 +10,19 @@
  * Difference, on purpose: a pod without a seccomp profile gets RuntimeDefault, as a kubelet
  * started with `--seccomp-default` does (the kubelet's own default is Unconfined).
  */
-import type { In, LinuxContainerConfig, LinuxPodSandboxConfig } from '../shared/cri/types.js';
+import type {
+  In,
+  LinuxContainerConfig,
+  LinuxPodSandboxConfig,
+  NamespaceOptionIn,
+} from '../shared/cri/types.js';
 import type { ContainerSpec, Pod, SeccompProfile } from './api-types.js';
 
-export function sandboxLinuxConfig(pod: Pod): In<LinuxPodSandboxConfig> {
-  const network = pod.spec.hostNetwork ? 'NODE' : 'POD';
+/** `ns`: the pod's namespaces (kuberuntime-manager.ts namespacesForPod). */
+export function sandboxLinuxConfig(pod: Pod, ns: NamespaceOptionIn): In<LinuxPodSandboxConfig> {
   return {
     security_context: {
-      namespace_options: { network, pid: 'CONTAINER', ipc: 'POD' },
+      namespace_options: ns,
       ...(pod.spec.securityContext?.supplementalGroups
         ? { supplemental_groups: pod.spec.securityContext.supplementalGroups }
         : {}),
@@ -34,7 +39,11 @@ export function verifyRunAsNonRoot(pod: Pod, spec: ContainerSpec): string | unde
   return undefined;
 }
 
-export function containerLinuxConfig(pod: Pod, spec: ContainerSpec): In<LinuxContainerConfig> {
+export function containerLinuxConfig(
+  pod: Pod,
+  spec: ContainerSpec,
+  ns: NamespaceOptionIn,
+): In<LinuxContainerConfig> {
   const podSc = pod.spec.securityContext ?? {};
   const sc = spec.securityContext ?? {};
   const runAsUser = sc.runAsUser ?? podSc.runAsUser;
@@ -49,7 +58,7 @@ export function containerLinuxConfig(pod: Pod, spec: ContainerSpec): In<LinuxCon
         add_capabilities: sc.capabilities?.add ?? [],
         drop_capabilities: sc.capabilities?.drop ?? [],
       },
-      namespace_options: { network: pod.spec.hostNetwork ? 'NODE' : 'POD', pid: 'CONTAINER', ipc: 'POD' },
+      namespace_options: ns,
       ...(runAsUser !== undefined ? { run_as_user: { value: runAsUser } } : {}),
       ...(runAsGroup !== undefined ? { run_as_group: { value: runAsGroup } } : {}),
       readonly_rootfs: !!sc.readOnlyRootFilesystem,

@@ -39,7 +39,7 @@ beforeAll(async () => {
   userCert = await issueClientCert(ca, 'alice', ['system:masters']);
   foreignApiserverCert = await issueClientCert(otherCa, APISERVER_KUBELET_CLIENT, ['system:masters']);
   server = new KubeletServer({
-    signingKey: key,
+    apiserverTokenKeys: { hs256: key },
     runtime: new FakeRuntime(),
     log: () => {},
     tls: {

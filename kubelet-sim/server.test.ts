@@ -26,7 +26,7 @@ afterEach(async () => {
 
 async function kubelet(): Promise<{ port: number; runtime: FakeRuntime }> {
   const runtime = new FakeRuntime();
-  const server = new KubeletServer({ signingKey: key, runtime, log: () => {} });
+  const server = new KubeletServer({ apiserverTokenKeys: { hs256: key }, runtime, log: () => {} });
   const port = await server.listen(0, '127.0.0.1');
   cleanups.push(() => server.close());
   return { port, runtime };

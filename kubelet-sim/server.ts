@@ -28,7 +28,8 @@ import {
   APISERVER_USER,
   bearerToken,
   KUBELET_AUDIENCE,
-  verifyToken,
+  verifyTokenWithKeys,
+  type VerificationKeys,
 } from '../shared/auth/tokens.js';
 import { parsePortsQuery, PortForwardError } from '../shared/portforward/protocol.js';
 import { isUpgradeRequest } from '../shared/proxy/hop-headers.js';
@@ -60,8 +61,12 @@ import { errorMessage, type Logger } from '../shared/logging.js';
 export { parseStreamPath, type StreamRoute, type StreamVerb } from './routes.js';
 
 export interface KubeletServerOptions {
-  /** Key that signs the apiserver's kubelet token. */
-  signingKey: Buffer;
+  /**
+   * Keys that verify the apiserver's bearer token (audience `kubelet`): the RSA public half of
+   * its `--kubelet-token-signing-key-file` (never a key that could sign one); none accepts
+   * only the client certificate.
+   */
+  apiserverTokenKeys?: VerificationKeys;
   runtime: RuntimeService;
   log: Logger;
   /** Time allowed to reach the runtime's streaming server (UpgradeAwareHandler backendTimeoutMs). */
@@ -254,7 +259,9 @@ export class KubeletServer {
     const token = bearerToken(req.headers.authorization);
     const name =
       this.certificateUser(req) ??
-      (token ? verifyToken(this.opts.signingKey, token, KUBELET_AUDIENCE)?.name : undefined);
+      (token && this.opts.apiserverTokenKeys
+        ? verifyTokenWithKeys(this.opts.apiserverTokenKeys, token, KUBELET_AUDIENCE)?.name
+        : undefined);
     if (!name) return failureStatus(401, 'Unauthorized');
     if (!APISERVER_IDENTITIES.has(name)) {
       const verb = req.method === 'POST' ? 'create' : 'get';

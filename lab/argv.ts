@@ -38,13 +38,19 @@ export function criShimArgv(a: CriShimArgs): string[] {
 export interface KubeletArgs {
   apiserver: string;
   tokenFile: string;
-  signingKeyFile: string;
+  /**
+   * The public half of the apiserver's kubelet token key (credentials.ts), where the apiserver
+   * has no client certificate (plain http); a node never gets a key that signs tokens.
+   */
+  apiserverTokenKeyFile?: string;
   nodeName: string;
   /** Bind address, also registered as the Node's InternalIP. */
   address: string;
   port: number;
-  /** The cri-shim's CRI endpoint. */
+  /** The runtime's CRI endpoint (the cri-shim's or containerd's). */
   criEndpoint: string;
+  /** `--pod-logs-dir`: the pods' log directories; the kubelet-sim's default when unset. */
+  podLogsDir?: string;
   /** `--fault` (kubelet-sim/fault-injection.ts); undefined or `none` leaves it off. */
   fault?: string;
   /** Serving and client certificate flags (pki.ts kubeletTlsArgs); none for http. */
@@ -57,8 +63,7 @@ export function kubeletArgv(a: KubeletArgs): string[] {
     a.apiserver,
     '--token-file',
     a.tokenFile,
-    '--token-signing-key-file',
-    a.signingKeyFile,
+    ...(a.apiserverTokenKeyFile ? ['--apiserver-token-key-file', a.apiserverTokenKeyFile] : []),
     '--node-name',
     a.nodeName,
     '--address',
@@ -67,6 +72,7 @@ export function kubeletArgv(a: KubeletArgs): string[] {
     String(a.port),
     '--container-runtime-endpoint',
     a.criEndpoint,
+    ...(a.podLogsDir ? ['--pod-logs-dir', a.podLogsDir] : []),
     ...(a.fault !== undefined && a.fault !== 'none' ? ['--fault', a.fault] : []),
     ...(a.tls ?? []),
   ];
@@ -75,12 +81,16 @@ export function kubeletArgv(a: KubeletArgs): string[] {
 export interface ApiServerArgs {
   port: number;
   signingKeyFile: string;
+  /** The RSA key its token for kubelets is signed with, where it has no client certificate. */
+  kubeletTokenSigningKeyFile?: string;
   maxConnectionBytesPerSec: number;
   authorizationPolicyFile?: string;
   /** `--etcd-servers` and its client certificate flags; none keeps objects in memory. */
   etcd?: readonly string[];
   /** False turns the StreamTranslator off (feature gate TranslateStreamCloseWebsocketRequests). */
   streamTranslation?: boolean;
+  /** `-v`: from 1 on, nodes' routine requests are logged too. */
+  verbosity?: number;
   /** Serving certificate and key, and the kubelet client flags (pki.ts); undefined serves http. */
   tls?: { certFile: string; keyFile: string; kubeletArgs: readonly string[] };
 }
@@ -94,10 +104,14 @@ export function apiserverArgv(a: ApiServerArgs): string[] {
     String(a.port),
     '--token-signing-key-file',
     a.signingKeyFile,
+    ...(a.kubeletTokenSigningKeyFile
+      ? ['--kubelet-token-signing-key-file', a.kubeletTokenSigningKeyFile]
+      : []),
     '--max-connection-bytes-per-sec',
     String(a.maxConnectionBytesPerSec),
     ...(a.authorizationPolicyFile ? ['--authorization-policy-file', a.authorizationPolicyFile] : []),
     ...(a.etcd ?? []),
+    ...(a.verbosity ? ['--v', String(a.verbosity)] : []),
     ...(a.streamTranslation === false
       ? ['--feature-gates', 'TranslateStreamCloseWebsocketRequests=false']
       : []),

@@ -3,7 +3,7 @@
  * for the kubeconfig and each node's token for its kubelet, all files mode 0600; and the
  * kubeconfig that points kexec / kubectl at the apiserver and trusts the lab CA (pki.ts).
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -19,6 +19,11 @@ export const SIGNING_KEY_FILE = 'token-signing.key';
 export const ADMIN_TOKEN_FILE = 'admin.token';
 export const KUBECONFIG_FILE = 'kubeconfig';
 
+/** The apiserver's RSA key for its token towards kubelets (private: the apiserver's only). */
+export const KUBELET_TOKEN_KEY_FILE = 'kubelet-token.key';
+/** Its public half: what each kubelet-sim verifies that token with. */
+export const KUBELET_TOKEN_PUBLIC_KEY_FILE = 'kubelet-token.pub';
+
 export function nodeTokenFile(node: string): string {
   return `${node}.token`;
 }
@@ -30,6 +35,8 @@ export interface LabCredentials {
   adminTokenFile: string;
   /** Node name → token file. */
   nodeTokenFiles: Record<string, string>;
+  /** The apiserver's kubelet token key pair (writeKubeletTokenKeys), on a plain-http lab. */
+  kubeletTokenKeys?: { keyFile: string; publicKeyFile: string };
 }
 
 /** Writes a file with mode 0600 (also when it already existed with a wider mode). */
@@ -68,6 +75,20 @@ export function writeCredentials(
     nodeTokenFiles[node] = file;
   }
   return { dir, keyFile, adminToken, adminTokenFile, nodeTokenFiles };
+}
+
+/**
+ * A new RSA key pair for the apiserver's token towards kubelets, where no client certificate
+ * carries its identity (plain http): the apiserver signs with the private key, kubelets verify
+ * with the public one, so a node can check the apiserver but never mint a token (issue #11).
+ */
+export function writeKubeletTokenKeys(dir: string): { keyFile: string; publicKeyFile: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const keyFile = path.join(dir, KUBELET_TOKEN_KEY_FILE);
+  const publicKeyFile = path.join(dir, KUBELET_TOKEN_PUBLIC_KEY_FILE);
+  writePrivate(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  fs.writeFileSync(publicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644 });
+  return { keyFile, publicKeyFile };
 }
 
 export interface KubeconfigOptions {

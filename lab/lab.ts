@@ -18,6 +18,11 @@
  * apiserver restart (and a lab restart on the same DIR). It is stopped last. Over https with
  * client certificates from an etcd CA of its own (pki.ts ensureEtcdPki), unless insecureHttp.
  *
+ * `runtime: 'containerd'` (`npm start -- --runtime containerd`): each node's runtime is a real
+ * containerd started by the lab (containerd.ts: own config and directory under `DIR/containerd`,
+ * CNI bridge, the lab's images built as OCI images and imported) instead of a cri-shim; the
+ * kubelet-sim drives it over the same CRI. `stop()` removes its pods and its network.
+ *
  * `startLab` reads as its steps; what is decided before anything starts is in plan.ts, the
  * services' command lines in argv.ts (shared with node-main.ts), and the group of running
  * services (start, watch, guard a step, stop in order) in service-group.ts.
@@ -25,34 +30,50 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadClientConfig } from '../kexec/client.js';
-import type { Logger } from '../shared/logging.js';
+import { errorMessage, type Logger } from '../shared/logging.js';
+import { acquireLabLock } from './lab-lock.js';
 import { apiserverArgv, criShimArgv, kubeletArgv } from './argv.js';
-import { KUBECONFIG_FILE, writeCredentials, writeKubeconfig, type LabCredentials } from './credentials.js';
+import { startContainerd } from './containerd.js';
+import {
+  KUBECONFIG_FILE,
+  writeCredentials,
+  writeKubeconfig,
+  writeKubeletTokenKeys,
+  type LabCredentials,
+} from './credentials.js';
 import { startEtcd } from './etcd.js';
 import {
   apiserverKubeletTlsArgs,
   criShimStreamingTlsArgs,
   ensureEtcdPki,
+  runtimeStreamingCert,
   ensureLabPki,
   kubeletTlsArgs,
   trustEnv,
   type LabPki,
 } from './pki.js';
-import { planLab, type LabOptions, type LabPlan } from './plan.js';
+import { planLab, type LabOptions, type LabPlan, type LabRuntime, type NodePlan } from './plan.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { ServiceGroup, type ServiceFailure } from './service-group.js';
 import { defaultLog } from './supervisor.js';
+import type { ReadyInfo } from '../shared/ready-line.js';
+import { fromPackageRoot } from '../shared/package-root.js';
 
 export type { LabOptions } from './plan.js';
 export type { ServiceFailure } from './service-group.js';
 
-/** One kubelet-sim + cri-shim pair. */
+/** One kubelet-sim + runtime pair. */
 export interface LabNode {
   name: string;
   kubeletUrl: string;
-  /** The cri-shim's CRI endpoint (`unix://…` or `tcp://…`). */
+  /** `cri-shim` or `containerd`. */
+  runtime: LabRuntime;
+  /** The runtime's CRI endpoint (`unix://…` or `tcp://…`). */
   criEndpoint: string;
-  /** The cri-shim's `--root`: `containers/<id>` and `sandboxes/<id>` live there. */
+  /**
+   * The cri-shim's `--root` (`containers/<id>` and `sandboxes/<id>` live there), or containerd's
+   * directory.
+   */
   criRoot: string;
   /** Keys of `Lab.pids` for this node's services. */
   services: { criShim: string; kubelet: string };
@@ -91,10 +112,16 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const log = opts.log ?? defaultLog;
   const say = (line: string) => log(`[lab] ${line}`);
   const plan = planLab(opts);
-  const creds = writeCredentials(
-    plan.dir,
-    plan.nodes.map((n) => n.name),
-  );
+  // Before anything in DIR is touched: a lab already running there stays as it is.
+  const lock = acquireLabLock(plan.dir);
+  const creds: LabCredentials = {
+    ...writeCredentials(
+      plan.dir,
+      plan.nodes.map((n) => n.name),
+    ),
+    // Without TLS no client certificate names the apiserver to kubelets: a token it signs does.
+    ...(opts.insecureHttp ? { kubeletTokenKeys: writeKubeletTokenKeys(plan.dir) } : {}),
+  };
   const group = new ServiceGroup({
     dist: plan.dist,
     cwd: plan.root,
@@ -115,16 +142,20 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       say,
     );
     const nodes = await startKubelets(group, plan, creds, pki, apiserverUrl, criEndpoints, say);
-    const kubeconfigPath = writeKubeconfig(
-      path.join(plan.dir, KUBECONFIG_FILE),
-      apiserverUrl,
-      creds.adminToken,
-      {
-        caPem: pki?.caPem,
-      },
-    );
+    // Written under another name first and put in place once the demo pod runs: whoever finds
+    // DIR/kubeconfig finds a lab ready to exec into (issue #13).
+    const kubeconfigPath = path.join(plan.dir, KUBECONFIG_FILE);
+    const starting = writeKubeconfig(`${kubeconfigPath}.starting`, apiserverUrl, creds.adminToken, {
+      caPem: pki?.caPem,
+    });
     if (opts.demoPod ?? true) {
-      await runDemoPod(group, kubeconfigPath, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
+      await runDemoPod(group, starting, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
+    }
+    fs.renameSync(starting, kubeconfigPath);
+    if (!opts.etcd) {
+      group.onRestarted('apiserver', () => {
+        void recreateApiObjects(group, plan, kubeconfigPath, opts.demoPod ?? true, say);
+      });
     }
     return {
       dir: plan.dir,
@@ -138,12 +169,13 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       pids: group.pids(),
       failed: group.failed,
       stop: async () => {
-        await group.stop();
+        await group.stop().finally(() => lock.release());
         removeSocketDir(plan);
       },
     };
   } catch (err) {
     await group.abandon();
+    lock.release();
     removeSocketDir(plan);
     throw err;
   }
@@ -193,7 +225,7 @@ async function startLabEtcd(
   };
 }
 
-/** Every node's cri-shim and the apiserver, started together; resolves once all are READY. */
+/** Every node's runtime (cri-shim or containerd) and the apiserver, started together; resolves once all are READY. */
 async function startRuntimesAndApiServer(
   group: ServiceGroup,
   plan: LabPlan,
@@ -206,25 +238,31 @@ async function startRuntimesAndApiServer(
   // Each cri-shim's streaming server serves https with a certificate from the lab CA (pki.ts),
   // which its kubelet-sim trusts through NODE_EXTRA_CA_CERTS; plain http with insecureHttp.
   const streamingTls = await group.guard(
-    Promise.all(plan.nodes.map((n) => (pki ? criShimStreamingTlsArgs(plan.dir, n.name) : []))),
+    Promise.all(
+      plan.nodes.map((n) =>
+        pki && n.runtime === 'cri-shim' ? criShimStreamingTlsArgs(plan.dir, n.name) : [],
+      ),
+    ),
   );
   if (opts.isolation === 'none') {
     say(
       'WARNING: --isolation none: pods are NOT isolated; anyone who can exec into a pod is root on this host',
     );
   }
-  const criShims = plan.nodes.map((n, i) =>
-    group.start(
-      n.criShim,
-      'cri-shim',
-      criShimArgv({
-        listen: n.criListen,
-        root: n.criRoot,
-        isolation: opts.isolation ?? 'auto',
-        spdyOnly: opts.spdyOnlyRuntime,
-        streamingTls: streamingTls[i]!,
-      }),
-    ),
+  const runtimesReady = plan.nodes.map((n, i) =>
+    n.runtime === 'containerd'
+      ? startLabContainerd(group, plan, n, pki, opts)
+      : group.start(
+          n.criShim,
+          'cri-shim',
+          criShimArgv({
+            listen: n.criListen,
+            root: n.criRoot,
+            isolation: opts.isolation ?? 'auto',
+            spdyOnly: opts.spdyOnlyRuntime,
+            streamingTls: streamingTls[i]!,
+          }),
+        ).ready,
   );
   const apiserver = group.start(
     'apiserver',
@@ -232,10 +270,12 @@ async function startRuntimesAndApiServer(
     apiserverArgv({
       port: opts.port ?? 6443,
       signingKeyFile: creds.keyFile,
+      kubeletTokenSigningKeyFile: creds.kubeletTokenKeys?.keyFile,
       maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec ?? 0,
       authorizationPolicyFile: opts.authorizationPolicyFile && path.resolve(opts.authorizationPolicyFile),
       etcd: etcd?.apiserverArgs,
       streamTranslation: opts.streamTranslation,
+      verbosity: opts.verbosity,
       tls: pki && {
         certFile: pki.apiserverCertFile,
         keyFile: pki.apiserverKeyFile,
@@ -243,13 +283,38 @@ async function startRuntimesAndApiServer(
       },
     }),
   );
-  const [apiReady, ...criReadies] = await group.guard(
-    Promise.all([apiserver.ready, ...criShims.map((c) => c.ready)]),
-  );
+  const [apiReady, ...criReadies] = await group.guard(Promise.all([apiserver.ready, ...runtimesReady]));
   const apiserverUrl = String(apiReady.url);
   const criEndpoints = criReadies.map((r) => String(r.endpoint));
-  say(`apiserver ready at ${apiserverUrl}; cri-shim ready at ${criEndpoints.join(', ')}`);
+  say(`apiserver ready at ${apiserverUrl}; ${plan.nodes[0]!.runtime} ready at ${criEndpoints.join(', ')}`);
   return { apiserverUrl, criEndpoints };
+}
+
+/**
+ * A node's containerd (containerd.ts) in `criRoot`, its streaming server on https from the lab CA
+ * (unless insecureHttp), the lab's image templates imported; a Service of the group once ready.
+ */
+async function startLabContainerd(
+  group: ServiceGroup,
+  plan: LabPlan,
+  n: NodePlan,
+  pki: LabPki | undefined,
+  opts: LabOptions,
+): Promise<ReadyInfo> {
+  const streamingTls = pki ? await runtimeStreamingCert(plan.dir, n.name) : undefined;
+  const proc = await group.starting(
+    startContainerd({
+      dir: n.criRoot,
+      name: n.criShim,
+      imagesDir: fromPackageRoot('cri-shim', 'images'),
+      log: opts.log ?? defaultLog,
+      readyTimeoutMs: opts.readyTimeoutMs,
+      streamingTls,
+      signal: group.signal,
+    }),
+  );
+  group.adopt(proc);
+  return { service: n.criShim, endpoint: proc.endpoint };
 }
 
 /** Every node's kubelet-sim, each on its cri-shim; resolves once each has registered its Node. */
@@ -275,11 +340,12 @@ async function startKubelets(
       kubeletArgv({
         apiserver: apiserverUrl,
         tokenFile: creds.nodeTokenFiles[n.name]!,
-        signingKeyFile: creds.keyFile,
+        apiserverTokenKeyFile: creds.kubeletTokenKeys?.publicKeyFile,
         nodeName: n.name,
         address: '127.0.0.1',
         port: 0,
         criEndpoint: criEndpoints[i]!,
+        podLogsDir: plan.podLogsDir,
         fault: plan.kubeletFault,
         tls: kubeletTls[i]!,
       }),
@@ -290,6 +356,7 @@ async function startKubelets(
   const nodes: LabNode[] = plan.nodes.map((n, i) => ({
     name: n.name,
     kubeletUrl: String(kubeletReadies[i]!.url),
+    runtime: n.runtime,
     criEndpoint: criEndpoints[i]!,
     criRoot: n.criRoot,
     services: { criShim: n.criShim, kubelet: n.kubelet },
@@ -313,6 +380,31 @@ async function runDemoPod(
   say(`pod default/demo ${how === 'created' ? 'created' : 'already exists'}; waiting for it to run`);
   await group.guard(waitForPodRunning(cfg, 'default', 'demo', { timeoutMs, signal: group.signal }));
   say('pod default/demo is Running');
+}
+
+/**
+ * After an apiserver restart with objects kept in memory (no `--etcd`) the cluster is empty: the
+ * kubelets start again so their Nodes register again, and the demo pod is created again, as
+ * kubeadm would rejoin nodes to a fresh control plane. With etcd nothing is lost.
+ */
+async function recreateApiObjects(
+  group: ServiceGroup,
+  plan: LabPlan,
+  kubeconfigPath: string,
+  demo: boolean,
+  say: Logger,
+): Promise<void> {
+  say('the apiserver kept its objects in memory: its kubelets start again to register their Nodes');
+  try {
+    await Promise.all(plan.nodes.map((n) => group.restart(n.kubelet)));
+    if (demo) {
+      const cfg = await loadClientConfig({ kubeconfig: kubeconfigPath });
+      await ensurePod(cfg, demoPod({ nodeName: plan.nodes[0]!.name }));
+      say('pod default/demo created again');
+    }
+  } catch (err) {
+    say(`could not recreate the lab's objects after the apiserver restart: ${errorMessage(err)}`);
+  }
 }
 
 /** What to try once the lab is up (paths relative to the cwd when they are inside it). */

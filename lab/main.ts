@@ -3,6 +3,7 @@
  * service and exit 0; a service dying on its own stops the rest and exits 1.
  *
  *   node dist/lab/main.js [--dir .lab] [--port 6443] [--nodes 1] [--max-connection-bytes-per-sec N] [--insecure-http] [--etcd]
+ *     [--runtime cri-shim|containerd]
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
@@ -13,6 +14,7 @@ import {
   type KubeletFault,
 } from '../kubelet-sim/fault-injection.js';
 import { startLab, tryCommands } from './lab.js';
+import { LAB_RUNTIMES, type LabRuntime } from './plan.js';
 import { describeExit } from './supervisor.js';
 import { errorMessage } from '../shared/logging.js';
 import { portArgument } from '../shared/cli-flags.js';
@@ -65,6 +67,14 @@ const program = new Command('kexec-lab')
     false,
   )
   .addOption(
+    new Option(
+      '--runtime <runtime>',
+      "each node's container runtime: the cri-shim, or a real containerd (Debian's containerd, runc and CNI plugins; needs root)",
+    )
+      .choices(LAB_RUNTIMES)
+      .default('cri-shim'),
+  )
+  .addOption(
     new Option('--isolation <mode>', 'cri-shim process isolation')
       .choices(['auto', 'bwrap', 'none'])
       .default('auto'),
@@ -88,6 +98,12 @@ const program = new Command('kexec-lab')
     // Checked here, so that a typo stops the lab before anything starts.
     kubeletFaultOption,
   )
+  .option(
+    '-v, --verbose',
+    "more output (repeatable): -v also logs each node's heartbeats and pod list/watch requests",
+    (_: string, n: number) => n + 1,
+    0,
+  )
   .showHelpAfterError();
 
 async function main(): Promise<number> {
@@ -101,10 +117,12 @@ async function main(): Promise<number> {
     insecureHttp: boolean;
     etcd: boolean;
     isolation: 'auto' | 'bwrap' | 'none';
+    runtime: LabRuntime;
     spdyOnlyRuntime: boolean;
     streamTranslation: boolean;
     kubeletFault?: KubeletFault;
     authorizationPolicyFile?: string;
+    verbose: number;
   }>();
   const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
 
@@ -128,9 +146,11 @@ async function main(): Promise<number> {
       insecureHttp: o.insecureHttp,
       etcd: o.etcd,
       isolation: o.isolation,
+      runtime: o.runtime,
       spdyOnlyRuntime: o.spdyOnlyRuntime,
       streamTranslation: o.streamTranslation,
       kubeletFault: o.kubeletFault && formatKubeletFault(o.kubeletFault),
+      verbosity: o.verbose,
       signal: interrupt.signal,
     });
   } catch (err) {
@@ -180,7 +200,8 @@ async function main(): Promise<number> {
       void running.stop().then(() => resolve(0));
     };
     void running.failed.then((f) => {
-      say(`${f.service} exited unexpectedly (${describeExit(f)}): stopping the lab`);
+      const why = f.reason === 'crash-loop' ? 'keeps crashing' : 'exited unexpectedly';
+      say(`${f.service} ${why} (${describeExit(f)}): stopping the lab`);
       void running.stop().then(() => resolve(1));
     });
   });

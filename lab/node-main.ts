@@ -22,7 +22,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { packageRoot } from '../shared/package-root.js';
 import { criShimArgv, kubeletArgv } from './argv.js';
-import { SIGNING_KEY_FILE, nodeTokenFile } from './credentials.js';
+import { nodeTokenFile } from './credentials.js';
 import { criShimStreamingTlsArgs, kubeletTlsArgs } from './pki.js';
 import { describeExit, startService, type Service } from './supervisor.js';
 import { portArgument } from '../shared/cli-flags.js';
@@ -119,11 +119,11 @@ async function main(): Promise<number> {
       kubeletArgv({
         apiserver: o.apiserver,
         tokenFile: path.join(dir, nodeTokenFile(o.nodeName)),
-        signingKeyFile: path.join(dir, SIGNING_KEY_FILE),
         nodeName: o.nodeName,
         address,
         port: o.kubeletPort,
         criEndpoint: String(criReady.endpoint),
+        podLogsDir: path.join(state, 'pod-logs'),
         fault: o.kubeletFault,
         tls,
       }),

@@ -113,12 +113,20 @@ export async function kubeletTlsArgs(labDir: string, nodeName: string, hosts: st
  * lab CA through NODE_EXTRA_CA_CERTS); returns the cri-shim's streaming TLS flags.
  */
 export async function criShimStreamingTlsArgs(labDir: string, nodeName: string): Promise<string[]> {
+  const cert = await runtimeStreamingCert(labDir, nodeName);
+  return ['--streaming-tls-cert-file', cert.certFile, '--streaming-tls-private-key-file', cert.keyFile];
+}
+
+/** The certificate and key files of that streaming server (containerd takes them in its config). */
+export async function runtimeStreamingCert(
+  labDir: string,
+  nodeName: string,
+): Promise<{ certFile: string; keyFile: string }> {
   const ca = await ensureCa(path.join(labDir, PKI_DIR));
-  const cert = await issueServingCert(ca, `cri-shim-${nodeName}`, {
+  return issueServingCert(ca, `cri-shim-${nodeName}`, {
     dnsNames: ['localhost'],
     ipAddresses: ['127.0.0.1'],
   });
-  return ['--streaming-tls-cert-file', cert.certFile, '--streaming-tls-private-key-file', cert.keyFile];
 }
 
 /** The apiserver's client certificate for etcd (kubeadm's `apiserver-etcd-client`). */

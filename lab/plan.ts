@@ -35,6 +35,11 @@ export interface LabOptions {
   nodes?: number;
   /** Serve the apiserver over plain http instead of https from the lab CA. Default false. */
   insecureHttp?: boolean;
+  /**
+   * The container runtime of every node: the `cri-shim` (default) or a real `containerd` (Debian's
+   * containerd + runc, CNI bridge; containerd.ts), started by the lab with its own directory.
+   */
+  runtime?: LabRuntime;
   /** cri-shim `--isolation`. */
   isolation?: 'auto' | 'bwrap' | 'none';
   /**
@@ -58,6 +63,8 @@ export interface LabOptions {
    * in `DIR/etcd`, instead of in memory. Default false (in memory starts faster).
    */
   etcd?: boolean;
+  /** The apiserver's `-v` (`npm start -- -v`): from 1 on, nodes' heartbeats are logged too. */
+  verbosity?: number;
   /** Create the demo pod and wait for it (default true). */
   demoPod?: boolean;
   /** Where the compiled services live. Default `<package root>/dist`. */
@@ -70,6 +77,9 @@ export interface LabOptions {
   signal?: AbortSignal;
 }
 
+export type LabRuntime = 'cri-shim' | 'containerd';
+export const LAB_RUNTIMES: readonly LabRuntime[] = ['cri-shim', 'containerd'];
+
 /**
  * The unix socket path limit (sun_path) is 108 bytes. A lab dir too long for it gets its sockets
  * in a private directory (mkdtemp: 0700, owner only) under the temp dir instead: the CRI is never
@@ -78,13 +88,17 @@ export interface LabOptions {
  */
 const MAX_UNIX_SOCKET_PATH = 100;
 
-/** One kubelet-sim + cri-shim pair, before it starts. */
+/** One kubelet-sim + runtime pair, before it starts. */
 export interface NodePlan {
   name: string;
-  /** Service names: `cri-shim` and `kubelet-sim` for node 1, `cri-shim-k` and `kubelet-sim-k` for node k. */
+  runtime: LabRuntime;
+  /**
+   * Service names: `cri-shim` (or `containerd`) and `kubelet-sim` for node 1, `cri-shim-k` (or
+   * `containerd-k`) and `kubelet-sim-k` for node k.
+   */
   criShim: string;
   kubelet: string;
-  /** The cri-shim's `--root`. */
+  /** The cri-shim's `--root`, or containerd's own directory (config, root, state, socket). */
   criRoot: string;
   /** The cri-shim's `--listen`: a unix socket in the lab dir, or in `socketDir` when that path is too long. */
   criListen: string;
@@ -103,6 +117,8 @@ export interface LabPlan {
   kubeletFault?: string;
   /** The private directory holding the CRI sockets of a long lab dir (removed when the lab stops). */
   socketDir?: string;
+  /** The pods' log directories (kubelet-sim `--pod-logs-dir`): `DIR/pod-logs`. */
+  podLogsDir: string;
 }
 
 export function planLab(opts: LabOptions): LabPlan {
@@ -112,13 +128,18 @@ export function planLab(opts: LabOptions): LabPlan {
   if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new Error(`nodes must be an integer ≥ 1`);
   // A bad fault mode fails here, before anything starts, rather than as a kubelet dying.
   const fault = opts.kubeletFault === undefined ? undefined : parseKubeletFault(opts.kubeletFault);
+  const runtime = opts.runtime ?? 'cri-shim';
+  if (!LAB_RUNTIMES.includes(runtime)) {
+    throw new Error(`runtime must be one of ${LAB_RUNTIMES.join(', ')}, not ${JSON.stringify(runtime)}`);
+  }
   const nodes = Array.from({ length: nodeCount }, (_, i): NodePlan => {
     const suffix = i === 0 ? '' : `-${i + 1}`;
     return {
       name: i === 0 ? nodeName : `node-${i + 1}`,
-      criShim: `cri-shim${suffix}`,
+      runtime,
+      criShim: `${runtime}${suffix}`,
       kubelet: `kubelet-sim${suffix}`,
-      criRoot: path.join(dir, `cri-shim${suffix}`),
+      criRoot: path.join(dir, `${runtime}${suffix}`),
       criListen: `unix://${path.join(dir, `cri-shim${suffix}.sock`)}`,
     };
   });
@@ -145,5 +166,6 @@ export function planLab(opts: LabOptions): LabPlan {
     nodes,
     socketDir,
     kubeletFault: fault && fault.mode !== 'none' ? formatKubeletFault(fault) : undefined,
+    podLogsDir: path.join(dir, 'pod-logs'),
   };
 }

@@ -22,7 +22,9 @@ export function demoPod(o: DemoPodOptions = {}) {
     metadata: { name, namespace: o.namespace ?? 'default', labels: { app: 'kexec-lab-demo' } },
     spec: {
       nodeName: o.nodeName ?? 'node-1',
-      containers: [{ name, image: o.image ?? 'busybox' }],
+      // The lab's images are on the node already (cri-shim templates, or imported into containerd):
+      // never pulled, where `busybox` (tag latest) would default to Always and need a registry.
+      containers: [{ name, image: o.image ?? 'busybox', imagePullPolicy: 'IfNotPresent' }],
     },
   };
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../shared/package-root.js';
+import { superviseService } from './restart-policy.js';
 import { startService } from './supervisor.js';
 
 const script = path.join(packageRoot(), 'lab', 'test-support', 'fake-service.mjs');
@@ -54,5 +55,36 @@ describe('startService', () => {
     await svc.ready;
     expect(await svc.exited).toEqual({ code: 2, signal: null });
     expect(svc.stopping).toBe(false);
+  });
+});
+
+describe('superviseService (Restart=on-failure)', () => {
+  it('starts a crashing service again with back-off, then gives up on a crash loop', async () => {
+    const lines: string[] = [];
+    const svc = superviseService({
+      name: 'fake',
+      script,
+      args: ['crash-later'],
+      log: (l) => lines.push(l),
+      policy: { initialDelayMs: 10, maxDelayMs: 40, burst: 3, intervalMs: 60_000 },
+    });
+    await svc.ready;
+    const failure = await svc.failed;
+    expect(failure).toEqual({ service: 'fake', reason: 'crash-loop', code: 2, signal: null });
+    expect(svc.restarts).toBe(2);
+    expect(lines.filter((l) => l.includes('restarting it in'))).toEqual([
+      '[lab] fake exited unexpectedly (code 2): restarting it in 10 ms',
+      '[lab] fake exited unexpectedly (code 2): restarting it in 20 ms',
+    ]);
+    expect(lines).toContain('[lab] fake exited (code 2) 3 times within 60 s: a crash loop, it stays down');
+  });
+
+  it('does not restart what it was asked to stop', async () => {
+    const svc = superviseService({ name: 'fake', script, args: ['ready'], log: () => {} });
+    await svc.ready;
+    expect(await svc.stop()).toEqual({ code: 0, signal: null });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(svc.restarts).toBe(0);
+    expect(alive(svc.current.pid)).toBe(false);
   });
 });

@@ -4,12 +4,21 @@
  * (docs/wiring.md) unless the service brings its own readiness probe, every line of stdout and
  * stderr passed to `log` with a `[service]` prefix. `stop()` sends SIGTERM, waits (bounded), then
  * SIGKILLs the whole process group, and always waits for the exit.
+ *
+ * The service dies with the lab, however the lab dies (SIGKILL included), as a unit dies with its
+ * systemd: a Node.js service gets an IPC pipe as fd 3 and exits when it closes
+ * (shared/parent-death-watch.ts); another program runs under `setpriv --pdeathsig SIGKILL`
+ * (util-linux), the kernel's PR_SET_PDEATHSIG. Restarts are restart-policy.ts's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
 import readline from 'node:readline';
-import { type Logger } from '../shared/logging.js';
+import { redactCredentials, type Logger } from '../shared/logging.js';
 import { parseReadyLine, READY_PREFIX, type ReadyInfo } from '../shared/ready-line.js';
+
+export type { ReadyInfo } from '../shared/ready-line.js';
 
 export interface ExitInfo {
   code: number | null;
@@ -51,7 +60,10 @@ export interface Service {
   stop(graceMs?: number): Promise<ExitInfo>;
 }
 
-export const defaultLog = (line: string): void => void process.stderr.write(`${line}\n`);
+/** How long a service may take to stop after SIGTERM before its group is SIGKILLed. */
+export const DEFAULT_STOP_GRACE_MS = 3_000;
+
+export const defaultLog: Logger = (line) => void process.stderr.write(`${redactCredentials(line)}\n`);
 
 export function describeExit(e: ExitInfo): string {
   return e.signal ? `signal ${e.signal}` : `code ${e.code}`;
@@ -59,34 +71,90 @@ export function describeExit(e: ExitInfo): string {
 
 export function startService(opts: ServiceOptions): Service {
   const log = opts.log ?? defaultLog;
-  const prefix = `[${opts.name}] `;
-  const [file, argv] = opts.program
-    ? [opts.program, opts.args]
-    : [process.execPath, [opts.script ?? '', ...opts.args]];
+  const say = (line: string) => log(`[${opts.name}] ${line}`);
+  const { child, file } = spawnService(opts);
+  const exited = exitOf(child, file, say);
+  const ready = readiness(child, opts, exited, say);
+  const stopper = new Stopper(child, exited, say);
+  return {
+    name: opts.name,
+    pid: child.pid ?? -1,
+    child,
+    ready,
+    exited,
+    get stopping() {
+      return stopper.stopping;
+    },
+    stop: (graceMs) => stopper.stop(graceMs),
+  };
+}
+
+/**
+ * Step 1: the process, in a process group of its own (a terminal's Ctrl-C reaches the lab only,
+ * which stops the services itself; a stuck service is killed with everything it spawned), tied to
+ * this process's life.
+ */
+function spawnService(opts: ServiceOptions): { child: ChildProcess; file: string } {
+  let file: string;
+  let argv: string[];
+  if (opts.program) {
+    // A program that is not ours cannot watch a pipe: the kernel kills it when we die.
+    const setpriv = opts.program && onPath(opts.program) ? onPath('setpriv') : undefined;
+    [file, argv] = setpriv
+      ? [setpriv, ['--pdeathsig', 'SIGKILL', '--', opts.program, ...opts.args]]
+      : [opts.program, opts.args];
+  } else {
+    [file, argv] = [process.execPath, [opts.script ?? '', ...opts.args]];
+  }
   const child = spawn(file, argv, {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group: a terminal's Ctrl-C reaches the lab only, which stops the services
-    // in order; and a stuck service can be killed with everything it spawned.
+    // fd 3 of a Node.js service is the IPC pipe its parent-death watch reads.
+    stdio: opts.program ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe', 'ipc'],
     detached: true,
   });
-  let exitInfo: ExitInfo | undefined;
-  const exited = new Promise<ExitInfo>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitInfo = { code, signal };
-      resolve(exitInfo);
-    });
+  // The pipe is for the child's watch only: it must not keep the lab's event loop alive.
+  child.channel?.unref();
+  return { child, file: opts.program ?? file };
+}
+
+/** The absolute path of a program on PATH, if any. */
+function onPath(program: string): string | undefined {
+  if (program.includes('/')) return fs.existsSync(program) ? program : undefined;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir || '.', program);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** Step 2: the exit (or a spawn that failed, as exit 127), never rejecting. */
+function exitOf(child: ChildProcess, file: string, say: Logger): Promise<ExitInfo> {
+  return new Promise<ExitInfo>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
     child.once('error', (err) => {
       const missing = (err as NodeJS.ErrnoException).code === 'ENOENT' ? ` (is ${file} installed?)` : '';
-      log(`${prefix}failed to start: ${err.message}${missing}`);
-      if (child.pid === undefined) {
-        exitInfo = { code: 127, signal: null };
-        resolve(exitInfo);
-      }
+      say(`failed to start: ${err.message}${missing}`);
+      if (child.pid === undefined) resolve({ code: 127, signal: null });
     });
   });
+}
 
+/**
+ * Step 3: readiness, from the READY line on stdout or the probe, within the time allowed; every
+ * output line goes to the log on the way.
+ */
+function readiness(
+  child: ChildProcess,
+  opts: ServiceOptions,
+  exited: Promise<ExitInfo>,
+  say: Logger,
+): Promise<ReadyInfo> {
   let readyResolve!: (r: ReadyInfo) => void;
   let readyReject!: (e: Error) => void;
   const ready = new Promise<ReadyInfo>((res, rej) => {
@@ -97,6 +165,11 @@ export function startService(opts: ServiceOptions): Service {
   let isReady = false;
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
   const gaveUp = new AbortController();
+  const markReady = (info: ReadyInfo) => {
+    isReady = true;
+    clearTimeout(timer);
+    readyResolve(info);
+  };
   const timer = setTimeout(() => {
     gaveUp.abort();
     readyReject(
@@ -109,87 +182,83 @@ export function startService(opts: ServiceOptions): Service {
   }, readyTimeoutMs);
   timer.unref();
   if (opts.probe) {
-    opts.probe(gaveUp.signal).then(
-      (info) => {
-        isReady = true;
-        clearTimeout(timer);
-        readyResolve(info);
-      },
-      (err: unknown) => readyReject(err instanceof Error ? err : new Error(String(err))),
-    );
+    opts
+      .probe(gaveUp.signal)
+      .then(markReady, (err: unknown) => readyReject(err instanceof Error ? err : new Error(String(err))));
   }
 
   const out = readline.createInterface({ input: child.stdout!, crlfDelay: Infinity });
   out.on('line', (line) => {
     if (!opts.probe && !isReady && line.startsWith(READY_PREFIX)) {
       try {
-        const info = parseReadyLine(line)!;
-        isReady = true;
-        clearTimeout(timer);
-        readyResolve(info);
+        markReady(parseReadyLine(line)!);
       } catch {
         readyReject(new Error(`${opts.name} printed a READY line that is not JSON: ${line}`));
       }
     }
-    log(prefix + line);
+    say(line);
   });
-  const err = readline.createInterface({ input: child.stderr!, crlfDelay: Infinity });
-  err.on('line', (line) => log(prefix + line));
+  readline.createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', say);
 
   void exited.then((e) => {
     clearTimeout(timer);
     gaveUp.abort();
     if (!isReady) readyReject(new Error(`${opts.name} exited (${describeExit(e)}) before it was ready`));
   });
+  return ready;
+}
 
-  const closed = once(child, 'close').then(
-    () => undefined,
-    () => undefined,
-  );
-  let stopping = false;
-  let stopped: Promise<ExitInfo> | undefined;
-  const killGroup = (signal: NodeJS.Signals): void => {
-    if (child.pid === undefined) return;
+/** Step 4: stopping: SIGTERM, a bounded grace, then SIGKILL to the whole group; always the exit. */
+class Stopper {
+  stopping = false;
+  private stopped?: Promise<ExitInfo>;
+  private exitInfo?: ExitInfo;
+  private readonly closed: Promise<void>;
+
+  constructor(
+    private readonly child: ChildProcess,
+    private readonly exited: Promise<ExitInfo>,
+    private readonly say: Logger,
+  ) {
+    void exited.then((e) => (this.exitInfo = e));
+    this.closed = once(child, 'close').then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  stop(graceMs = DEFAULT_STOP_GRACE_MS): Promise<ExitInfo> {
+    this.stopping = true;
+    this.stopped ??= this.run(graceMs);
+    return this.stopped;
+  }
+
+  private async run(graceMs: number): Promise<ExitInfo> {
+    if (!this.exitInfo) {
+      this.child.kill('SIGTERM');
+      const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+      if ((await Promise.race([this.exited, timeout])) === 'timeout') {
+        this.say(`did not stop within ${graceMs} ms: killing it`);
+        this.killGroup('SIGKILL');
+      }
+    }
+    const e = await this.exited;
+    // Anything it spawned into its own group and left behind goes with it.
+    this.killGroup('SIGKILL');
+    // Wait (bounded) for the last output lines; a grandchild may still hold the pipes open.
+    const drained = new Promise<void>((r) => setTimeout(r, 2_000).unref());
+    await Promise.race([this.closed, drained]);
+    this.child.stdout?.destroy();
+    this.child.stderr?.destroy();
+    return e;
+  }
+
+  private killGroup(signal: NodeJS.Signals): void {
+    if (this.child.pid === undefined) return;
     try {
-      process.kill(-child.pid, signal);
+      process.kill(-this.child.pid, signal);
     } catch {
       // the group is gone already
     }
-  };
-
-  const stop = (graceMs = 5_000): Promise<ExitInfo> => {
-    stopping = true;
-    stopped ??= (async () => {
-      if (!exitInfo) {
-        child.kill('SIGTERM');
-        const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
-        if ((await Promise.race([exited, timeout])) === 'timeout') {
-          log(`${prefix}did not stop within ${graceMs} ms: killing it`);
-          killGroup('SIGKILL');
-        }
-      }
-      const e = await exited;
-      // Anything it spawned into its own group and left behind goes with it.
-      killGroup('SIGKILL');
-      // Wait (bounded) for the last output lines; a grandchild may still hold the pipes open.
-      const drained = new Promise<void>((r) => setTimeout(r, 2_000).unref());
-      await Promise.race([closed, drained]);
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      return e;
-    })();
-    return stopped;
-  };
-
-  return {
-    name: opts.name,
-    pid: child.pid ?? -1,
-    child,
-    ready,
-    exited,
-    get stopping() {
-      return stopping;
-    },
-    stop,
-  };
+  }
 }

@@ -49,6 +49,12 @@ describe('mintLabUser', () => {
 
   it('refuses the lab\u2019s own identities, odd names and lifetimes', () => {
     expect(() => mintLabUser(dir, { name: 'system:apiserver' })).toThrow(/system: names/);
+    // issue #11: `--group system:masters` minted an admin.
+    for (const group of ['system:masters', 'system:nodes', 'system:authenticated']) {
+      expect(() => mintLabUser(dir, { name: 'mallory', groups: ['devs', group] })).toThrow(
+        `group "${group}": system: names are the cluster's own identities`,
+      );
+    }
     expect(() => mintLabUser(dir, { name: 'al ice' })).toThrow(LabUserError);
     expect(() => mintLabUser(dir, { name: 'alice', groups: ['a,b'] })).toThrow(/commas/);
     expect(() => mintLabUser(dir, { name: 'alice', ttlSec: 0 })).toThrow(/lifetime/);

@@ -11,13 +11,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { APISERVER_AUDIENCE, mintToken, readSigningKey } from '../shared/auth/tokens.js';
+import {
+  APISERVER_AUDIENCE,
+  MAX_LAB_TOKEN_LIFETIME_SEC,
+  mintToken,
+  readSigningKey,
+} from '../shared/auth/tokens.js';
 import { KUBECONFIG_FILE, SIGNING_KEY_FILE, kubeconfigYaml, writePrivate } from './credentials.js';
 
 export const USERS_DIR = 'users';
 
-/** Longest token lifetime handed out (kubectl create token's default maximum is a day too). */
-export const MAX_TTL_SEC = 7 * 24 * 3600;
+/** Longest token lifetime handed out: the most the apiserver accepts for a lab token. */
+export const MAX_TTL_SEC = MAX_LAB_TOKEN_LIFETIME_SEC;
 
 export interface LabUserOptions {
   name: string;
@@ -47,9 +52,11 @@ function checkName(what: string, name: string): void {
       `${what} ${JSON.stringify(name)} must be 1-253 printable characters without spaces or commas`,
     );
   }
-  if (what === 'user' && name.startsWith('system:')) {
+  // system: is Kubernetes' reserved prefix: system:masters is the admin group, system:nodes and
+  // system:node:NAME the kubelets'; a lab user gets none of them (issue #11).
+  if (name.startsWith('system:')) {
     throw new LabUserError(
-      `user ${JSON.stringify(name)}: system: names are the lab's own identities (apiserver, nodes)`,
+      `${what} ${JSON.stringify(name)}: system: names are the cluster's own identities (admin, apiserver, nodes)`,
     );
   }
 }

@@ -22,6 +22,7 @@ import {
 import type { KubeList, KubeObject, WatchEvent } from '../api/types.js';
 import { checkPreconditions, StorageError, type Store } from '../storage/store.js';
 import { generatedName, timestamp, untyped } from './object-meta.js';
+import { isValidPathSegmentName } from './validation.js';
 import type {
   Context,
   Creater,
@@ -99,14 +100,24 @@ export class GenericStore
     return new GenericStore({ ...this.opts, strategy, shortNames: undefined, categories: undefined });
   }
 
+  /**
+   * NamespaceKeyFunc / NoNamespaceKeyFunc: `/registry/pods/{ns}/{name}`. A name (or namespace)
+   * that is not one path segment is a BadRequest, so no key ever lands under another's prefix.
+   */
   key(ctx: Context, name: string): string {
-    return this.namespaced ? `${this.opts.keyRoot}/${ctx.namespace}/${name}` : `${this.opts.keyRoot}/${name}`;
+    if (!name) throw badRequest('Name parameter required.');
+    checkPathSegment('Name', name);
+    if (!this.namespaced) return `${this.opts.keyRoot}/${name}`;
+    if (!ctx.namespace) throw badRequest('Namespace parameter required.');
+    checkPathSegment('Namespace', ctx.namespace);
+    return `${this.opts.keyRoot}/${ctx.namespace}/${name}`;
   }
 
+  /** NamespaceKeyRootFunc, ending in `/`: what a list or watch reads (one namespace, or all). */
   private prefix(ctx: Context): string {
-    return this.namespaced && ctx.namespace
-      ? `${this.opts.keyRoot}/${ctx.namespace}/`
-      : `${this.opts.keyRoot}/`;
+    if (!this.namespaced || !ctx.namespace) return `${this.opts.keyRoot}/`;
+    checkPathSegment('Namespace', ctx.namespace);
+    return `${this.opts.keyRoot}/${ctx.namespace}/`;
   }
 
   async get(ctx: Context, name: string): Promise<KubeObject> {
@@ -118,7 +129,7 @@ export class GenericStore
   async list(ctx: Context, opts: ListOptions): Promise<KubeList> {
     const sel = this.selection(opts);
     const { items, resourceVersion } = await this.opts.store.list(this.prefix(ctx));
-    const selected = items.filter((o) => this.selects(o, sel)).map(untyped);
+    const selected = items.filter((o) => this.inScope(ctx, o) && this.selects(o, sel)).map(untyped);
     return { kind: this.opts.listKind, apiVersion: 'v1', metadata: { resourceVersion }, items: selected };
   }
 
@@ -255,6 +266,7 @@ export class GenericStore
         this.prefix(ctx),
         { resourceVersion: rv },
         (ev) => {
+          if (!this.inScope(ctx, ev.object)) return;
           const now = this.selects(ev.object, sel);
           const before = ev.prevObject !== undefined && this.selects(ev.prevObject, sel);
           let type = ev.type;
@@ -292,6 +304,11 @@ export class GenericStore
     return matches(sel.field, this.opts.fields(obj)) && matches(sel.label, obj.metadata.labels ?? {});
   }
 
+  /** Only the request's namespace, whatever a store holds under its prefix (data from older versions). */
+  private inScope(ctx: Context, obj: KubeObject): boolean {
+    return !this.namespaced || !ctx.namespace || obj.metadata.namespace === ctx.namespace;
+  }
+
   /** A body's kind / apiVersion must be this resource's; its namespace must be the URL's. */
   private checkTypeAndScope(ctx: Context, obj: KubeObject): KubeObject {
     if ((obj.kind && obj.kind !== this.kind) || (obj.apiVersion && obj.apiVersion !== 'v1')) {
@@ -321,4 +338,10 @@ export class GenericStore
     if (err.code === 'Conflict') return conflict(this.opts.resource, name, err.message);
     return err;
   }
+}
+
+/** IsValidPathSegmentName as the key functions use it: "Name parameter invalid: …" (400). */
+function checkPathSegment(what: 'Name' | 'Namespace', value: string): void {
+  const msgs = isValidPathSegmentName(value);
+  if (msgs.length) throw badRequest(`${what} parameter invalid: ${JSON.stringify(value)}: ${msgs.join(';')}`);
 }

@@ -38,7 +38,7 @@ import {
   type StoreWatchOptions,
   type TryUpdate,
 } from './store.js';
-import { errorMessage, type Logger } from '../../shared/logging.js';
+import { errorMessage, stderrLogger, type Logger } from '../../shared/logging.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs, e.g. `http://127.0.0.1:2379` (`--etcd-servers`). */
@@ -127,7 +127,7 @@ export class EtcdStore implements Store {
     });
     this.prefix = (opts.prefix ?? KEY_ROOT).replace(/\/+$/, '');
     this.maxWatchers = opts.maxWatchers ?? 10_000;
-    this.log = opts.log ?? ((line) => process.stderr.write(`etcd-store: ${line}\n`));
+    this.log = opts.log ?? stderrLogger('etcd-store');
   }
 
   /** Connects (bounded by `connectTimeoutMs`) and learns etcd's current revision. */

@@ -71,9 +71,10 @@ export async function eventually(check: () => boolean, timeoutMs: number, everyM
 }
 
 /**
- * Waits until something accepts TCP connections on 127.0.0.1:`port` inside pod `pod` (its own
- * network namespace: the host cannot see it), like a readiness probe: a pod is Running once its
- * process starts, before the process listens. Probes with `kexec` and the container's `node`.
+ * Waits until something accepts TCP connections on 127.0.0.1:`port` inside pod `pod` of the
+ * cri-shim (its own network namespace: the host cannot see it), like a readiness probe: a pod is
+ * Running once its process starts, before the process listens. Probes with `kexec` and the
+ * container's `node` (the host's /usr).
  */
 export async function waitForPodPort(
   kubeconfig: string,
@@ -87,5 +88,27 @@ export async function waitForPodPort(
     if (Date.now() > deadline)
       throw new Error(`nothing listens on 127.0.0.1:${port} in pod ${pod} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Waits until something accepts TCP connections on `host`:`port` from the host (a containerd
+ * pod's address on the CNI bridge), like a readiness probe.
+ */
+export async function waitForPort(port: number, timeoutMs = 15_000, host = '127.0.0.1'): Promise<void> {
+  const net = await import('node:net');
+  const accepts = () =>
+    new Promise<boolean>((resolve) => {
+      const s = net.connect(port, host);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+  const deadline = Date.now() + timeoutMs;
+  while (!(await accepts())) {
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -28,6 +28,8 @@ export interface SeenRequest {
   method: string;
   url: string;
   upgrade?: string;
+  /** The WebSocket subprotocols offered (Sec-WebSocket-Protocol). */
+  protocols?: string;
   auth?: string;
 }
 
@@ -97,6 +99,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions): Promise<Fa
       method: req.method ?? '',
       url: req.url ?? '',
       upgrade: String(req.headers.upgrade ?? ''),
+      protocols: req.headers['sec-websocket-protocol'],
       auth: req.headers.authorization,
     });
     if (!authorized(req)) return writeStatusToSocket(socket, failureStatus(401, 'Unauthorized'));

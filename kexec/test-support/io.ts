@@ -47,7 +47,7 @@ clusters:
 - name: lab
   cluster:
     server: ${server}
-contexts:
+${server.startsWith('http:') ? '    insecure-skip-tls-verify: true # plain http on purpose: send the token anyway\n' : ''}contexts:
 - name: lab
   context:
     cluster: lab

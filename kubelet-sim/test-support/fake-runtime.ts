@@ -3,9 +3,12 @@
  * label/state filters as the CRI defines them, gRPC-shaped errors, and an Exec/Attach/PortForward
  * that answers with a URL on a streaming server the test provides. `exit()` ends a container's main
  * process as the runtime would see it; `logPaths` gives containers a log file. Every call is counted.
+ * Its ImageService: `images` are present (ID `sha256:<name>`), `pullable` ones appear when pulled,
+ * any other pull fails as a registry without the image would. Sandbox `n` gets pod IP 10.88.0.n.
  */
 import grpc from '@grpc/grpc-js';
 import type * as T from '../../shared/cri/types.js';
+import type { ImageService } from '../image-manager.js';
 import type { RuntimeService } from '../kuberuntime-manager.js';
 
 export function grpcError(code: grpc.status, details: string): grpc.ServiceError {
@@ -23,11 +26,15 @@ interface FakeContainer extends T.Container {
   reason: string;
 }
 
-export class FakeRuntime implements RuntimeService {
+export class FakeRuntime implements RuntimeService, ImageService {
   readonly sandboxes = new Map<string, T.PodSandbox>();
   readonly containers = new Map<string, FakeContainer>();
   readonly calls: { method: string; req: unknown }[] = [];
   images = new Set(['busybox', 'alpine']);
+  /** Images a pull finds (and then adds to `images`). */
+  pullable = new Set<string>();
+  /** Pod IP of each sandbox. */
+  readonly sandboxIps = new Map<string, string>();
   /** Base URL Exec/Attach answer with (`${streamingBase}/exec/{token}`). */
   streamingBase = 'http://127.0.0.1:1';
   /** The next call of this method fails with this error. */
@@ -66,6 +73,7 @@ export class FakeRuntime implements RuntimeService {
   async runPodSandbox(req: T.RunPodSandboxRequest): Promise<T.RunPodSandboxResponse> {
     this.enter('RunPodSandbox', req);
     const id = this.id('sb');
+    this.sandboxIps.set(id, `10.88.0.${this.sandboxIps.size + 1}`);
     const m = req.config.metadata;
     this.sandboxes.set(id, {
       id,
@@ -113,7 +121,8 @@ export class FakeRuntime implements RuntimeService {
     if (!this.sandboxes.has(req.pod_sandbox_id)) {
       throw grpcError(grpc.status.NOT_FOUND, `pod sandbox ${req.pod_sandbox_id} not found`);
     }
-    const image = req.config.image.image;
+    // By name or by the ID ImageStatus and PullImage answer with (what a kubelet passes).
+    const image = req.config.image.image.replace(/^sha256:/, '');
     if (!this.images.has(image)) throw grpcError(grpc.status.NOT_FOUND, `image "${image}" not found`);
     const id = this.id('c');
     this.containers.set(id, {
@@ -191,6 +200,50 @@ export class FakeRuntime implements RuntimeService {
       },
       info: {},
     };
+  }
+
+  async podSandboxStatus(req: T.PodSandboxStatusRequest): Promise<T.PodSandboxStatusResponse> {
+    this.enter('PodSandboxStatus', req);
+    const s = this.sandboxes.get(req.pod_sandbox_id);
+    if (!s) throw grpcError(grpc.status.NOT_FOUND, `sandbox ${req.pod_sandbox_id} not found`);
+    return {
+      status: { ...structuredClone(s), network: { ip: this.sandboxIps.get(s.id) ?? '', additional_ips: [] } },
+      info: {},
+      containers_statuses: [],
+      timestamp: Date.now() * 1e6,
+    };
+  }
+
+  async imageStatus(req: T.ImageStatusRequest): Promise<T.ImageStatusResponse> {
+    this.enter('ImageStatus', req);
+    const name = req.image.image;
+    if (!this.images.has(name)) return { image: null, info: {} };
+    return {
+      image: {
+        id: `sha256:${name}`,
+        repo_tags: [name],
+        repo_digests: [],
+        size: 1,
+        uid: null,
+        username: '',
+        spec: null,
+        pinned: false,
+      },
+      info: {},
+    };
+  }
+
+  async pullImage(req: T.PullImageRequest): Promise<T.PullImageResponse> {
+    this.enter('PullImage', req);
+    const name = req.image.image;
+    if (!this.images.has(name) && !this.pullable.has(name)) {
+      throw grpcError(
+        grpc.status.UNKNOWN,
+        `failed to pull and unpack image "${name}": failed to resolve reference "${name}": not found`,
+      );
+    }
+    this.images.add(name);
+    return { image_ref: `sha256:${name}` };
   }
 
   async exec(req: T.ExecRequest): Promise<T.UrlResponse> {

@@ -44,6 +44,14 @@ export interface MintOptions {
 
 const CLOCK_SKEW_SEC = 30;
 
+/**
+ * The longest lifetime of a token signed with the lab's key (HS256): users (lab/users.ts), nodes
+ * and the admin get at most this, and the apiserver and kubelets refuse a longer one, so a leaked
+ * token is never good for longer than a week (as `--service-account-max-token-expiration` bounds
+ * what kube-apiserver issues).
+ */
+export const MAX_LAB_TOKEN_LIFETIME_SEC = 7 * 24 * 3600;
+
 export function readSigningKey(file: string): Buffer {
   const key = readFileSync(file);
   if (key.length < 32) throw new Error(`signing key ${file} is shorter than 32 bytes`);
@@ -51,12 +59,16 @@ export function readSigningKey(file: string): Buffer {
 }
 
 export function mintToken(key: Buffer, user: UserInfo, opts: MintOptions): string {
+  const lifetime = opts.expiresInSec ?? 24 * 3600;
+  if (lifetime > MAX_LAB_TOKEN_LIFETIME_SEC) {
+    throw new Error(`a lab token lives at most ${MAX_LAB_TOKEN_LIFETIME_SEC} s, not ${lifetime} s`);
+  }
   return jwt.sign({ groups: user.groups }, key, {
     algorithm: 'HS256',
     subject: user.name,
     audience: opts.audience,
     issuer: opts.issuer ?? LAB_ISSUER,
-    expiresIn: opts.expiresInSec ?? 24 * 3600,
+    expiresIn: lifetime,
   });
 }
 
@@ -150,7 +162,7 @@ export function verifyToken(
   audience: string,
   issuer = LAB_ISSUER,
 ): UserInfo | undefined {
-  return verifyWith(key, 'HS256', token, audience, issuer);
+  return verifyWith(key, 'HS256', token, audience, issuer, MAX_LAB_TOKEN_LIFETIME_SEC);
 }
 
 function verifyWith(
@@ -159,6 +171,7 @@ function verifyWith(
   token: string,
   audience: string,
   issuer: string,
+  maxLifetimeSec?: number,
 ): UserInfo | undefined {
   try {
     const claims = jwt.verify(token, key, {
@@ -168,6 +181,11 @@ function verifyWith(
       clockTolerance: CLOCK_SKEW_SEC,
     });
     if (typeof claims === 'string' || typeof claims.sub !== 'string' || !claims.sub) return undefined;
+    // jsonwebtoken checks `exp` only when present: a token without one would be good forever.
+    if (typeof claims.exp !== 'number') return undefined;
+    if (maxLifetimeSec !== undefined && claims.exp - Date.now() / 1000 > maxLifetimeSec + CLOCK_SKEW_SEC) {
+      return undefined;
+    }
     const groups = Array.isArray(claims.groups)
       ? claims.groups.filter((g): g is string => typeof g === 'string')
       : [];

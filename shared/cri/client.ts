@@ -1,7 +1,8 @@
 /**
- * A typed, promise-based client for the CRI RuntimeService (runtime.v1 subset in
- * `shared/cri/cri.proto`). What the kubelet-sim uses to drive the cri-shim; mirrors the
- * kubelet's `remote_runtime.go` (one method per RPC, a deadline on every call).
+ * Typed, promise-based clients for the CRI RuntimeService and ImageService (runtime.v1 subset in
+ * `shared/cri/cri.proto`). What the kubelet-sim uses to drive its runtime (the cri-shim or
+ * containerd); mirrors the kubelet's `remote_runtime.go` and `remote_image.go` (one method per
+ * RPC, a deadline on every call).
  *
  * API:
  *   const rt = connectRuntime('unix:///tmp/lab/cri.sock');      // or 'tcp://127.0.0.1:7070'
@@ -12,6 +13,9 @@
  *   const { containers } = await rt.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.name': 'demo' } } });
  *   const { url } = await rt.exec({ container_id, cmd: ['ls', '/root'], stdout: true, stderr: true });
  *   rt.close();
+ *   const images = connectImageService('unix:///tmp/lab/cri.sock');
+ *   const { image } = await images.imageStatus({ image: { image: 'busybox' } });   // null: absent
+ *   const { image_ref } = await images.pullImage({ image: { image: 'busybox' } });
  *
  * Field names are the proto's snake_case names (see `proto.ts` for the loader options and
  * `types.ts` for every message). Errors are grpc-js `ServiceError`s: check `err.code` against
@@ -19,7 +23,7 @@
  * `err.details` is the runtime's message.
  */
 import grpc from '@grpc/grpc-js';
-import { grpcTarget, runtimeServiceConstructor } from './proto.js';
+import { grpcTarget, imageServiceConstructor, runtimeServiceConstructor } from './proto.js';
 import type * as T from './types.js';
 
 export * from './types.js';
@@ -41,8 +45,6 @@ export interface RuntimeClientOptions {
   callTimeoutMs?: number;
 }
 
-type Req<M extends T.RuntimeMethodName> = T.RuntimeServiceMethods[M][0];
-type Res<M extends T.RuntimeMethodName> = T.RuntimeServiceMethods[M][1];
 type UnaryFn = (
   req: unknown,
   meta: grpc.Metadata,
@@ -50,15 +52,16 @@ type UnaryFn = (
   cb: (err: grpc.ServiceError | null, res: unknown) => void,
 ) => grpc.ClientUnaryCall;
 
-export class RuntimeServiceClient {
+/** One gRPC channel to a CRI service, its methods typed by `Methods` (request, response pairs). */
+class CriServiceClient<Methods extends { [M in keyof Methods]: [unknown, unknown] }> {
   private readonly client: grpc.Client;
-  private readonly callTimeoutMs: number;
+  protected readonly callTimeoutMs: number;
 
   constructor(
     readonly endpoint: string,
-    options: RuntimeClientOptions = {},
+    Ctor: grpc.ServiceClientConstructor,
+    options: RuntimeClientOptions,
   ) {
-    const Ctor = runtimeServiceConstructor();
     this.client = new Ctor(grpcTarget(endpoint), grpc.credentials.createInsecure());
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
   }
@@ -75,18 +78,24 @@ export class RuntimeServiceClient {
   }
 
   /** Any RPC by its upstream name, e.g. `call('Version', {})`. */
-  call<M extends T.RuntimeMethodName>(
+  call<M extends keyof Methods & string>(
     method: M,
-    req: Req<M>,
+    req: Methods[M][0],
     timeoutMs = this.callTimeoutMs,
-  ): Promise<Res<M>> {
+  ): Promise<Methods[M][1]> {
     const fn = (this.client as unknown as Record<string, UnaryFn>)[method];
     if (!fn) return Promise.reject(new Error(`unknown CRI method ${method}`));
     return new Promise((resolve, reject) => {
       fn.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
-        err ? reject(err) : resolve(res as Res<M>),
+        err ? reject(err) : resolve(res as Methods[M][1]),
       );
     });
+  }
+}
+
+export class RuntimeServiceClient extends CriServiceClient<T.RuntimeServiceMethods> {
+  constructor(endpoint: string, options: RuntimeClientOptions = {}) {
+    super(endpoint, runtimeServiceConstructor(), options);
   }
 
   version(req: T.VersionRequest = {}): Promise<T.VersionResponse> {
@@ -142,6 +151,36 @@ export class RuntimeServiceClient {
   portForward(req: T.PortForwardRequest): Promise<T.UrlResponse> {
     return this.call('PortForward', req);
   }
+}
+
+/**
+ * The CRI ImageService (upstream `remote_image.go`): which images the runtime holds, and pulls.
+ * Usually at the same endpoint as the RuntimeService.
+ */
+export class ImageServiceClient extends CriServiceClient<T.ImageServiceMethods> {
+  constructor(endpoint: string, options: RuntimeClientOptions = {}) {
+    super(endpoint, imageServiceConstructor(), options);
+  }
+
+  listImages(req: T.ListImagesRequest = {}): Promise<T.ListImagesResponse> {
+    return this.call('ListImages', req);
+  }
+  /** `image` is null when the runtime does not have it. */
+  imageStatus(req: T.ImageStatusRequest): Promise<T.ImageStatusResponse> {
+    return this.call('ImageStatus', req);
+  }
+  /** Pulls can be slow: the deadline is five call timeouts (upstream has none but the context's). */
+  pullImage(req: T.PullImageRequest): Promise<T.PullImageResponse> {
+    return this.call('PullImage', req, this.callTimeoutMs * 5);
+  }
+  removeImage(req: T.ImageRequest): Promise<T.Empty> {
+    return this.call('RemoveImage', req);
+  }
+}
+
+/** Opens an ImageService client (the channel connects lazily). */
+export function connectImageService(endpoint: string, options?: RuntimeClientOptions): ImageServiceClient {
+  return new ImageServiceClient(endpoint, options);
 }
 
 /** Opens a client to `unix:///path` or `tcp://host:port` (the channel connects lazily). */

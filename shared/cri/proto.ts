@@ -1,5 +1,5 @@
 /**
- * Loads `shared/cri/cri.proto` (our runtime.v1 subset) once, for both the client and the shim.
+ * Loads `shared/cri/cri.proto` (our runtime.v1 subset: RuntimeService and ImageService) once, for both the client and the shim.
  *
  * Loader options, chosen once for every process of the lab:
  * - `keepCase: true`: fields keep their proto names (`pod_sandbox_id`), as upstream's JSON and
@@ -23,22 +23,38 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   oneofs: true,
 };
 
-let cached: grpc.ServiceClientConstructor | undefined;
+type CriPackage = {
+  runtime: {
+    v1: { RuntimeService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor };
+  };
+};
+let cached: CriPackage | undefined;
+
+function criPackage(): CriPackage {
+  cached ??= grpc.loadPackageDefinition(
+    protoLoader.loadSync(CRI_PROTO_PATH, LOADER_OPTIONS),
+  ) as unknown as CriPackage;
+  return cached;
+}
 
 /** The generated `runtime.v1.RuntimeService` client constructor; `.service` is its definition. */
 export function runtimeServiceConstructor(): grpc.ServiceClientConstructor {
-  if (cached) return cached;
-  const def = protoLoader.loadSync(CRI_PROTO_PATH, LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    runtime: { v1: { RuntimeService: grpc.ServiceClientConstructor } };
-  };
-  cached = pkg.runtime.v1.RuntimeService;
-  return cached;
+  return criPackage().runtime.v1.RuntimeService;
 }
 
 /** The service definition, for `server.addService`. */
 export function runtimeServiceDefinition(): grpc.ServiceDefinition {
   return runtimeServiceConstructor().service;
+}
+
+/** The generated `runtime.v1.ImageService` client constructor. */
+export function imageServiceConstructor(): grpc.ServiceClientConstructor {
+  return criPackage().runtime.v1.ImageService;
+}
+
+/** The ImageService definition, for `server.addService`. */
+export function imageServiceDefinition(): grpc.ServiceDefinition {
+  return imageServiceConstructor().service;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * TypeScript shapes of the CRI runtime.v1 messages in `shared/cri/cri.proto`, as
+ * TypeScript shapes of the CRI runtime.v1 messages (RuntimeService and ImageService) in `shared/cri/cri.proto`, as
  * @grpc/proto-loader hands them over with the options in `proto.ts`:
  * snake_case field names (keepCase, like upstream's JSON), int64 as `number`, enums as their
  * string names, and `defaults: true` — so every scalar, map and repeated field of a *received*
@@ -30,6 +30,16 @@ export interface PodSandboxMetadata {
   attempt: number;
 }
 
+/** POD: the pod's own (shared by its containers); CONTAINER: the container's own; NODE: the host's. */
+export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+export interface NamespaceOption {
+  network: NamespaceMode;
+  pid: NamespaceMode;
+  ipc: NamespaceMode;
+  target_id: string;
+}
+export type NamespaceOptionIn = Partial<NamespaceOption>;
+
 export interface PodSandboxConfig {
   metadata: PodSandboxMetadata | null;
   hostname: string;
@@ -52,13 +62,6 @@ export interface PodSandboxConfigIn {
 /** A message as we send it: every field optional, sub-messages too. */
 export type In<T> = { [K in keyof T]?: T[K] extends (infer E)[] ? E[] : In<NonNullable<T[K]>> | T[K] };
 
-export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
-export interface NamespaceOption {
-  network: NamespaceMode;
-  pid: NamespaceMode;
-  ipc: NamespaceMode;
-  target_id: string;
-}
 /** Int64Value: set (even to 0) or absent (null). */
 export interface Int64Value {
   value: number;
@@ -125,7 +128,7 @@ export interface PodSandboxStatus {
   state: PodSandboxState;
   /** Nanoseconds since the epoch. As a JS number it loses sub-microsecond precision, which is fine here. */
   created_at: number;
-  network: { ip: string } | null;
+  network: { ip: string; additional_ips: { ip: string }[] } | null;
   labels: Labels;
   annotations: Labels;
   runtime_handler: string;
@@ -345,6 +348,58 @@ export interface RuntimeServiceMethods {
   Status: [StatusRequest, StatusResponse];
 }
 export type RuntimeMethodName = keyof RuntimeServiceMethods;
+
+export interface ImageSpecIn {
+  image: string;
+  annotations?: Labels;
+  user_specified_image?: string;
+}
+export interface Image {
+  /** The image ID (`sha256:…` of its config for containerd). */
+  id: string;
+  repo_tags: string[];
+  repo_digests: string[];
+  size: number;
+  uid: { value: number } | null;
+  username: string;
+  spec: ImageSpec | null;
+  pinned: boolean;
+}
+export interface ListImagesRequest {
+  filter?: { image?: ImageSpecIn } | null;
+}
+export interface ListImagesResponse {
+  images: Image[];
+}
+export interface ImageStatusRequest {
+  image: ImageSpecIn;
+  verbose?: boolean;
+}
+/** `image` is null when the runtime does not have it (not an error, as upstream). */
+export interface ImageStatusResponse {
+  image: Image | null;
+  info: Labels;
+}
+export interface PullImageRequest {
+  image: ImageSpecIn;
+  sandbox_config?: PodSandboxConfigIn;
+}
+export interface PullImageResponse {
+  /** The reference of the image pulled (its ID or digest), which a container then runs. */
+  image_ref: string;
+}
+export interface ImageRequest {
+  image: ImageSpecIn;
+}
+
+/** Every RPC of the ImageService subset. */
+export interface ImageServiceMethods {
+  ListImages: [ListImagesRequest, ListImagesResponse];
+  ImageStatus: [ImageStatusRequest, ImageStatusResponse];
+  PullImage: [PullImageRequest, PullImageResponse];
+  RemoveImage: [ImageRequest, Empty];
+}
+export type ImageMethodName = keyof ImageServiceMethods;
 
 /** Container labels the kubelet sets and finds containers by (upstream pkg/kubelet/types/labels.go). */
 export const KubernetesPodNameLabel = 'io.kubernetes.pod.name';

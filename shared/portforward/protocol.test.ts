@@ -38,10 +38,10 @@ test('binary and base64 frames round-trip; malformed ones are refused with a cod
   const payload = Buffer.from([0, 1, 2, 255]);
   const bin = encodeFrame(false, 3, payload) as Buffer;
   expect(bin).toEqual(Buffer.from([3, 0, 1, 2, 255]));
-  expect(decodeFrame(false, bin, true, 4)).toEqual({ channel: 3, payload });
+  expect(decodeFrame(false, bin, 4)).toEqual({ channel: 3, payload });
   const text = encodeFrame(true, 2, payload) as string;
   expect(text).toBe(`2${payload.toString('base64')}`);
-  expect(decodeFrame(true, Buffer.from(text), false, 4)).toEqual({ channel: 2, payload });
+  expect(decodeFrame(true, Buffer.from(text), 4)).toEqual({ channel: 2, payload });
 
   const code = (fn: () => unknown): string | undefined => {
     try {
@@ -51,10 +51,8 @@ test('binary and base64 frames round-trip; malformed ones are refused with a cod
     }
     return undefined;
   };
-  expect(code(() => decodeFrame(false, Buffer.from([4, 1]), true, 4))).toBe('UNKNOWN_CHANNEL');
-  expect(code(() => decodeFrame(false, Buffer.alloc(0), true, 4))).toBe('EMPTY_MESSAGE');
-  expect(code(() => decodeFrame(false, Buffer.from([0]), false, 4))).toBe('BINARY_EXPECTED');
-  expect(code(() => decodeFrame(true, Buffer.from('0AAA'), true, 4))).toBe('TEXT_EXPECTED');
-  expect(code(() => decodeFrame(true, Buffer.from('0%%%'), false, 4))).toBe('BAD_BASE64');
-  expect(code(() => decodeFrame(true, Buffer.from('/AAAA'), false, 4))).toBe('UNKNOWN_CHANNEL');
+  expect(code(() => decodeFrame(false, Buffer.from([4, 1]), 4))).toBe('UNKNOWN_CHANNEL');
+  expect(code(() => decodeFrame(false, Buffer.alloc(0), 4))).toBe('EMPTY_MESSAGE');
+  expect(code(() => decodeFrame(true, Buffer.from('0%%%'), 4))).toBe('BAD_BASE64');
+  expect(code(() => decodeFrame(true, Buffer.from('/AAAA'), 4))).toBe('UNKNOWN_CHANNEL');
 });

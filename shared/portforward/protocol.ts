@@ -38,8 +38,6 @@ export type PortForwardErrorCode =
   | 'EMPTY_MESSAGE'
   | 'UNKNOWN_CHANNEL'
   | 'BAD_BASE64'
-  | 'BINARY_EXPECTED'
-  | 'TEXT_EXPECTED'
   | 'BAD_PREFIX'
   | 'UPGRADE_REFUSED'
   | 'REMOTE_ERROR'
@@ -108,24 +106,21 @@ export function encodeFrame(base64: boolean, channel: number, payload: Buffer): 
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** Decodes one received message; `channels` is how many exist (2 × ports). */
+/** Decodes one received message, text or binary alike (as wsstream); `channels` is how many exist (2 × ports). */
 export function decodeFrame(
   base64: boolean,
   data: Buffer,
-  isBinary: boolean,
   channels: number,
 ): { channel: number; payload: Buffer } {
   let channel: number;
   let payload: Buffer;
   if (base64) {
-    if (isBinary) throw new PortForwardError('TEXT_EXPECTED', `${V4_BASE64} carries text messages only`);
     const text = data.toString('utf8');
     if (text.length === 0) throw new PortForwardError('EMPTY_MESSAGE', 'empty message: no channel character');
     channel = text.charCodeAt(0) - 48;
     if (!BASE64.test(text.slice(1))) throw new PortForwardError('BAD_BASE64', 'payload is not valid base64');
     payload = Buffer.from(text.slice(1), 'base64');
   } else {
-    if (!isBinary) throw new PortForwardError('BINARY_EXPECTED', 'text message on a binary channel protocol');
     if (data.length === 0) throw new PortForwardError('EMPTY_MESSAGE', 'empty message: no channel byte');
     channel = data[0]!;
     payload = data.subarray(1);

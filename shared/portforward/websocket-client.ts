@@ -53,7 +53,7 @@ export class PortForwardTunnel extends Duplex {
     private readonly channels: number,
   ) {
     super({ allowHalfOpen: false });
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
+    ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('close', (code, reason) => {
       if (this.errorText) {
         this.destroy(new PortForwardError('REMOTE_ERROR', this.errorText));
@@ -94,10 +94,10 @@ export class PortForwardTunnel extends Duplex {
     return this.ws.protocol === V4_BASE64;
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  private onMessage(data: Buffer): void {
     let frame;
     try {
-      frame = decodeFrame(this.base64, data, isBinary, this.channels);
+      frame = decodeFrame(this.base64, data, this.channels);
     } catch (err) {
       this.ws.close(1002, (err as Error).message.slice(0, 120));
       this.destroy(err as Error);

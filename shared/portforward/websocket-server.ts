@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { Duplex, Writable } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import {
   dataChannel,
   decodeFrame,
@@ -23,19 +23,25 @@ import {
   V4_BASE64,
   WEBSOCKET_PROTOCOLS,
 } from './protocol.js';
-import { closeWebSocket, refuseWebSocketUpgrade, sendMessage } from '../remotecommand/ws-messages.js';
+import {
+  closeWebSocket,
+  refuseWebSocketUpgrade,
+  sendMessage,
+  webSocketServer,
+} from '../remotecommand/ws-messages.js';
 
-/** Largest message a client may send; ws closes with 1009 beyond it. */
+/**
+ * Largest message a client may send; ws closes with 1009 beyond it. Below wsstream's 32 MiB on
+ * purpose: port-forward clients send what one read of a local connection gave (client-node: at
+ * most 64 KiB), and every open port may hold one message.
+ */
 export const MAX_CLIENT_MESSAGE_BYTES = 4 * 1024 * 1024;
 const HIGH_WATER = 64 * 1024;
 
-const wss = new WebSocketServer({
-  noServer: true,
-  maxPayload: MAX_CLIENT_MESSAGE_BYTES,
-  perMessageDeflate: false,
-  clientTracking: false,
-  handleProtocols: (offered) => [...offered].find((p) => WEBSOCKET_PROTOCOLS.includes(p)) ?? false,
-});
+const wss = webSocketServer(
+  MAX_CLIENT_MESSAGE_BYTES,
+  (offered) => [...offered].find((p) => WEBSOCKET_PROTOCOLS.includes(p)) ?? false,
+);
 
 export interface PortStreams {
   port: number;
@@ -88,8 +94,9 @@ export class PortForwardServerSession extends EventEmitter<SessionEvents> {
       void this.send(errorChannel(i), encodePortPrefix(port));
       return { port, data: this.dataDuplex(i), error: this.errorWriter(i) };
     });
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
-    ws.on('error', () => ws.terminate());
+    ws.on('message', (data: Buffer) => this.onMessage(data));
+    // ws has sent its close frame (1002, 1009 …) and finishes closing on its own.
+    ws.on('error', () => {});
     ws.on('close', () => {
       this.closed = true;
       for (const s of this.streams) {
@@ -139,9 +146,9 @@ export class PortForwardServerSession extends EventEmitter<SessionEvents> {
     });
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  private onMessage(data: Buffer): void {
     try {
-      const { channel, payload } = decodeFrame(this.base64, data, isBinary, this.streams.length * 2);
+      const { channel, payload } = decodeFrame(this.base64, data, this.streams.length * 2);
       if (channel % 2 === 1) {
         throw new PortForwardError('UNKNOWN_CHANNEL', `channel ${channel} cannot be written by a client`);
       }

@@ -197,6 +197,26 @@ describe('UpgradeAwareHandler: streaming through the splice', () => {
     expect(worstExcess).toBeLessThan(512 * 1024);
   });
 
+  it('lets a slow client read all a finished backend sent, while it still sends: FIN, never a reset', async () => {
+    const total = 16 * MiB;
+    const { client, backend } = await openStream();
+    const data = randomBytes(total);
+    backend.resume(); // takes whatever the client sends
+    backend.end(data);
+    // The client keeps writing (as kubectl pings every 5 s, or stdin nobody reads) while it reads slowly.
+    let errored: Error | undefined;
+    client.on('error', (e) => (errored = e));
+    const chatter = setInterval(() => client.writable && client.write(Buffer.alloc(1024)), 2);
+    cleanups.push(() => clearInterval(chatter));
+    const ended = new Promise<void>((resolve) => client.once('end', resolve));
+    const got = await readAll(client, total, { burst: MiB, pauseMs: 30 });
+    await ended;
+    clearInterval(chatter);
+    expect(errored).toBeUndefined();
+    expect(got.bytes).toBe(total);
+    expect(got.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+
   it('carries 64 MiB each way intact to slow readers, with the proxy buffering only a little', async () => {
     const total = 64 * MiB;
     const { client, backend, proxy } = await openStream();

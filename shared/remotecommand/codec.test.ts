@@ -23,11 +23,6 @@ function codeOf(fn: () => unknown): string | undefined {
   return undefined;
 }
 
-/** What travels on the wire: binary protocols send Buffers, base64 ones text. */
-function wire(p: ChannelProtocol, msg: Buffer | string): [Buffer, boolean] {
-  return typeof msg === 'string' ? [Buffer.from(msg), false] : [msg, true];
-}
-
 describe('channel codec', () => {
   it.each(ALL.map((p) => [p.name, p] as const))('round-trips every channel under %s', (_n, p) => {
     fc.assert(
@@ -35,7 +30,7 @@ describe('channel codec', () => {
         const payload = Buffer.from(bytes);
         const encoded = encodeMessage(p, ch, payload);
         expect(typeof encoded === 'string').toBe(p.base64);
-        const decoded = decodeMessage(p, ...wire(p, encoded));
+        const decoded = decodeMessage(p, Buffer.from(encoded));
         expect(decoded).toEqual({ kind: 'data', channel: ch, payload });
       }),
       { numRuns: 200 },
@@ -55,45 +50,52 @@ describe('channel codec', () => {
   it('decodes the v5 CLOSE, only as exactly two bytes, and only under v5', () => {
     const v5 = proto('v5.channel.k8s.io');
     expect(encodeClose(0)).toEqual(Buffer.from([255, 0]));
-    expect(decodeMessage(v5, encodeClose(0), true)).toEqual({ kind: 'close', channel: 0 });
-    expect(codeOf(() => decodeMessage(v5, Buffer.from([255]), true))).toBe('BAD_CLOSE');
-    expect(codeOf(() => decodeMessage(v5, Buffer.from([255, 0, 0]), true))).toBe('BAD_CLOSE');
-    expect(codeOf(() => decodeMessage(v5, Buffer.from([255, 9]), true))).toBe('UNKNOWN_CHANNEL');
+    expect(decodeMessage(v5, encodeClose(0))).toEqual({ kind: 'close', channel: 0 });
+    expect(codeOf(() => decodeMessage(v5, Buffer.from([255])))).toBe('BAD_CLOSE');
+    expect(codeOf(() => decodeMessage(v5, Buffer.from([255, 0, 0])))).toBe('BAD_CLOSE');
+    expect(codeOf(() => decodeMessage(v5, Buffer.from([255, 9])))).toBe('UNKNOWN_CHANNEL');
     // Before v5, 255 is just an unknown channel.
-    expect(codeOf(() => decodeMessage(proto('v4.channel.k8s.io'), encodeClose(0), true))).toBe(
-      'UNKNOWN_CHANNEL',
-    );
+    expect(codeOf(() => decodeMessage(proto('v4.channel.k8s.io'), encodeClose(0)))).toBe('UNKNOWN_CHANNEL');
+  });
+
+  it('reads a text message as the bytes it carries, as wsstream does (Python sends a str stdin as text)', () => {
+    // ws hands a text message over as the Buffer of its bytes; the protocol, not the frame type,
+    // says how to read them.
+    const v4 = proto('v4.channel.k8s.io');
+    expect(decodeMessage(v4, Buffer.from('\u0000hi\n'))).toEqual({
+      kind: 'data',
+      channel: 0,
+      payload: Buffer.from('hi\n'),
+    });
+    expect(decodeMessage(proto('v4.base64.channel.k8s.io'), Buffer.from('0aGk='))).toEqual({
+      kind: 'data',
+      channel: 0,
+      payload: Buffer.from('hi'),
+    });
   });
 
   it('refuses malformed messages with a stable code', () => {
     const v4 = proto('v4.channel.k8s.io');
     const b64 = proto('v4.base64.channel.k8s.io');
-    expect(codeOf(() => decodeMessage(v4, Buffer.alloc(0), true))).toBe('EMPTY_MESSAGE');
-    expect(codeOf(() => decodeMessage(v4, Buffer.from([7, 1]), true))).toBe('UNKNOWN_CHANNEL');
-    expect(codeOf(() => decodeMessage(v4, Buffer.from('0abc'), false))).toBe('BINARY_EXPECTED');
-    expect(codeOf(() => decodeMessage(b64, Buffer.from([0, 1]), true))).toBe('TEXT_EXPECTED');
-    expect(codeOf(() => decodeMessage(b64, Buffer.from(''), false))).toBe('EMPTY_MESSAGE');
-    expect(codeOf(() => decodeMessage(b64, Buffer.from('0a*b='), false))).toBe('BAD_BASE64');
-    expect(codeOf(() => decodeMessage(b64, Buffer.from('0abc'), false))).toBe('BAD_BASE64');
-    expect(codeOf(() => decodeMessage(b64, Buffer.from('xaGk='), false))).toBe('UNKNOWN_CHANNEL');
-    expect(codeOf(() => decodeMessage(b64, Buffer.from('7aGk='), false))).toBe('UNKNOWN_CHANNEL');
+    expect(codeOf(() => decodeMessage(v4, Buffer.alloc(0)))).toBe('EMPTY_MESSAGE');
+    expect(codeOf(() => decodeMessage(v4, Buffer.from([7, 1])))).toBe('UNKNOWN_CHANNEL');
+    expect(codeOf(() => decodeMessage(b64, Buffer.from('')))).toBe('EMPTY_MESSAGE');
+    expect(codeOf(() => decodeMessage(b64, Buffer.from('0a*b=')))).toBe('BAD_BASE64');
+    expect(codeOf(() => decodeMessage(b64, Buffer.from('0abc')))).toBe('BAD_BASE64');
+    expect(codeOf(() => decodeMessage(b64, Buffer.from('xaGk=')))).toBe('UNKNOWN_CHANNEL');
+    expect(codeOf(() => decodeMessage(b64, Buffer.from('7aGk=')))).toBe('UNKNOWN_CHANNEL');
   });
 
   it('never throws anything but a RemoteCommandError on arbitrary input', () => {
     fc.assert(
-      fc.property(
-        fc.constantFrom(...ALL),
-        fc.uint8Array({ maxLength: 64 }),
-        fc.boolean(),
-        (p, bytes, isBinary) => {
-          try {
-            const m = decodeMessage(p, Buffer.from(bytes), isBinary);
-            expect(m.channel).toBeLessThanOrEqual(4);
-          } catch (err) {
-            expect(err).toBeInstanceOf(RemoteCommandError);
-          }
-        },
-      ),
+      fc.property(fc.constantFrom(...ALL), fc.uint8Array({ maxLength: 64 }), (p, bytes) => {
+        try {
+          const m = decodeMessage(p, Buffer.from(bytes));
+          expect(m.channel).toBeLessThanOrEqual(4);
+        } catch (err) {
+          expect(err).toBeInstanceOf(RemoteCommandError);
+        }
+      }),
       { numRuns: 2000 },
     );
   });

@@ -8,13 +8,7 @@
 import { Channel, CLOSE_SIGNAL, type ChannelProtocol } from './protocol.js';
 
 export type RemoteCommandErrorCode =
-  | 'EMPTY_MESSAGE'
-  | 'UNKNOWN_CHANNEL'
-  | 'BAD_BASE64'
-  | 'BAD_CLOSE'
-  | 'BINARY_EXPECTED'
-  | 'TEXT_EXPECTED'
-  | 'BAD_RESIZE';
+  'EMPTY_MESSAGE' | 'UNKNOWN_CHANNEL' | 'BAD_BASE64' | 'BAD_CLOSE' | 'BAD_RESIZE';
 
 export class RemoteCommandError extends Error {
   constructor(
@@ -45,13 +39,14 @@ export function encodeClose(channel: number): Buffer {
   return Buffer.from([CLOSE_SIGNAL, channel]);
 }
 
-/** Decodes one received message; throws RemoteCommandError when it is malformed. */
-export function decodeMessage(proto: ChannelProtocol, data: Buffer, isBinary: boolean): Decoded {
-  if (proto.base64) {
-    if (isBinary) throw new RemoteCommandError('TEXT_EXPECTED', `${proto.name} carries text messages only`);
-    return decodeBase64(data.toString('utf8'));
-  }
-  if (!isBinary) throw new RemoteCommandError('BINARY_EXPECTED', 'text message on a binary channel protocol');
+/**
+ * Decodes one received message; throws RemoteCommandError when it is malformed. Text and binary
+ * WebSocket messages are read alike, as wsstream's `websocket.Message.Receive` into a []byte does
+ * (golang.org/x/net `websocket/websocket.go` unmarshal): Python's client sends a `str` stdin or
+ * resize as a text message.
+ */
+export function decodeMessage(proto: ChannelProtocol, data: Buffer): Decoded {
+  if (proto.base64) return decodeBase64(data.toString('utf8'));
   if (data.length === 0) throw new RemoteCommandError('EMPTY_MESSAGE', 'empty message: no channel byte');
   const channel = data[0]!;
   if (channel === CLOSE_SIGNAL && proto.version >= 5) {

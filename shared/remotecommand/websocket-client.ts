@@ -90,11 +90,11 @@ export function runChannelClient(opts: ChannelClientOptions): Promise<ChannelCli
       }
     });
 
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
+    ws.on('message', (data: Buffer) => {
       if (!proto) return;
       let msg;
       try {
-        msg = decodeMessage(proto, data, isBinary);
+        msg = decodeMessage(proto, data);
       } catch (err) {
         ws.close(1002, (err as Error).message.slice(0, 120));
         settle(() => reject(err as Error));

@@ -8,13 +8,15 @@
  *
  * Deliberately stricter than wsstream: a malformed message (unknown channel, bad base64, a CLOSE of
  * the wrong length, an unparseable resize) ends the session with close code 1002 and the reason,
- * where upstream logs and drops it; a session that cannot be trusted is not kept.
+ * where upstream logs and drops it; a session that cannot be trusted is not kept. A message over
+ * MAX_CLIENT_MESSAGE_BYTES gets a Status on the error channel and close 1009, where wsstream
+ * logs the receive error and drops the connection.
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { Readable, Writable, type Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
-import type { Status } from '../status.js';
+import type { WebSocket } from 'ws';
+import { failureStatus, type Status } from '../status.js';
 import {
   decodeMessage,
   decodeResize,
@@ -23,7 +25,13 @@ import {
   type TerminalSize,
 } from './codec.js';
 import { encodeStatus } from './exit-status.js';
-import { closeWebSocket, refuseWebSocketUpgrade, sendMessage } from './ws-messages.js';
+import {
+  closeWebSocket,
+  onMessageTooBig,
+  refuseWebSocketUpgrade,
+  sendMessage,
+  webSocketServer,
+} from './ws-messages.js';
 import {
   Channel,
   negotiateProtocol,
@@ -39,18 +47,18 @@ export interface StreamOptions {
   tty: boolean;
 }
 
-/** Largest message a client may send (stdin chunks, resize); ws closes with 1009 beyond it. */
-export const MAX_CLIENT_MESSAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * Largest message a client may send (stdin, resize): 32 MiB, what the kubelet's streaming server
+ * and the apiserver's StreamTranslator accept, both reading with apimachinery wsstream
+ * (`pkg/util/httpstream/wsstream/conn.go`, `websocket.Message.Receive`) whose golang.org/x/net
+ * `websocket/hybi.go` limit is `DefaultMaxPayloadBytes = 32 << 20`. @kubernetes/client-node sends
+ * a Buffer stdin as one message. Beyond it: a Status on the error channel and close 1009.
+ */
+export const MAX_CLIENT_MESSAGE_BYTES = 32 * 1024 * 1024;
 const WRITE_HIGH_WATER = 64 * 1024;
 
 // One server object for every handshake: noServer, so the HTTP server routes upgrades itself.
-const wss = new WebSocketServer({
-  noServer: true,
-  maxPayload: MAX_CLIENT_MESSAGE_BYTES,
-  perMessageDeflate: false,
-  clientTracking: false,
-  handleProtocols: (offered) => negotiateProtocol(offered) ?? false,
-});
+const wss = webSocketServer(MAX_CLIENT_MESSAGE_BYTES, (offered) => negotiateProtocol(offered) ?? false);
 
 /**
  * Completes the WebSocket handshake for a remotecommand session. On a request that is not a
@@ -100,8 +108,18 @@ export class ChannelServerSession extends EventEmitter<SessionEvents> {
     // A terminal merges stderr into stdout (upstream drops stderr when tty is set).
     this.stderr = streams.stderr && !streams.tty ? this.channelWriter(Channel.Stderr) : null;
 
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
-    ws.on('error', () => ws.terminate());
+    ws.on('message', (data: Buffer) => this.onMessage(data));
+    // ws has sent its close frame (1002, 1009 …) and finishes closing on its own; terminating here
+    // could reset the connection before that frame, or the Status before it, reached the client.
+    ws.on('error', () => {});
+    onMessageTooBig(ws, () => {
+      const status = failureStatus(
+        413,
+        `message too large: a client message may carry at most ${MAX_CLIENT_MESSAGE_BYTES} bytes`,
+      );
+      const bytes = encodeStatus(this.protocol, status);
+      if (bytes) void this.send(Channel.Error, bytes);
+    });
     ws.on('close', () => {
       this.closed = true;
       this.stdin?.push(null);
@@ -156,9 +174,9 @@ export class ChannelServerSession extends EventEmitter<SessionEvents> {
     });
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  private onMessage(data: Buffer): void {
     try {
-      const msg = decodeMessage(this.protocol, data, isBinary);
+      const msg = decodeMessage(this.protocol, data);
       if (msg.kind === 'close') {
         if (msg.channel === Channel.Stdin) {
           this.stdin?.push(null);

@@ -7,7 +7,11 @@ import WebSocket from 'ws';
 import { closeServer, listen, slowWriter } from '../test-support/loopback.js';
 import { exitStatus } from './exit-status.js';
 import { SERVER_PROTOCOLS } from './protocol.js';
-import { acceptChannelSession, type ChannelServerSession } from './websocket-server.js';
+import {
+  acceptChannelSession,
+  MAX_CLIENT_MESSAGE_BYTES,
+  type ChannelServerSession,
+} from './websocket-server.js';
 import { runChannelClient } from './websocket-client.js';
 import { UpgradeRefusedError } from '../httpstream/upgrade-refusal.js';
 
@@ -209,6 +213,70 @@ describe('remotecommand over WebSocket', () => {
       /connection closed before the command finished/,
     );
     expect(out.text()).toBe('partial');
+  });
+
+  it.each(['v5.channel.k8s.io', 'v4.channel.k8s.io', 'channel.k8s.io'])(
+    'reads text messages like binary ones under %s (stdin and resize, as Python sends a str)',
+    async (protocol) => {
+      const sizes: unknown[] = [];
+      const { url } = await server(async (s) => {
+        s.on('resize', (size) => sizes.push(size));
+        const got: Buffer[] = [];
+        for await (const c of s.stdin!) {
+          got.push(c as Buffer);
+          if (Buffer.concat(got).toString() === 'hi\n') break;
+        }
+        s.stdout!.write(Buffer.concat(got));
+        await s.finish(exitStatus(0));
+      });
+      const ws = new WebSocket(`${url}?input=1&tty=1`, [protocol]);
+      const messages: Buffer[] = [];
+      ws.on('message', (m: Buffer) => messages.push(m));
+      await once(ws, 'open');
+      if (protocol !== 'channel.k8s.io') ws.send('\u0004{"Width":100,"Height":30}', { binary: false });
+      ws.send('\u0000hi\n', { binary: false });
+      const [code] = (await once(ws, 'close')) as [number];
+      expect(code).toBe(1000);
+      expect(Buffer.concat(messages.filter((m) => m[0] === 1).map((m) => m.subarray(1))).toString()).toBe(
+        'hi\n',
+      );
+      if (protocol !== 'channel.k8s.io') expect(sizes).toEqual([{ width: 100, height: 30 }]);
+    },
+  );
+
+  it('takes one 8 MiB stdin message whole (client-node sends a Buffer stdin as one message)', async () => {
+    const { url } = await server(cat);
+    const big = randomBytes(8 * 1024 * 1024);
+    const ws = new WebSocket(`${url}?input=1`, ['v5.channel.k8s.io']);
+    const out: Buffer[] = [];
+    const status: Buffer[] = [];
+    ws.on('message', (m: Buffer) => (m[0] === 1 ? out : m[0] === 3 ? status : []).push(m.subarray(1)));
+    await once(ws, 'open');
+    ws.send(Buffer.concat([Buffer.from([0]), big]));
+    ws.send(Buffer.from([255, 0]));
+    const [code] = (await once(ws, 'close')) as [number];
+    expect(code).toBe(1000);
+    expect(Buffer.concat(out).equals(big)).toBe(true);
+    expect(JSON.parse(Buffer.concat(status).toString())).toMatchObject({ status: 'Success' });
+  });
+
+  it('answers a message over the limit with a Status on the error channel, then close 1009', async () => {
+    let session: ChannelServerSession | undefined;
+    const { url } = await server((s) => void (session = s));
+    const ws = new WebSocket(`${url}?input=1`, ['v5.channel.k8s.io']);
+    const status: Buffer[] = [];
+    ws.on('message', (m: Buffer) => m[0] === 3 && status.push(m.subarray(1)));
+    await once(ws, 'open');
+    ws.send(Buffer.alloc(MAX_CLIENT_MESSAGE_BYTES + 2));
+    const [code] = (await once(ws, 'close')) as [number];
+    expect(code).toBe(1009);
+    expect(JSON.parse(Buffer.concat(status).toString())).toMatchObject({
+      status: 'Failure',
+      reason: 'RequestEntityTooLarge',
+      code: 413,
+    });
+    // The server's side closes too (the program sees the client gone).
+    if (!session!.isClosed) await once(session!, 'close');
   });
 
   it('tells the program when the client goes away', async () => {

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { closeServer, listen } from '../test-support/loopback.js';
-import { SpdyConnection, type SpdyConnectionOptions } from './connection.js';
+import { SpdyConnection, type CloseReason, type SpdyConnectionOptions } from './connection.js';
 import { RstStatus, SpdyError } from './errors.js';
 import { controlFrame, dataFrame, FrameEncoder } from './frames.js';
 import { headerValue } from './header-block.js';
@@ -11,6 +11,11 @@ import type { SpdyStream } from './stream.js';
 import { mergeData, parseChunks } from './test-helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0, 0);
+  return b;
+};
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
@@ -209,6 +214,102 @@ describe('SpdyConnection', () => {
       expect(frames).toEqual([{ type: 'GOAWAY', lastGoodStreamId: 0, status: 1 }]);
     },
   );
+
+  /**
+   * Writes `frame` over and over to a peer that reads nothing back, for at most 10 s or 64 MiB,
+   * and resolves with how many bytes the server let in before it closed.
+   */
+  async function flood(
+    raw: net.Socket,
+    server: SpdyConnection,
+    frame: (i: number) => Buffer,
+  ): Promise<number> {
+    raw.pause(); // the attacker never reads our answers
+    let closed = false;
+    server.once('close', () => (closed = true));
+    let offered = 0;
+    const deadline = Date.now() + 10_000;
+    for (
+      let i = 0;
+      !closed && !raw.destroyed && offered < 64 * 1024 * 1024 && Date.now() < deadline;
+      i += 4096
+    ) {
+      const burst = Buffer.concat(Array.from({ length: 4096 }, (_, k) => frame(i + k)));
+      offered += burst.length;
+      if (!raw.write(burst)) {
+        await new Promise((r) => {
+          raw.once('drain', r);
+          setTimeout(r, 100);
+        });
+      }
+    }
+    return offered;
+  }
+
+  it.each([
+    ['PINGs (CVE-2019-9512 ping flood)', (i: number) => controlFrame(6, 0, u32(2 * i + 1))],
+    [
+      'DATA for streams that never existed',
+      (i: number) => dataFrame(2 * (i % 100_000) + 1001, Buffer.alloc(0), false),
+    ],
+  ])('stops reading a peer that floods %s and reads no answers, then GOAWAY', async (_n, frame) => {
+    const { server, raw } = await rawPeer();
+    const closed = once(server, 'close') as Promise<[CloseReason]>;
+    const offered = await flood(raw, server, frame);
+    const [reason] = await Promise.race([
+      closed,
+      new Promise<never>((_r, reject) =>
+        setTimeout(() => reject(new Error(`still open after ${offered} bytes`)), 5000),
+      ),
+    ]);
+    expect(reason).toMatchObject({ by: 'local', error: { code: 'TOO_MANY_CONTROL_FRAMES' } });
+    // The kernel's buffers both ways and a few thousand answers, not the 64 MiB on offer.
+    expect(offered).toBeLessThan(32 * 1024 * 1024);
+  });
+
+  it('keeps answering a peer that pings while it reads, however many pings', async () => {
+    const { server, raw, received } = await rawPeer();
+    const pings = Buffer.concat(Array.from({ length: 20_000 }, (_, i) => controlFrame(6, 0, u32(2 * i + 1))));
+    raw.write(pings);
+    while (received().length < 20_000 * 12) await once(raw, 'data');
+    expect(server.isClosed).toBe(false);
+  });
+
+  it('closes lingering: a slow reader that still pings gets every byte queued before the close, then FIN', async () => {
+    // More than the kernels' buffers hold, read at 3 MiB/s: the last bytes leave Node long after
+    // upstream's 5 s close timeout, while the peer keeps sending (kubectl pings every 5 s).
+    const { server, raw, received } = await rawPeer();
+    raw.pause();
+    const data = randomBytes(24 * 1024 * 1024);
+    server.on('stream', (s) => {
+      s.accept();
+      s.end(data);
+      void server.close();
+    });
+    const syn = await new FrameEncoder().encode({
+      type: 'SYN_STREAM',
+      streamId: 1,
+      ...{ associatedToStreamId: 0, priority: 0, slot: 0, fin: true, unidirectional: false },
+      headers: new Map(),
+    });
+    raw.write(syn);
+    let errored: Error | undefined;
+    raw.on('error', (e) => (errored = e));
+    const pinger = setInterval(() => raw.writable && raw.write(controlFrame(6, 0, u32(1))), 500);
+    cleanups.push(() => clearInterval(pinger));
+    raw.on('data', (c: Buffer) => {
+      raw.pause();
+      setTimeout(() => raw.resume(), (c.length / (3 * 1024 * 1024)) * 1000);
+    });
+    raw.resume();
+    await new Promise((resolve) => raw.once('close', resolve));
+    clearInterval(pinger);
+    expect(errored).toBeUndefined();
+    const frames = mergeData((await parseChunks([received()])).frames);
+    const got = Buffer.concat(frames.flatMap((f) => (f.type === 'DATA' && f.streamId === 1 ? [f.data] : [])));
+    expect(got.length).toBe(data.length);
+    expect(got.equals(data)).toBe(true);
+  }, 30_000);
 
   it('ignores SETTINGS and WINDOW_UPDATE and never waits for a window', async () => {
     const { server, raw, received } = await rawPeer();

@@ -18,7 +18,23 @@
  * - a malformed frame or a broken session rule ends the connection with GOAWAY PROTOCOL_ERROR and
  *   a 'close' event carrying the SpdyError; the connection never emits 'error';
  * - DATA for a stream that never existed is answered with RST_STREAM INVALID_STREAM and reported
- *   as 'streamError'; DATA for one that existed and is gone is dropped (it may have crossed our RST).
+ *   as 'streamError'; DATA for one that existed and is gone is dropped (it may have crossed our RST);
+ * - control frames are bounded as Go's x/net/http2 server bounds them (`maxQueuedControlFrames`,
+ *   the fix for CVE-2019-9512 "ping flood" and CVE-2019-9515 "settings flood"; spdystream has no
+ *   bound, kexec-lab issue 11: 69 MiB of PINGs took a cri-shim to 1.5 GiB): a control frame we
+ *   queue (a PING echo, an RST_STREAM answer, a SYN_REPLY …) counts until the socket has taken it.
+ *   Past `controlFramesHighWaterMark` of them the socket is no longer read (a peer that does not
+ *   read our answers gets no more of them); the peer is flooding when it gets past
+ *   `maxQueuedControlFrames`, or stays past the high-water mark for `controlFloodGraceMs` (a
+ *   client pinging every 5 s needs minutes of not reading to get there): GOAWAY PROTOCOL_ERROR
+ *   and close. SETTINGS, RST_STREAM and WINDOW_UPDATE need no answer in
+ *   SPDY/3 (HTTP/2 ACKs SETTINGS), so floods of those cost time, never memory;
+ * - closing is a lingering close (nginx `lingering_close`): FIN after everything queued, then the
+ *   socket is read, and dropped, until the peer's FIN; it is destroyed only then, or after
+ *   `closeTimeoutMs` (30 s, nginx's `lingering_time`; upstream spdystream waits 5 s). Destroying it
+ *   earlier would answer the peer's next bytes (kubectl pings every 5 s) with an RST, which
+ *   discards what the kernel still had to deliver. A peer that broke the protocol or flooded gets
+ *   one second to read its GOAWAY.
  */
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
@@ -41,8 +57,14 @@ export interface SpdyConnectionOptions {
   maxDataFrameSize?: number;
   /** Readable high-water mark of each stream: beyond it the socket is paused. */
   streamHighWaterMark?: number;
-  /** After our GOAWAY and end(), how long the peer has to close before the socket is destroyed. */
+  /** After our GOAWAY and end(), how long the peer has to read what is left and close before the socket is destroyed. */
   closeTimeoutMs?: number;
+  /** Control frames waiting for the socket beyond which the socket is no longer read. */
+  controlFramesHighWaterMark?: number;
+  /** Control frames waiting for the socket beyond which the peer is flooding: GOAWAY and close. */
+  maxQueuedControlFrames?: number;
+  /** How long the peer may keep more than controlFramesHighWaterMark of them waiting: then GOAWAY. */
+  controlFloodGraceMs?: number;
 }
 
 export interface CloseReason {
@@ -67,8 +89,17 @@ const DEFAULTS = {
   maxConcurrentStreams: 256,
   maxDataFrameSize: 32 * 1024,
   streamHighWaterMark: 64 * 1024,
-  closeTimeoutMs: 5_000,
+  closeTimeoutMs: 30_000, // nginx's lingering_time
+  controlFramesHighWaterMark: 64,
+  // Go's http2 allows 10,000 queued control frames, counting every one it has not written yet;
+  // we count only those stuck behind a full socket and stop reading at 64, so a peer can only
+  // get past 1,024 by sending a burst while it does not read: a flood.
+  maxQueuedControlFrames: 1024,
+  controlFloodGraceMs: 5_000,
 };
+
+/** How long a peer that broke the protocol (or flooded) has to read our GOAWAY. */
+const FAILED_LINGER_MS = 1000;
 
 interface QueuedFrame {
   bytes: Buffer | undefined;
@@ -85,6 +116,10 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
   private drainWaiters: (() => void)[] = [];
   private readonly blocked = new Set<SpdyStream>();
   private parserBehind = false;
+  /** Control frames handed to sendFrame that the socket has not taken yet. */
+  private queuedControlFrames = 0;
+  /** Runs while the peer leaves more than controlFramesHighWaterMark answers unread. */
+  private floodTimer: NodeJS.Timeout | undefined;
   private nextLocalId: number;
   private lastRemoteId = 0;
   private nextPingId: number;
@@ -106,6 +141,9 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
       maxDataFrameSize: options.maxDataFrameSize ?? DEFAULTS.maxDataFrameSize,
       streamHighWaterMark: options.streamHighWaterMark ?? DEFAULTS.streamHighWaterMark,
       closeTimeoutMs: options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
+      controlFramesHighWaterMark: options.controlFramesHighWaterMark ?? DEFAULTS.controlFramesHighWaterMark,
+      maxQueuedControlFrames: options.maxQueuedControlFrames ?? DEFAULTS.maxQueuedControlFrames,
+      controlFloodGraceMs: options.controlFloodGraceMs ?? DEFAULTS.controlFloodGraceMs,
     };
     this.maxDataFrameSize = this.opts.maxDataFrameSize;
     this.nextLocalId = options.role === 'client' ? 1 : 2;
@@ -232,9 +270,22 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
       this.fail(err instanceof SpdyError ? err : new SpdyError('PROTOCOL_ERROR', String(err)));
       return Promise.resolve();
     }
-    return new Promise<void>((done) => {
+    const control = frame.type !== 'DATA';
+    if (control && ++this.queuedControlFrames > this.opts.maxQueuedControlFrames) {
+      this.fail(this.floodError(`more than ${this.opts.maxQueuedControlFrames}`));
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const done = control
+        ? (): void => {
+            this.queuedControlFrames--;
+            if (this.queuedControlFrames === this.opts.controlFramesHighWaterMark) this.updateFlow();
+            resolve();
+          }
+        : resolve;
       const entry: QueuedFrame = { bytes: undefined, done };
       this.queue.push(entry);
+      if (control && this.queuedControlFrames === this.opts.controlFramesHighWaterMark + 1) this.updateFlow();
       if (Buffer.isBuffer(encoded)) {
         entry.bytes = encoded;
         this.pump();
@@ -303,8 +354,31 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
 
   private updateFlow(): void {
     if (this.closing) return;
-    if (this.blocked.size > 0 || this.parserBehind) this.socket.pause();
+    const answersBehind = this.queuedControlFrames > this.opts.controlFramesHighWaterMark;
+    if (!answersBehind) {
+      clearTimeout(this.floodTimer);
+      this.floodTimer = undefined;
+    } else if (!this.floodTimer) {
+      this.floodTimer = setTimeout(
+        () =>
+          this.fail(
+            this.floodError(
+              `for ${this.opts.controlFloodGraceMs} ms more than ${this.opts.controlFramesHighWaterMark}`,
+            ),
+          ),
+        this.opts.controlFloodGraceMs,
+      );
+      this.floodTimer.unref?.();
+    }
+    if (this.blocked.size > 0 || this.parserBehind || answersBehind) this.socket.pause();
     else this.socket.resume();
+  }
+
+  private floodError(howMany: string): SpdyError {
+    return new SpdyError(
+      'TOO_MANY_CONTROL_FRAMES',
+      `${howMany} control frames queued for a peer that does not read them`,
+    );
   }
 
   private onFrame(f: Frame): void {
@@ -432,10 +506,10 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
       }) as Buffer;
       this.socket.write(goaway);
     }
-    this.teardown({ by: 'local', message: `protocol error: ${err.message}`, error: err });
+    this.teardown({ by: 'local', message: `protocol error: ${err.message}`, error: err }, FAILED_LINGER_MS);
   }
 
-  private teardown(reason: CloseReason): void {
+  private teardown(reason: CloseReason, lingerMs = this.opts.closeTimeoutMs): void {
     if (this.closing) return;
     this.closing = true;
     this.closeReason = reason;
@@ -448,13 +522,30 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
     this.releaseDrainWaiters();
     this.encoder.close();
     this.parser.destroy();
-    this.socket.resume(); // let a paused socket see the peer's end
-    if (this.socket.destroyed) return;
-    this.socket.end();
-    const timer = setTimeout(() => this.socket.destroy(), this.opts.closeTimeoutMs);
-    timer.unref?.();
-    this.socket.once('close', () => clearTimeout(timer));
+    this.queuedControlFrames = 0;
+    clearTimeout(this.floodTimer);
+    lingeringClose(this.socket, lingerMs);
   }
+}
+
+/**
+ * Half-closes `socket` (FIN after everything written) and keeps reading it, dropping the bytes,
+ * until the peer closes too; then destroys it. A peer that has not closed after `lingerMs` is cut
+ * off (nginx's `lingering_time`).
+ */
+function lingeringClose(socket: Duplex, lingerMs: number): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), lingerMs);
+  timer.unref?.();
+  socket.once('close', () => clearTimeout(timer));
+  // Ended both ways: our FIN went out after everything, and the peer sends nothing more.
+  const done = (): void => {
+    if (socket.readableEnded && socket.writableFinished) socket.destroy();
+  };
+  socket.once('end', done);
+  socket.once('finish', done);
+  socket.resume();
+  socket.end();
 }
 
 function asConnectionError(err: Error): SpdyError {

@@ -32,6 +32,8 @@ export type SpdyErrorCode =
   | 'UNKNOWN_STREAM'
   /** DATA after the peer's FIN on that stream. */
   | 'STREAM_ALREADY_CLOSED'
+  /** The peer made us queue more control frames (PING echoes, RST_STREAM answers) than allowed without reading them. */
+  | 'TOO_MANY_CONTROL_FRAMES'
   /** The peer opened more concurrent streams than allowed. */
   | 'TOO_MANY_STREAMS'
   /** A stream was not answered (SYN_REPLY) in time, or streams were not created in time. */

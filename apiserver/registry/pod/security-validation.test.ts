@@ -39,10 +39,10 @@ test('accepts what the runtime enforces', () => {
   ).toEqual([]);
 });
 
-test('refuses host namespaces, unsupported fields and profiles, cpu limits, bad ids', () => {
+test('refuses unsupported fields and profiles, cpu limits, bad ids', () => {
   const errs = validatePodSecurity(
     pod(
-      { hostPID: true, hostIPC: true, securityContext: { fsGroup: 2000, runAsUser: -1 } },
+      { hostPID: true, securityContext: { fsGroup: 2000, runAsUser: -1 } },
       {
         securityContext: {
           seLinuxOptions: { level: 's0' },
@@ -54,8 +54,6 @@ test('refuses host namespaces, unsupported fields and profiles, cpu limits, bad 
     ),
   );
   expect(errs.map((e) => `${e.field}: ${e.type}`)).toEqual([
-    'spec.hostPID: FieldValueForbidden',
-    'spec.hostIPC: FieldValueForbidden',
     'spec.securityContext.fsGroup: FieldValueForbidden',
     'spec.securityContext.runAsUser: FieldValueInvalid',
     'spec.containers[0].securityContext.seLinuxOptions: FieldValueForbidden',

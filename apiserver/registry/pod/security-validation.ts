@@ -7,9 +7,11 @@
  * Mirrors `pkg/apis/core/validation/validation.go` (ValidateSecurityContext,
  * validatePodSpecSecurityContext, ValidateSeccompProfileField, validateContainerResourceName),
  * with its field paths and messages where upstream has one. Lab-only refusals (Forbidden):
- * hostPID, hostIPC, shareProcessNamespace; fsGroup, sysctls, SELinux/AppArmor/Windows options,
+ * fsGroup, sysctls, SELinux/AppArmor/Windows options,
  * procMount; a Localhost seccomp profile; `allowPrivilegeEscalation: true` (the runtime always
- * sets no_new_privs); limits other than memory (cpu and the rest are not enforced).
+ * sets no_new_privs); limits other than memory (cpu and the rest are not enforced). Host pid and
+ * ipc namespaces and a shared process namespace are the runtime's to refuse: a containerd node
+ * gives them, the cri-shim's RunPodSandbox refuses them (INVALID_ARGUMENT).
  */
 import type { FieldError } from '../../api/errors.js';
 import type { Container, Pod } from '../../api/types.js';
@@ -123,8 +125,6 @@ function validateContainer(c: Container, field: string, errs: FieldError[]): voi
 export function validatePodSecurity(pod: Pod): FieldError[] {
   const errs: FieldError[] = [];
   const spec = pod.spec ?? {};
-  for (const k of ['hostPID', 'hostIPC', 'shareProcessNamespace'])
-    if (spec[k] === true) errs.push({ type: 'FieldValueForbidden', field: `spec.${k}`, detail: UNSUPPORTED });
   const sc = spec.securityContext;
   if (isObj(sc)) {
     unsupportedFields(sc, POD_SC_FIELDS, 'spec.securityContext', errs);

@@ -19,10 +19,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { Throttle } from '../../../shared/proxy/throttle.js';
 import { UpgradeRefusedError } from '../../../shared/httpstream/upgrade-refusal.js';
 import { dialSpdy } from '../../../shared/spdy/dial.js';
+import { closeWebSocket, webSocketServer } from '../../../shared/remotecommand/ws-messages.js';
 import { failureStatus, writeStatus, writeStatusToSocket } from '../../../shared/status.js';
 import { kubeletHeaders } from '../../kubelet-client.js';
 import type { ConnectHandler } from '../../registry/rest.js';
@@ -32,6 +33,13 @@ export const TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
 const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';
 /** Above this many bytes queued towards the client, the kubelet side is paused. */
 const MAX_BUFFERED = 1024 * 1024;
+/**
+ * Largest message the client may send (ws closes with 1009 beyond it, kexec-lab issue 11: ws's
+ * 100 MiB default let six connections take the apiserver to 685 MiB). Upstream's gorilla reader
+ * streams a message instead of buffering it, so it has no limit; kubectl's tunnelled SPDY sends
+ * one frame per message, DATA frames of a 32 KiB copy buffer.
+ */
+const MAX_CLIENT_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /** A WebSocket upgrade offering the port-forward tunnel subprotocol. */
 export function isTunnelRequest(req: IncomingMessage): boolean {
@@ -44,7 +52,7 @@ export function isTunnelRequest(req: IncomingMessage): boolean {
 // outright; the request's header is taken away before ws sees it and the chosen protocol is put
 // into the 101 here (gorilla/websocket, which Kubernetes uses, does not check).
 const tunnels = new WeakSet<IncomingMessage>();
-const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
+const wss = webSocketServer(MAX_CLIENT_MESSAGE_BYTES);
 wss.on('headers', (headers, req) => {
   if (tunnels.has(req)) headers.push(`Sec-WebSocket-Protocol: ${TUNNEL_PROTOCOL}`);
 });
@@ -124,20 +132,20 @@ function splice(ws: WebSocket, kubelet: Duplex, head: Buffer, rate: number): voi
 
   // The apiserver paused the client socket while it dialled; ws only reads a flowing one.
   ws.resume();
-  const closeBoth = (): void => {
+  const closeBoth = (code = 1000, reason = ''): void => {
     for (const t of throttles) t.destroy();
     kubelet.destroy();
-    if (ws.readyState === ws.OPEN) ws.close(1000);
-    else ws.terminate();
+    void closeWebSocket(ws, code, reason);
   };
-  kubelet.on('error', closeBoth);
+  kubelet.on('error', () => closeBoth());
   // An orderly end from the kubelet closes the tunnel once the throttle has passed everything on.
-  fromKubelet.once('end', closeBoth);
+  fromKubelet.once('end', () => closeBoth());
   kubelet.once('close', () => {
     if (!kubelet.readableEnded) closeBoth();
   });
-  ws.on('error', closeBoth);
-  ws.once('close', closeBoth);
+  // ws has sent its close frame (1009 …) and finishes closing on its own.
+  ws.on('error', () => closeBoth());
+  ws.once('close', () => closeBoth());
 
   const toClient = (chunk: Buffer): void => {
     ws.send(chunk, { binary: true }, () => {
@@ -148,7 +156,9 @@ function splice(ws: WebSocket, kubelet: Duplex, head: Buffer, rate: number): voi
   if (fromKubelet === kubelet && head.length) toClient(head);
   fromKubelet.on('data', toClient);
   ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (!isBinary) return closeBoth();
+    // client-go's TunnelingConnection refuses any other message type ("invalid message type
+    // received"); this is no channel protocol, so text is no stdin here.
+    if (!isBinary) return closeBoth(1003, 'text message in a SPDY tunnel');
     if (!toKubelet.write(data)) {
       ws.pause();
       toKubelet.once('drain', () => ws.resume());
