@@ -224,6 +224,29 @@ spec:
     expect(r.out).toBe('1000\n1000\nCapBnd:\t0000000000000000\n');
   });
 
+  it('honours capabilities.add (the filter opens with SYS_ADMIN) and privileged (no filter)', async () => {
+    const pod = (name: string, sc: string) => `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${name}
+spec:
+  nodeName: node-1
+  containers:
+  - name: main
+    image: busybox
+    securityContext: ${sc}
+`;
+    await kubectlOk(
+      ['apply', '-f', '-'],
+      [pod('admin', '{ capabilities: { add: [SYS_ADMIN] } }'), pod('priv', '{ privileged: true }')].join(
+        '---\n',
+      ),
+    );
+    await kubectlOk(['wait', '--for=condition=Ready', 'pod/admin', 'pod/priv', '--timeout=40s']);
+    expect((await inPod('unshare -n true && echo unshared', 'admin')).out).toBe('unshared\n');
+    expect((await inPod('grep -E "^Seccomp:" /proc/self/status', 'priv')).out).toBe('Seccomp:\t0\n');
+  });
+
   it('refuses with 422 what the runtime cannot enforce (a Localhost seccomp profile, fsGroup)', async () => {
     const r = await k.run(
       ['apply', '-f', '-'],

@@ -189,8 +189,10 @@ static void drop_privileges(const struct final *f) {
   struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
   memset(data, 0, sizeof data);
+  /* What we hold bounds what we can give ("ALL" on a host that withholds one from the runtime). */
+  if (syscall(SYS_capget, &hdr, data)) die("capget: %m");
   for (int i = 0; i < 2; i++) {
-    data[i].effective = data[i].permitted = (uint32_t)(f->caps >> (32 * i));
+    data[i].effective = data[i].permitted = data[i].permitted & (uint32_t)(f->caps >> (32 * i));
     data[i].inheritable = 0;
   }
   if (syscall(SYS_capset, &hdr, data)) die("capset: %m");

@@ -88,7 +88,7 @@ static const char *const allowed[] = {
 /* Allowed only to a container that holds the capability. */
 struct cap_group {
   int cap;
-  const char *const names[24];
+  const char *const names[32]; /* NULL-terminated */
 };
 
 static const struct cap_group cap_groups[] = {
