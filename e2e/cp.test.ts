@@ -121,7 +121,7 @@ function tree(d: string): string[] {
 async function containerDir(pod: string): Promise<string> {
   const id = (
     await ok(['get', 'pod', pod, '-o', 'jsonpath={.status.containerStatuses[0].containerID}'])
-  ).replace(/^[a-z]+:\/\//, '');
+  ).replace(/^[a-z-]+:\/\//, '');
   expect(id).not.toBe('');
   const node = lab.nodes.find((n) => fs.existsSync(path.join(n.criRoot, 'containers', id)));
   if (!node) throw new Error(`no node holds container ${id}`);

@@ -73,7 +73,7 @@ function nodeNamed(name: string): LabNode {
 
 async function containerDir(pod: string): Promise<string> {
   const node = nodeNamed(await jsonpath(pod, '.spec.nodeName'));
-  const id = (await jsonpath(pod, '.status.containerStatuses[0].containerID')).replace(/^[a-z]+:\/\//, '');
+  const id = (await jsonpath(pod, '.status.containerStatuses[0].containerID')).replace(/^[a-z-]+:\/\//, '');
   expect(id).not.toBe('');
   return path.join(node.criRoot, 'containers', id);
 }
