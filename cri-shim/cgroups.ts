@@ -71,6 +71,7 @@ export class CgroupManager {
         memory: path.join(ROOT, 'memory', mem, name),
         pids: path.join(ROOT, 'pids', pids, name),
       };
+      for (const r of Object.values(roots)) removeStale(path.dirname(r));
       try {
         for (const r of Object.values(roots)) fs.mkdirSync(r, { recursive: true });
       } catch (err) {
@@ -83,6 +84,7 @@ export class CgroupManager {
       if (unified === undefined) return 'no cgroup v2 path in /proc/self/cgroup';
       const parent = path.join(ROOT, unified);
       const root = path.join(parent, name);
+      removeStale(parent);
       try {
         fs.writeFileSync(path.join(parent, 'cgroup.subtree_control'), '+memory +pids');
         fs.mkdirSync(root, { recursive: true });
@@ -172,6 +174,39 @@ export class CgroupManager {
   private dirsOf(rel: string): string[] {
     if (this.version === 2) return [path.join(this.roots.memory, rel)];
     return [path.join(this.roots.memory, rel), path.join(this.roots.pids, rel)];
+  }
+}
+
+/**
+ * Removes the roots of runtimes that are gone (a cri-shim killed by SIGKILL cannot remove its
+ * own): `kexec-cri-<pid>-…` whose process no longer runs. Their containers died with them
+ * (bubblewrap's --die-with-parent); whatever is left is killed first.
+ */
+function removeStale(parent: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^kexec-cri-(\d+)-[0-9a-f]+$/.exec(n);
+    if (!m || pidRuns(Number(m[1]))) continue;
+    try {
+      killAll(path.join(parent, n));
+      removeTree(path.join(parent, n));
+    } catch {
+      // still busy (its last processes exiting): the next start tries again
+    }
+  }
+}
+
+function pidRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
