@@ -14,6 +14,14 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // The lab dashboard's page script runs in the browser.
+    files: ['lab/dashboard/public/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', Node: 'readonly', fetch: 'readonly', EventSource: 'readonly' },
+    },
+  },
   ...importBoundaries(),
 );
 

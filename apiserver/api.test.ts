@@ -100,6 +100,7 @@ describe('pods: create, get, list, delete', () => {
   it('lists in one namespace, across all namespaces, and by field and label selectors', async () => {
     await api(server, 'POST', PODS, { body: pod('a', { nodeName: 'n1', labels: { app: 'web' } }) });
     await api(server, 'POST', PODS, { body: pod('b', { nodeName: 'n2', labels: { app: 'db' } }) });
+    await api(server, 'POST', '/api/v1/namespaces', { body: { metadata: { name: 'other' } } });
     await api(server, 'POST', '/api/v1/namespaces/other/pods', { body: pod('c', { nodeName: 'n1' }) });
     await api(server, 'POST', PODS, { body: pod('d') });
 
@@ -313,17 +314,28 @@ describe('routing', () => {
 
     const apiRoot = await api(server, 'GET', '/api');
     expect(apiRoot.body).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });
-    expect((await api(server, 'GET', '/apis')).body).toEqual({
-      kind: 'APIGroupList',
-      apiVersion: 'v1',
-      groups: [],
+    const groups = (await api(server, 'GET', '/apis')).body;
+    expect(groups.kind).toBe('APIGroupList');
+    expect(
+      groups.groups.map(
+        (g: { preferredVersion: { groupVersion: string } }) => g.preferredVersion.groupVersion,
+      ),
+    ).toEqual(['coordination.k8s.io/v1', 'authorization.k8s.io/v1', 'authentication.k8s.io/v1']);
+    const leases = (await api(server, 'GET', '/apis/coordination.k8s.io/v1')).body;
+    expect(leases).toMatchObject({
+      kind: 'APIResourceList',
+      groupVersion: 'coordination.k8s.io/v1',
+      resources: [{ name: 'leases', namespaced: true, kind: 'Lease' }],
     });
 
     const v1 = await api(server, 'GET', '/api/v1');
     expect(v1.body.kind).toBe('APIResourceList');
     const byName = Object.fromEntries(v1.body.resources.map((r: { name: string }) => [r.name, r]));
     expect(Object.keys(byName).sort()).toEqual([
+      'events',
+      'namespaces',
       'nodes',
+      'nodes/proxy',
       'nodes/status',
       'pods',
       'pods/attach',
@@ -393,6 +405,7 @@ describe('watch', () => {
     );
     expect(await w.next()).toMatchObject({ type: 'ADDED', object: { metadata: { name: 'old' } } });
     await api(server, 'POST', PODS, { body: pod('elsewhere', { nodeName: 'n2' }) });
+    await api(server, 'POST', '/api/v1/namespaces', { body: { metadata: { name: 'x' } } });
     await api(server, 'POST', '/api/v1/namespaces/x/pods', { body: pod('mine', { nodeName: 'n1' }) });
     expect(await w.next()).toMatchObject({
       type: 'ADDED',

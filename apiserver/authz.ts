@@ -7,7 +7,9 @@
  * `pkg/endpoints/filters/authorization.go` and `pkg/endpoints/handlers/responsewriters/errors.go`
  * (ForbiddenStatusError's message). The policy is a fixed stand-in for RBAC plus the Node
  * authorizer: `system:masters` may do anything; `system:nodes` may read pods and nodes, write
- * nodes and node status, and write pod status. Which node and which pod a node may touch is
+ * nodes and node status, write pod status, and renew leases in `kube-node-lease`; every
+ * authenticated user may read discovery and OpenAPI and ask about itself (SelfSubjectAccessReview,
+ * SelfSubjectReview: upstream's system:basic-user). Which node and which pod a node may touch is
  * checked after the object is known (node-restriction.ts), as upstream's NodeRestriction
  * admission does.
  *
@@ -58,10 +60,21 @@ const NODE_RULES: Record<string, Set<string>> = {
   nodes: new Set([...READ, ...WRITE]),
   'nodes/status': new Set(['get', 'update', 'patch']),
   'pods/status': new Set(['get', 'update', 'patch']),
+  // system:node's role lets a kubelet record what happens to its pods.
+  events: new Set(['create', 'update', 'patch']),
 };
 
 /** Discovery, OpenAPI and version are readable by every authenticated user (system:discovery). */
-const DISCOVERY_PATHS = /^\/((api|apis|version)(\/v1)?|openapi\/v3(\/api\/v1)?)\/?$/;
+const DISCOVERY_PATHS = /^\/(api(\/v1)?|apis(\/[^/]+){0,2}|version|openapi\/v3(\/apis?(\/[^/]+){1,2})?)\/?$/;
+
+/** What every authenticated user may create about itself (upstream system:basic-user). */
+const SELF_REVIEWS = new Set([
+  'authorization.k8s.io/selfsubjectaccessreviews',
+  'authentication.k8s.io/selfsubjectreviews',
+]);
+
+/** Nodes renew their Lease (upstream system:node's rule; NodeRestriction limits it to their own). */
+const NODE_LEASE_VERBS = new Set(['get', 'create', 'update', 'patch']);
 
 /** The built-in rules, then the server's policy if any: allowed if either allows. */
 export function authorize(a: Attributes, policy?: Authorizer): Decision {
@@ -75,6 +88,18 @@ function builtinAuthorize(a: Attributes): Decision {
   if (!a.isResourceRequest) {
     if (a.verb === 'get' && DISCOVERY_PATHS.test(a.path)) return { allowed: true };
     return { allowed: false, reason: '' };
+  }
+  if (a.verb === 'create' && !a.subresource && SELF_REVIEWS.has(`${a.apiGroup}/${a.resource}`)) {
+    return { allowed: true };
+  }
+  if (
+    a.user.groups.includes(NODES_GROUP) &&
+    a.apiGroup === 'coordination.k8s.io' &&
+    a.resource === 'leases' &&
+    a.namespace === 'kube-node-lease' &&
+    NODE_LEASE_VERBS.has(a.verb)
+  ) {
+    return { allowed: true };
   }
   if (a.user.groups.includes(NODES_GROUP) && a.apiGroup === '') {
     const key = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;

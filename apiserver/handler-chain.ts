@@ -17,6 +17,7 @@ import { attributesFrom, authorize, forbidden, type Attributes, type Authorizer 
 import { isPublicPath, type Authenticator } from './authn.js';
 import {
   aggregatedDiscovery,
+  apiGroup,
   apiGroupList,
   apiResourceList,
   apiVersions,
@@ -29,11 +30,17 @@ import type { WatchLimits } from './endpoints/handlers/watch.js';
 import { route, type Route } from './endpoints/installer.js';
 import { newRequestInfo, type RequestInfo } from './endpoints/request-info.js';
 import type { ConnectHandler, Context } from './registry/rest.js';
-import type { StorageRegistry } from './storage-registry.js';
+import { groupVersionString, type APIGroupVersion } from './storage-registry.js';
+import { serveMetrics, type Registry } from '../shared/metrics/registry.js';
+import type { ObservedRequest, RequestObserver } from './endpoints/filters/request-observer.js';
 import { type Logger } from '../shared/logging.js';
+import { serveDebug, type DebugDeps } from './routes/debug.js';
 
 export interface HandlerChainDeps {
-  registry: StorageRegistry;
+  /** Every served group/version, the core group first. */
+  apis: readonly APIGroupVersion[];
+  /** NamespaceLifecycle admission for creates: rejects a namespace that does not exist. */
+  admitNamespace?: (namespace: string) => Promise<void>;
   authenticator: Authenticator;
   /** `--authorization-policy-file`'s rules, checked after the built-in ones. */
   policy?: Authorizer;
@@ -41,6 +48,12 @@ export interface HandlerChainDeps {
   /** host:port clients use to reach this server (for /api). */
   serverAddress: () => string;
   log: Logger;
+  /** Audit IDs, audit events, metrics and the per-request log line (filters/request-observer.ts). */
+  observer: RequestObserver;
+  /** The Prometheus registry `/metrics` serves. */
+  metrics: Registry;
+  /** `/debug/sessions` and `/debug/flags/...` (routes/debug.ts); 404 without. */
+  debug?: DebugDeps;
   /**
    * `-v`: at 0 (the default) a node's routine requests (its Node heartbeat, its pod list and
    * watch) are not logged, so an idle lab stays quiet; from 1 on every request is.
@@ -62,43 +75,44 @@ interface Authorized {
 }
 
 export class HandlerChain {
-  private readonly openapi: OpenAPIDocuments;
+  private openapi?: Promise<OpenAPIDocuments>;
 
-  constructor(private readonly deps: HandlerChainDeps) {
-    this.openapi = openAPIDocuments(deps.registry);
-  }
+  constructor(private readonly deps: HandlerChainDeps) {}
 
   /** For the server's 'request' event. */
   async serveHTTP(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = Date.now();
-    let who = '';
-    let quiet = false;
+    const seen = this.deps.observer.begin(req);
+    seen.watchResponse(res);
     try {
       const info = newRequestInfo(req);
-      if (req.method === 'GET' && isPublicPath(info.path)) return this.servePublic(info, res);
-      const auth = this.authorize(req, info);
-      who = auth.user.name;
-      quiet = (this.deps.verbosity ?? 0) < 1 && isNodeHeartbeat(auth.user, info);
-      if (!info.isResourceRequest) return this.serveNonResource(req, info, res);
-      const r = route(this.deps.registry, info, req.method ?? 'GET');
-      const ctx: Context = { namespace: info.namespace, user: auth.user };
+      if (req.method === 'GET' && isPublicPath(info.path)) {
+        seen.quiet = true;
+        seen.audited = false;
+        return this.servePublic(info, res);
+      }
+      const auth = this.authorize(req, info, seen);
+      seen.quiet = (this.deps.verbosity ?? 0) < 1 && isNodeHeartbeat(auth.user, info);
+      if (!info.isResourceRequest) return await this.serveNonResource(req, info, res);
+      const r = route(this.deps.apis, info, req.method ?? 'GET');
+      const ctx: Context = { namespace: info.namespace, user: auth.user, auditID: seen.auditID };
       if (r.action.kind === 'connect') {
         const handler = await this.connect(r, ctx, info);
-        this.deps.log(`connect ${req.method} ${req.url} user=${who}`);
+        seen.log(`connect ${req.method} ${req.url} user=${auth.user.name}`);
         return handler.handle(req, res);
       }
-      await serveResource(r, { ctx, attrs: auth.attrs, info, watchLimits: this.deps.watchLimits }, req, res);
+      const scope = {
+        ctx,
+        attrs: auth.attrs,
+        info,
+        watchLimits: this.deps.watchLimits,
+        admitNamespace: this.deps.admitNamespace,
+      };
+      await serveResource(r, scope, req, res);
     } catch (err) {
       const status = toStatus(err);
-      if ((status.code ?? 500) >= 500) this.deps.log(`error ${req.method} ${req.url}: ${String(err)}`);
+      if ((status.code ?? 500) >= 500) seen.log.error(`${req.method} ${req.url}: ${String(err)}`);
       if (!res.headersSent) writeStatus(res, status);
       else res.destroy();
-    } finally {
-      if (!quiet && !isPublicPath(req.url?.split('?')[0] ?? '')) {
-        this.deps.log(
-          `${req.method} ${req.url} user=${who || '-'} code=${res.statusCode} ${Date.now() - started}ms`,
-        );
-      }
     }
   }
 
@@ -107,30 +121,33 @@ export class HandlerChain {
     // Nothing may be read from the client until the backend has accepted the upgrade.
     socket.pause();
     socket.on('error', () => socket.destroy());
+    const seen = this.deps.observer.begin(req);
+    seen.watchSocket(socket);
     try {
       const info = newRequestInfo(req);
-      const auth = this.authorize(req, info);
+      const auth = this.authorize(req, info, seen);
       if (!info.isResourceRequest) throw resourceNotFound();
-      const r = route(this.deps.registry, info, req.method ?? 'GET');
+      const r = route(this.deps.apis, info, req.method ?? 'GET');
       if (r.action.kind !== 'connect')
         throw badRequest(`the resource ${r.path} does not support upgraded connections`);
-      const handler = await this.connect(r, { namespace: info.namespace, user: auth.user }, info);
-      this.deps.log(
+      const ctx: Context = { namespace: info.namespace, user: auth.user, auditID: seen.auditID };
+      const handler = await this.connect(r, ctx, info);
+      seen.log(
         `upgrade ${req.method} ${req.url} user=${auth.user.name} protocol=${req.headers.upgrade ?? ''}`,
       );
       handler.handleUpgrade(req, socket, head);
     } catch (err) {
       const status = toStatus(err);
-      if ((status.code ?? 500) >= 500)
-        this.deps.log(`error upgrade ${req.method} ${req.url}: ${String(err)}`);
-      this.deps.log(`upgrade ${req.method} ${req.url} refused code=${status.code}`);
+      if ((status.code ?? 500) >= 500) seen.log.error(`upgrade ${req.method} ${req.url}: ${String(err)}`);
+      seen.log(`upgrade ${req.method} ${req.url} refused code=${status.code}`);
       writeStatusToSocket(socket, status);
     }
   }
 
   /** WithAuthentication, then WithAuthorization. */
-  private authorize(req: IncomingMessage, info: RequestInfo): Authorized {
+  private authorize(req: IncomingMessage, info: RequestInfo, seen: ObservedRequest): Authorized {
     const user = this.deps.authenticator.authenticate(req);
+    seen.identify(info, user);
     if (!user) throw unauthorized();
     // The credential has done its job; nothing after this point may forward it.
     delete req.headers.authorization;
@@ -142,7 +159,12 @@ export class HandlerChain {
 
   private async connect(r: Route, ctx: Context, info: RequestInfo): Promise<ConnectHandler> {
     if (r.action.kind !== 'connect') throw new StatusError(toStatus(new Error('not a connect route')));
-    return r.action.storage.connect(ctx, r.action.name, info.query);
+    // A proxy subresource's path after `/proxy` travels as its `path` option (ProxyOptions.Path).
+    const rest = info.parts.slice(3);
+    if (!rest.length) return r.action.storage.connect(ctx, r.action.name, info.query);
+    const options = new URLSearchParams(info.query);
+    options.set('path', `/${rest.map(encodeURIComponent).join('/')}`);
+    return r.action.storage.connect(ctx, r.action.name, options);
   }
 
   private servePublic(info: RequestInfo, res: ServerResponse): void {
@@ -151,28 +173,53 @@ export class HandlerChain {
     res.end('ok');
   }
 
-  private serveNonResource(req: IncomingMessage, info: RequestInfo, res: ServerResponse): void {
+  private async serveNonResource(
+    req: IncomingMessage,
+    info: RequestInfo,
+    res: ServerResponse,
+  ): Promise<void> {
     const path = info.path.replace(/\/+$/, '') || '/';
+    if (this.deps.debug && path.startsWith('/debug/')) {
+      if (await serveDebug(this.deps.debug, path, info.verb, req, res)) return;
+    }
     if (info.verb !== 'get') throw resourceNotFound();
+    // Behind authorisation as upstream: nonResourceURLs ["/metrics"], verb get.
+    if (path === '/metrics') return serveMetrics(this.deps.metrics, res);
     if (path === '/api' || path === '/apis') {
       // Aggregated discovery when asked for (kubectl 1.26+), the legacy documents otherwise.
       const target = negotiate(req.headers.accept, ['APIGroupDiscoveryList']);
       if (target.as) {
         const doc = aggregatedDiscovery(
-          this.deps.registry,
+          this.deps.apis,
           target.groupVersion!,
           path === '/api' ? 'api' : 'apis',
         );
         return writeJSON(res, 200, doc, contentType(target));
       }
-      return writeJSON(res, 200, path === '/api' ? apiVersions(this.deps.serverAddress()) : apiGroupList());
+      return writeJSON(
+        res,
+        200,
+        path === '/api' ? apiVersions(this.deps.serverAddress()) : apiGroupList(this.deps.apis),
+      );
     }
-    if (path === '/api/v1') return writeJSON(res, 200, apiResourceList(this.deps.registry));
-    if (path === '/openapi/v3') return writeJSON(res, 200, this.openapi.index);
-    if (path === '/openapi/v3/api/v1') {
-      res.setHeader('Cache-Control', info.query.get('hash') ? 'public, immutable' : 'no-cache, private');
-      res.setHeader('Etag', `"${this.openapi.coreV1Hash}"`);
-      return writeJSON(res, 200, this.openapi.coreV1);
+    const apis = /^\/apis\/([^/]+)$/.exec(path);
+    const group = apis && apiGroup(this.deps.apis, apis[1]!);
+    if (group) return writeJSON(res, 200, group);
+    const version = /^\/(?:api\/([^/]+)|apis\/([^/]+)\/([^/]+))$/.exec(path);
+    if (version) {
+      const [, coreVersion, g = '', v = coreVersion] = version;
+      const gv = this.deps.apis.find((x) => x.group === g && x.version === v);
+      if (gv) return writeJSON(res, 200, apiResourceList(gv.resources, groupVersionString(gv)));
+    }
+    if (path === '/openapi/v3' || path.startsWith('/openapi/v3/')) {
+      const openapi = await (this.openapi ??= openAPIDocuments(this.deps.apis));
+      if (path === '/openapi/v3') return writeJSON(res, 200, openapi.index);
+      const doc = openapi.documents.get(path.slice('/openapi/v3/'.length));
+      if (doc) {
+        res.setHeader('Cache-Control', info.query.get('hash') ? 'public, immutable' : 'no-cache, private');
+        res.setHeader('Etag', `"${doc.hash}"`);
+        return writeJSON(res, 200, doc.doc);
+      }
     }
     if (path === '/openapi/v2' && (req.headers.accept ?? '').includes('protobuf')) {
       // kubectl before 1.27 insists on a protobuf OpenAPI v2 document for apply and validation

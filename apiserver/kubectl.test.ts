@@ -115,9 +115,53 @@ current-context: lab
         .map((l) => l.split(/\s+/)),
     ).toEqual([
       ['NAME', 'SHORTNAMES', 'APIVERSION', 'NAMESPACED', 'KIND'],
+      ['events', 'ev', 'v1', 'true', 'Event'],
+      ['namespaces', 'ns', 'v1', 'false', 'Namespace'],
       ['nodes', 'no', 'v1', 'false', 'Node'],
       ['pods', 'po', 'v1', 'true', 'Pod'],
+      ['selfsubjectreviews', 'authentication.k8s.io/v1', 'false', 'SelfSubjectReview'],
+      ['selfsubjectaccessreviews', 'authorization.k8s.io/v1', 'false', 'SelfSubjectAccessReview'],
+      ['leases', 'coordination.k8s.io/v1', 'true', 'Lease'],
     ]);
+  });
+
+  // Issue 13: kubectl's first-hour surface.
+  it('namespaces: a -n typo is "namespaces “nope” not found"; create, delete, and the pods go', async () => {
+    const typo = await kubectl(['create', '-n', 'nope', '-f', '-'], podYaml('lost'));
+    expect(typo).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'Error from server (NotFound): error when creating "STDIN": namespaces "nope" not found\n',
+    });
+    const ns = await kubectl(['get', 'ns', '-o', 'name']);
+    expect(ns.stdout).toBe(
+      'namespace/default\nnamespace/kube-node-lease\nnamespace/kube-public\nnamespace/kube-system\n',
+    );
+    expect((await kubectl(['create', 'namespace', 'dev'])).stdout).toBe('namespace/dev created\n');
+    expect((await kubectl(['create', '-n', 'dev', '-f', '-'], podYaml('in-dev'))).code).toBe(0);
+    expect((await kubectl(['get', 'pods', '-n', 'dev', '-o', 'name'])).stdout).toBe('pod/in-dev\n');
+    expect((await kubectl(['delete', 'namespace', 'dev', '--wait=false'])).stdout).toBe(
+      'namespace "dev" deleted\n',
+    );
+    expect(await kubectl(['get', 'pods', '-n', 'dev', '-o', 'name'])).toMatchObject({ code: 0, stdout: '' });
+    // kubectl itself looks the namespace up after a NotFound (1.33+) and names it.
+    expect((await kubectl(['get', 'pod', '-n', 'dev', 'in-dev'])).stderr).toBe(
+      'Error from server (NotFound): namespaces "dev" not found\n',
+    );
+    expect((await kubectl(['delete', 'namespace', 'default'])).stderr).toBe(
+      'Error from server (Forbidden): namespaces "default" is forbidden: this namespace may not be deleted\n',
+    );
+  });
+
+  it('explain pod: fields and descriptions from the OpenAPI v3 schemas', async () => {
+    const r = await kubectl(['explain', 'pod.spec.containers.tty']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toMatch(/^KIND:\s+Pod\nVERSION:\s+v1\n/);
+    expect(r.stdout).toContain('FIELD: tty <boolean>');
+    expect(r.stdout).toContain('Whether this container should allocate a TTY for itself');
+    const lease = await kubectl(['explain', 'lease.spec']);
+    expect(lease.stdout).toMatch(/GROUP:\s+coordination\.k8s\.io/);
+    expect(lease.stdout).toContain('renewTime');
   });
 
   it('create a node; get nodes prints the node printer columns', async () => {

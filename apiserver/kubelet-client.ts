@@ -10,10 +10,11 @@
  * apiserver's credential is its client certificate (CN kube-apiserver-kubelet-client, as kubeadm
  * issues it) or, without one, a bearer token minted from the lab's signing key (docs/wiring.md).
  */
+import type { IncomingMessage } from 'node:http';
 import type { ConnectionOptions } from 'node:tls';
 import type { KeyObject } from 'node:crypto';
 import { APISERVER_USER, KUBELET_AUDIENCE, mintRS256Token, mintToken } from '../shared/auth/tokens.js';
-import type { Node } from './api/types.js';
+import type { Node } from '../shared/api/core-v1.js';
 import type { Context, Getter } from './registry/rest.js';
 import { type Logger } from '../shared/logging.js';
 
@@ -58,6 +59,12 @@ export function hostPort(info: ConnectionInfo): string {
 /** The headers that carry this hop's credential: the token, unless a client certificate does. */
 export function kubeletHeaders(cfg: { authorization?: () => string }): Record<string, string> {
   return cfg.authorization ? { Authorization: cfg.authorization() } : {};
+}
+
+/** The request's Audit-Id, passed on to the kubelet so that its log lines carry it too. */
+export function auditIdHeader(req: IncomingMessage): Record<string, string> {
+  const id = req.headers['audit-id'];
+  return typeof id === 'string' && id ? { 'Audit-Id': id } : {};
 }
 
 /**

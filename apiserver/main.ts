@@ -23,12 +23,10 @@ import { readPublicKeys, readSigningKey } from '../shared/auth/tokens.js';
 import { readPolicyFile } from './authz-policy.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
-import { errorMessage, stderrLogger } from '../shared/logging.js';
+import { errorMessage, newLogger, stderrLogger, type LoggingFormat } from '../shared/logging.js';
 import { stopWithParent } from '../shared/parent-death-watch.js';
-import { portArgument } from '../shared/cli-flags.js';
+import { addLoggingFlags, portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
-
-const log = stderrLogger('apiserver');
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
@@ -99,17 +97,11 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 function command(): Command {
-  return new Command('apiserver')
+  const cmd = new Command('apiserver')
     .description(
       'kexec-lab apiserver: pods and nodes API, discovery, JWT authn, authz, exec/attach/port-forward/log proxying to kubelets',
     )
     .option('--bind-address <ip>', 'address to listen on', '127.0.0.1')
-    .option(
-      '-v, --v <level>',
-      "log level (klog's -v): from 1 on, nodes' heartbeats and pod list/watch requests are logged too",
-      nonNegativeInt,
-      0,
-    )
     .option('--port <port>', 'port to listen on (0 picks a free one)', portArgument, 6443)
     .requiredOption('--token-signing-key-file <file>', 'HS256 key (>= 32 bytes) that signs every lab token')
     .option(
@@ -166,7 +158,13 @@ function command(): Command {
       'rate limit for each direction of proxied exec/attach/port-forward streams (0 = unlimited)',
       nonNegativeInt,
       0,
+    )
+    .option(
+      '--audit-log-path <file>',
+      'append audit.k8s.io/v1 Events here, one JSON line each (- for stdout)',
     );
+  // -v/--v (from 1 on, nodes' heartbeats and pod list/watch requests are logged too) and --logging-format.
+  return addLoggingFlags(cmd);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -194,7 +192,10 @@ async function main(argv: string[]): Promise<void> {
     etcdKeyfile?: string;
     scheduler: boolean;
     featureGates: Record<string, boolean>;
+    auditLogPath?: string;
+    loggingFormat: LoggingFormat;
   }>();
+  const log = newLogger({ service: 'apiserver', verbosity: opts.v, format: opts.loggingFormat });
   // Checked before anything starts: a bad policy file stops startup with the rule's index.
   const authorizationPolicy = opts.authorizationPolicyFile
     ? readPolicyFile(opts.authorizationPolicyFile)
@@ -226,8 +227,11 @@ async function main(argv: string[]): Promise<void> {
     scheduler: opts.scheduler,
     verbosity: opts.v,
     translateStreamCloseWebsocketRequests: opts.featureGates.TranslateStreamCloseWebsocketRequests ?? true,
+    log,
+    auditLogPath: opts.auditLogPath,
+    processMetrics: true,
   });
-  log(`serving on ${server.url}`);
+  log.info('serving', { url: server.url });
   // A CA made here (--cert-dir): name it so a launcher can put it in a kubeconfig.
   writeReadyLine({
     service: 'apiserver',
@@ -239,7 +243,7 @@ async function main(argv: string[]): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log(`${signal}, shutting down`);
+    log.info(`${signal}, shutting down`);
     // Bounded: nobody may be left to SIGKILL a service whose supervisor died.
     setTimeout(() => process.exit(1), 5_000).unref();
     server.close().then(
@@ -253,6 +257,6 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv).catch((err: unknown) => {
-  log(errorMessage(err));
+  stderrLogger('apiserver')(errorMessage(err));
   process.exit(1);
 });

@@ -1,5 +1,5 @@
 /**
- * NodeRestriction: a node may write only its own Node and the status of pods bound to it. Runs
+ * NodeRestriction: a node may write only its own Node, its own Lease and the status of pods bound to it. Runs
  * after authorisation, once the stored object is known.
  *
  * Mirrors kubernetes `plugin/pkg/admission/noderestriction/admission.go` (node identity from the
@@ -9,7 +9,7 @@
  */
 import { NODES_GROUP, type UserInfo } from '../shared/auth/tokens.js';
 import { StatusError } from '../shared/status.js';
-import type { KubeObject, Pod } from './api/types.js';
+import type { KubeObject, Pod } from '../shared/api/core-v1.js';
 import type { Attributes } from './authz.js';
 
 const NODE_USER_PREFIX = 'system:node:';
@@ -37,6 +37,10 @@ export function admitNodeWrite(a: Attributes, obj: KubeObject, old?: KubeObject)
   if (!node) deny(`unknown node for user ${JSON.stringify(a.user.name)}`);
   if (a.resource === 'nodes' && name !== node) {
     deny(`node ${JSON.stringify(node)} is not allowed to modify node ${JSON.stringify(name)}`);
+  }
+  // A node's Lease is named after the node (upstream NodeRestriction admitLease).
+  if (a.resource === 'leases' && name !== node) {
+    deny(`can only access node lease with the same name as the requesting node`);
   }
   if (a.resource === 'pods') {
     const bound = (old as Pod | undefined)?.spec?.nodeName ?? (obj as Pod).spec?.nodeName;

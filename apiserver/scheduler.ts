@@ -16,12 +16,13 @@
  * the same binding semantics (a 409 means another binder won and is ignored). It is driven by
  * watches on pods and nodes: any change triggers one pass over the pending pods.
  */
-import type { KubeObject, Node, Pod } from './api/types.js';
+import type { KubeObject, Node, Pod } from '../shared/api/core-v1.js';
 import { setCondition, type BindingREST } from './registry/pod/binding-rest.js';
 import type { GenericStore } from './registry/generic-store.js';
 import type { Context, WatchHandle } from './registry/rest.js';
 import { StatusError } from '../shared/status.js';
 import { errorMessage, type Logger } from '../shared/logging.js';
+import { newEvent, podReference } from '../shared/events.js';
 
 export const SCHEDULER_NAME = 'default-scheduler';
 
@@ -29,6 +30,8 @@ export interface SchedulerOptions {
   pods: GenericStore;
   nodes: GenericStore;
   binding: BindingREST;
+  /** Where `Scheduled` events go (`events` storage); none recorded without. */
+  events?: GenericStore;
   /** A node whose last heartbeat is older than this is not ready. Default 40 s. */
   nodeMonitorGracePeriodMs?: number;
   log?: Logger;
@@ -127,6 +130,7 @@ export class Scheduler {
         });
         load.set(node, load.get(node)! + 1);
         this.log(`scheduler: bound ${ns}/${name} to ${node}`);
+        await this.record(pod, 'Normal', 'Scheduled', `Successfully assigned ${ns}/${name} to ${node}`);
       } catch (err) {
         // Bound or deleted meanwhile: nothing left to do for this pod.
         if (err instanceof StatusError && (err.code === 409 || err.code === 404)) continue;
@@ -135,10 +139,20 @@ export class Scheduler {
     }
   }
 
+  /** An Event about a pod, as kube-scheduler's recorder writes it; a failure is only logged. */
+  private async record(pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    if (!this.opts.events) return;
+    const ev = newEvent(podReference(pod), type, reason, message, { component: SCHEDULER_NAME }, this.now());
+    await this.opts.events
+      .create({ ...CTX, namespace: ev.metadata.namespace! }, ev as unknown as KubeObject)
+      .catch((err: unknown) => this.log(`scheduler: event ${reason}: ${errorMessage(err)}`));
+  }
+
   /** Ready condition True, not cordoned, heartbeat (if any) within the grace period. */
   schedulable(node: Node): boolean {
     if (node.spec?.unschedulable === true) return false;
-    const conditions = Array.isArray(node.status?.conditions) ? (node.status.conditions as KubeObject[]) : [];
+    // A client may have stored anything here: read it as untrusted JSON.
+    const conditions: unknown[] = Array.isArray(node.status?.conditions) ? node.status.conditions : [];
     const ready = conditions.find((c) => (c as { type?: unknown }).type === 'Ready') as
       { status?: unknown; lastHeartbeatTime?: unknown } | undefined;
     if (ready?.status !== 'True') return false;

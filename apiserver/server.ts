@@ -18,17 +18,30 @@ import type { KeyObject } from 'node:crypto';
 import type { StaticTokenEntry } from '../shared/auth/token-file.js';
 import { Authenticator } from './authn.js';
 import { policyAuthorizer, type PolicyRule } from './authz-policy.js';
+import { authorize } from './authz.js';
 import { DEFAULT_WATCH_LIMITS, type WatchLimits } from './endpoints/handlers/watch.js';
 import { HandlerChain } from './handler-chain.js';
 import type { BindingREST } from './registry/pod/binding-rest.js';
 import type { GenericStore } from './registry/generic-store.js';
 import { Scheduler } from './scheduler.js';
 import { KubeletCredentials, kubeletTlsOptions, type KubeletTlsFiles } from './kubelet-client.js';
-import { newLegacyRESTStorage, type StorageRegistry } from './storage-registry.js';
+import { NamespaceREST } from './registry/namespace/namespace-rest.js';
+import {
+  newAPIGroups,
+  newLegacyRESTStorage,
+  type APIGroupVersion,
+  type StorageRegistry,
+} from './storage-registry.js';
 import { EtcdStore } from './storage/etcd-store.js';
+import { newLogger, structured, type Logger } from '../shared/logging.js';
+import { newRegistry, type Registry } from '../shared/metrics/registry.js';
+import { StreamSessions } from '../shared/metrics/stream-sessions.js';
+import { newLogBackend } from './audit/log-backend.js';
+import { ApiServerMetrics } from './endpoints/metrics/metrics.js';
+import { RequestObserver } from './endpoints/filters/request-observer.js';
+import type { KubeletProxyConfig } from './registry/pod/exec-rest.js';
 import { MemoryStore } from './storage/memory-store.js';
 import type { Store } from './storage/store.js';
-import { stderrLogger, type Logger } from '../shared/logging.js';
 
 export interface ApiServerOptions {
   /** Address to listen on; default 127.0.0.1. */
@@ -60,8 +73,12 @@ export interface ApiServerOptions {
   kubeletTimeoutMs?: number;
   /** `-v`: log level; from 1 on, nodes' routine requests are logged too (handler-chain.ts). */
   verbosity?: number;
-  /** One line per event; stderr by default. */
+  /** One line per event; a text logger on stderr by default. */
   log?: Logger;
+  /** `--audit-log-path`: audit.k8s.io/v1 Events, one JSON line each (`-` for stdout). */
+  auditLogPath?: string;
+  /** Add the process and Node.js runtime metrics to /metrics (when this process is the apiserver). */
+  processMetrics?: boolean;
   /**
    * Serve https with this certificate (chain) and key (PEM), e.g. issued by the lab CA
    * (shared/tls). kubectl sends credentials only over TLS (serving-cert.ts); without this the
@@ -91,6 +108,12 @@ export interface ApiServer {
   registry: StorageRegistry;
   /** The in-process scheduler, unless disabled. */
   scheduler?: Scheduler;
+  /** What `/metrics` serves. */
+  metrics: Registry;
+  /** The streams this apiserver carries now (the lab's dashboard lists them). */
+  streams: StreamSessions;
+  /** `--max-connection-bytes-per-sec` from now on (streams already open keep theirs). */
+  setMaxConnectionBytesPerSec(n: number): void;
   close(): Promise<void>;
 }
 
@@ -100,7 +123,11 @@ function authenticator(opts: ApiServerOptions): Authenticator {
 }
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  const log = opts.log ?? stderrLogger('apiserver');
+  const log = structured(opts.log ?? newLogger({ service: 'apiserver' }));
+  const metricsRegistry = newRegistry({ withProcessMetrics: opts.processMetrics });
+  const metrics = new ApiServerMetrics(metricsRegistry);
+  const streams = new StreamSessions('apiserver', metricsRegistry);
+  const audit = opts.auditLogPath ? newLogBackend(opts.auditLogPath, log) : undefined;
   const store =
     opts.store ??
     (opts.etcd
@@ -116,7 +143,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   }
   const credentials = new KubeletCredentials(opts.kubeletTokenSigningKey ?? opts.signingKey);
   const kubeletTls = kubeletTlsOptions(opts.kubeletTls, log);
-  const registry = newLegacyRESTStorage(store, {
+  const kubeletProxy: KubeletProxyConfig = {
     // The apiserver's client certificate is its credential when it has one; the token otherwise.
     ...(opts.kubeletTls?.cert ? {} : { authorization: () => credentials.authorization() }),
     ...(kubeletTls ? { tls: kubeletTls } : {}),
@@ -124,10 +151,22 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     backendTimeoutMs: opts.kubeletTimeoutMs,
     translateStreamCloseWebsocketRequests: opts.translateStreamCloseWebsocketRequests ?? true,
     responder: (err: ProxyError, req): Status => {
-      log(`kubelet proxy ${req.method} ${req.url}: ${err.code} ${err.message}`);
+      log
+        .with({ auditID: req.headers['audit-id'] })
+        .warn(`kubelet proxy ${req.method} ${req.url}: ${err.code} ${err.message}`);
       return err.toStatus();
     },
-  });
+    streams,
+    metrics,
+  };
+  const namespaces = new NamespaceREST(store);
+  const registry = newLegacyRESTStorage(store, kubeletProxy, namespaces);
+  const policy = opts.authorizationPolicy && policyAuthorizer(opts.authorizationPolicy);
+  const apis: APIGroupVersion[] = [
+    { group: '', version: 'v1', resources: registry },
+    ...newAPIGroups(store, namespaces, (a) => authorize(a, policy)),
+  ];
+  await namespaces.ensureSystemNamespaces();
 
   let scheduler: Scheduler | undefined;
   if (opts.scheduler ?? true) {
@@ -135,6 +174,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       pods: registry.get('pods') as GenericStore,
       nodes: registry.get('nodes') as GenericStore,
       binding: registry.get('pods/binding') as BindingREST,
+      events: registry.get('events') as GenericStore,
       log,
     });
     await scheduler.start();
@@ -150,12 +190,22 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   let address = '';
   const chain = new HandlerChain({
-    registry,
+    apis,
+    admitNamespace: (ns) => namespaces.admitCreate(ns),
     authenticator: authenticator(opts),
-    policy: opts.authorizationPolicy && policyAuthorizer(opts.authorizationPolicy),
+    policy,
     watchLimits: { ...DEFAULT_WATCH_LIMITS, ...opts.watchLimits },
     serverAddress: () => address,
     log,
+    observer: new RequestObserver({ metrics, log, audit }),
+    metrics: metricsRegistry,
+    debug: {
+      streams,
+      maxConnectionBytesPerSec: {
+        get: () => kubeletProxy.maxBytesPerSec,
+        set: (n) => void (kubeletProxy.maxBytesPerSec = n),
+      },
+    },
     verbosity: opts.verbosity,
   });
   server.on('request', (req, res) => void chain.serveHTTP(req, res));
@@ -181,6 +231,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     store,
     registry,
     scheduler,
+    metrics: metricsRegistry,
+    streams,
+    setMaxConnectionBytesPerSec(n) {
+      kubeletProxy.maxBytesPerSec = n;
+    },
     close() {
       closing ??= (async () => {
         await scheduler?.stop();
@@ -190,6 +245,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         for (const s of sockets) s.destroy();
         await closed;
         await store.close();
+        await audit?.close();
       })();
       return closing;
     },

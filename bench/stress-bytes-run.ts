@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { Lab } from '../lab/lab.js';
+import { startLab, type Lab } from '../lab/lab.js';
 import { packageRoot } from '../shared/package-root.js';
 import { kubectlPath } from '../shared/test-support/kubectl.js';
 
@@ -83,6 +83,16 @@ function keystreamSha256(key: Buffer, iv: Buffer, bytes: number): string {
     hash.update(cipher.update(left >= zeros.length ? zeros : zeros.subarray(0, left)));
   }
   return hash.digest('hex');
+}
+
+/** The two labs the paths need, under `dir`: the default one and one with --no-stream-translation. */
+export async function startStressLabs(dir: string): Promise<Record<StressPath['lab'], Lab>> {
+  const quiet = { port: 0, log: () => {} };
+  const [translated, spliced] = await Promise.all([
+    startLab({ ...quiet, dir: path.join(dir, 'translated') }),
+    startLab({ ...quiet, dir: path.join(dir, 'spliced'), streamTranslation: false }),
+  ]);
+  return { translated, spliced };
 }
 
 /** Runs one exec through its path's client and checks it. */

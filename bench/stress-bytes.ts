@@ -13,12 +13,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startLab } from '../lab/lab.js';
 import {
   describeFailure,
   MiB,
   runStress,
   startCpuHogs,
+  startStressLabs,
   STRESS_MODES,
   STRESS_PATHS,
   summarise,
@@ -49,17 +49,13 @@ async function main(): Promise<void> {
   });
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stress-bytes-'));
-  const quiet = { port: 0, log: () => {} };
-  const [translated, spliced] = await Promise.all([
-    startLab({ ...quiet, dir: path.join(dir, 'translated') }),
-    startLab({ ...quiet, dir: path.join(dir, 'spliced'), streamTranslation: false, nodeName: 'node-s' }),
-  ]);
+  const labs = await startStressLabs(dir);
   const stopHogs = startCpuHogs(Number(values.hogs));
   const t0 = performance.now();
   try {
     const results = await runStress(
       execs,
-      { translated, spliced },
+      labs,
       path.join(dir, 'home'),
       Number(values.parallel),
       (r, done) => {
@@ -78,7 +74,7 @@ async function main(): Promise<void> {
     process.exitCode = failed.length ? 1 : 0;
   } finally {
     stopHogs();
-    await Promise.all([translated.stop(), spliced.stop()]);
+    await Promise.all([labs.translated.stop(), labs.spliced.stop()]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

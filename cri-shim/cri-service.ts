@@ -17,6 +17,8 @@ import { CriError, toGrpcError } from './errors.js';
 import { execSync } from './exec-sync.js';
 import type { RequestCache } from './request-cache.js';
 import type { Container, ContainerRuntime, Sandbox } from './runtime.js';
+import { AUDIT_ID_METADATA } from '../shared/cri/client.js';
+import { structured, type Logger } from '../shared/logging.js';
 
 export const RUNTIME_NAME = 'kexec-cri-shim';
 export const RUNTIME_VERSION = '0.1.0';
@@ -27,16 +29,25 @@ export interface CriServiceOptions {
   cache: RequestCache;
   /** Base URL of the streaming server (read at call time: it is known once it listens). */
   streamingUrl: () => string;
+  /** Where Exec/Attach/PortForward say which request they serve (with its Audit-Id). */
+  log?: Logger;
 }
 
 type Handler<M extends T.RuntimeMethodName> = (
   req: T.RuntimeServiceMethods[M][0],
+  auditID: string | undefined,
 ) => T.RuntimeServiceMethods[M][1] | Promise<T.RuntimeServiceMethods[M][1]>;
+
+/** The Audit-Id a kubelet passed as gRPC metadata, if it is a sane token. */
+function auditIdOf(call: grpc.ServerUnaryCall<unknown, unknown>): string | undefined {
+  const [id] = call.metadata.get(AUDIT_ID_METADATA);
+  return typeof id === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(id) ? id : undefined;
+}
 
 function unary<M extends T.RuntimeMethodName>(fn: Handler<M>): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     Promise.resolve()
-      .then(() => fn(call.request as T.RuntimeServiceMethods[M][0]))
+      .then(() => fn(call.request as T.RuntimeServiceMethods[M][0], auditIdOf(call)))
       .then(
         (res) => callback(null, res),
         (err: unknown) => callback(toGrpcError(err)),
@@ -103,6 +114,7 @@ function containerStatus(c: Container): T.ContainerStatus {
 
 export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedServiceImplementation {
   const { runtime, cache } = opts;
+  const log = structured(opts.log ?? (() => {}));
   const streamUrl = (kind: string, token: string): string => `${opts.streamingUrl()}/${kind}/${token}`;
   const checkStreams = (r: { stdin?: boolean; stdout?: boolean; stderr?: boolean }): void => {
     if (!r.stdin && !r.stdout && !r.stderr)
@@ -210,13 +222,15 @@ export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedS
     ExecSync: unary<'ExecSync'>((req) =>
       execSync(runtime, req.container_id, req.cmd ?? [], Math.max(0, Number(req.timeout ?? 0))),
     ),
-    Exec: unary<'Exec'>((req) => {
+    Exec: unary<'Exec'>((req, auditID) => {
       runtime.runningContainer(req.container_id);
       if (!req.cmd?.length) throw CriError.invalid('exec command must not be empty');
       checkStreams(req);
       const tty = !!req.tty;
+      log.with({ auditID }).info('CRI Exec', { containerID: req.container_id.slice(0, 12), cmd: req.cmd });
       const token = cache.insert({
         kind: 'exec',
+        auditID,
         containerId: req.container_id,
         cmd: [...req.cmd],
         stdin: !!req.stdin,
@@ -227,12 +241,14 @@ export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedS
       });
       return { url: streamUrl('exec', token) };
     }),
-    Attach: unary<'Attach'>((req) => {
+    Attach: unary<'Attach'>((req, auditID) => {
       runtime.runningContainer(req.container_id);
       checkStreams(req);
       const tty = !!req.tty;
+      log.with({ auditID }).info('CRI Attach', { containerID: req.container_id.slice(0, 12) });
       const token = cache.insert({
         kind: 'attach',
+        auditID,
         containerId: req.container_id,
         stdin: !!req.stdin,
         stdout: !!req.stdout,
@@ -241,7 +257,7 @@ export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedS
       });
       return { url: streamUrl('attach', token) };
     }),
-    PortForward: unary<'PortForward'>((req) => {
+    PortForward: unary<'PortForward'>((req, auditID) => {
       const sb = runtime.sandbox(req.pod_sandbox_id);
       if (sb.state !== 'SANDBOX_READY') {
         throw CriError.precondition(`sandbox ${req.pod_sandbox_id} is not ready (state: ${sb.state})`);
@@ -252,7 +268,8 @@ export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedS
       }
       if (ports.length > MAX_PORTS)
         throw CriError.invalid(`at most ${MAX_PORTS} ports can be forwarded at once`);
-      const token = cache.insert({ kind: 'portforward', sandboxId: sb.id, ports: [...ports] });
+      log.with({ auditID }).info('CRI PortForward', { sandboxID: sb.id.slice(0, 12), ports });
+      const token = cache.insert({ kind: 'portforward', auditID, sandboxId: sb.id, ports: [...ports] });
       return { url: streamUrl('portforward', token) };
     }),
   };

@@ -237,6 +237,9 @@ export function processSpec(
   opts: { tty?: boolean; sandbox?: SandboxContext } = {},
 ): ProcessSpec {
   if (argv.length === 0) throw new Error('empty command');
+  // A process on a terminal gets TERM=xterm, as containerd sets for a tty container and a tty exec
+  // (oci.WithTTY; internal/cri/server/container_execsync.go execInternal).
+  if (opts.tty) view = { ...view, env: { ...view.env, TERM: 'xterm' } };
   if (mode === 'none') {
     const cwd = hostPathOf('none', view, '.') ?? view.dirs.root;
     return {

@@ -18,12 +18,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
 import { startCriShim } from './server.js';
 import type { IsolationRequest } from './isolation.js';
-import { errorMessage, stderrLogger } from '../shared/logging.js';
+import { errorMessage, newLogger, stderrLogger, type LoggingFormat } from '../shared/logging.js';
 import { stopWithParent } from '../shared/parent-death-watch.js';
-import { portArgument } from '../shared/cli-flags.js';
+import { addLoggingFlags, portArgument } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
-
-const log = stderrLogger('cri-shim');
 
 const program = new Command('cri-shim')
   .description('kexec-lab CRI runtime: pod sandboxes and containers as isolated process trees, CRI over gRPC')
@@ -77,6 +75,8 @@ const program = new Command('cri-shim')
       .default('auto'),
   );
 
+addLoggingFlags(program);
+
 async function main(): Promise<void> {
   program.parse();
   const o = program.opts<{
@@ -91,7 +91,10 @@ async function main(): Promise<void> {
     streamingTlsCertFile?: string;
     streamingTlsPrivateKeyFile?: string;
     podPidsLimit: number;
+    v: number;
+    loggingFormat: LoggingFormat;
   }>();
+  const log = newLogger({ service: 'cri-shim', verbosity: o.v, format: o.loggingFormat });
   // As containerd's getStreamListenerMode: one file without the other is a configuration error.
   if (!!o.streamingTlsCertFile !== !!o.streamingTlsPrivateKeyFile) {
     program.error(
@@ -114,6 +117,7 @@ async function main(): Promise<void> {
       o.streamingTlsCertFile && o.streamingTlsPrivateKeyFile
         ? { certFile: o.streamingTlsCertFile, keyFile: o.streamingTlsPrivateKeyFile }
         : undefined,
+    log,
   });
   let stopping = false;
   const stop = (signal: string): void => {
@@ -137,6 +141,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  log(errorMessage(err));
+  stderrLogger('cri-shim')(errorMessage(err));
   process.exit(1);
 });

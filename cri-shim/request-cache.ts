@@ -16,6 +16,8 @@ export const MAX_IN_FLIGHT = 1000;
 
 export interface ExecRequestEntry {
   kind: 'exec';
+  /** The Audit-Id the kubelet sent with the CRI call (gRPC metadata `audit-id`). */
+  auditID?: string;
   containerId: string;
   cmd: string[];
   stdin: boolean;
@@ -25,6 +27,8 @@ export interface ExecRequestEntry {
 }
 export interface AttachRequestEntry {
   kind: 'attach';
+  /** The Audit-Id the kubelet sent with the CRI call (gRPC metadata `audit-id`). */
+  auditID?: string;
   containerId: string;
   stdin: boolean;
   stdout: boolean;
@@ -33,6 +37,8 @@ export interface AttachRequestEntry {
 }
 export interface PortForwardRequestEntry {
   kind: 'portforward';
+  /** The Audit-Id the kubelet sent with the CRI call (gRPC metadata `audit-id`). */
+  auditID?: string;
   sandboxId: string;
   /** Ports of the CRI request; the streaming request's `?port=` query takes precedence. */
   ports: number[];

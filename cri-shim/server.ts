@@ -24,6 +24,7 @@ import { ImageStore } from './images.js';
 import { chooseIsolation, type IsolationMode, type IsolationRequest } from './isolation.js';
 import { RequestCache } from './request-cache.js';
 import { CgroupManager } from './cgroups.js';
+import { CriShimMetrics } from './metrics.js';
 import { ContainerRuntime } from './runtime.js';
 import { StreamingServer, type StreamingTlsOptions } from './streaming-server.js';
 import { errorMessage, stderrLogger, type Logger } from '../shared/logging.js';
@@ -157,10 +158,12 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
   });
   const cache = opts.requestCache ?? new RequestCache();
 
+  const metrics = new CriShimMetrics();
   const streaming = new StreamingServer({
     runtime,
     cache,
     log,
+    metrics,
     spdyOnly: opts.spdyOnly,
     streamingConnectionIdleTimeoutMs: opts.streamingConnectionIdleTimeoutMs,
     tls,
@@ -170,7 +173,7 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
   const server = new grpc.Server();
   server.addService(
     runtimeServiceDefinition(),
-    criServiceImplementation({ runtime, cache, streamingUrl: () => streaming.url }),
+    metrics.instrument(criServiceImplementation({ runtime, cache, streamingUrl: () => streaming.url, log })),
   );
   server.addService(imageServiceDefinition(), imageServiceImplementation(images));
   let bound: { endpoint: string; socketPath?: string };

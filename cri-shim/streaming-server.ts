@@ -40,7 +40,7 @@ import type { RemoteCommandSession } from '../shared/remotecommand/session.js';
 import {
   acceptChannelSession,
   ChannelServerSession,
-  type StreamOptions,
+  type RemoteCommandOptions,
 } from '../shared/remotecommand/websocket-server.js';
 import { acceptSpdySession, type SpdySessionOptions } from '../shared/remotecommand/spdy-server.js';
 import {
@@ -68,6 +68,11 @@ import type {
   RequestCache,
 } from './request-cache.js';
 import type { ContainerRuntime } from './runtime.js';
+import type { CriShimMetrics } from './metrics.js';
+import { structured } from '../shared/logging.js';
+import { serveMetrics } from '../shared/metrics/registry.js';
+import { bytesWritten } from '../shared/metrics/stream-sessions.js';
+import { onResponseHead } from '../shared/httpstream/response-head.js';
 import { type Logger } from '../shared/logging.js';
 
 const ROUTE = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]{1,128})$/;
@@ -84,6 +89,8 @@ export interface StreamingServerOptions {
   streamingConnectionIdleTimeoutMs?: number;
   /** Serve https with this serving certificate and key (PEM); plain http without. */
   tls?: StreamingTlsOptions;
+  /** Where sessions are counted; `/metrics` and `/debug/sessions` on this server serve it. */
+  metrics?: CriShimMetrics;
 }
 
 export interface StreamingTlsOptions {
@@ -94,7 +101,7 @@ export interface StreamingTlsOptions {
 /** After an idle timeout, how long the client has to take the Status before the connection goes. */
 const IDLE_FINISH_GRACE_MS = 5000;
 
-const NO_STREAMS: StreamOptions = { stdin: false, stdout: false, stderr: false, tty: false };
+const NO_STREAMS: RemoteCommandOptions = { stdin: false, stdout: false, stderr: false, tty: false };
 
 /** Which upgrade a request asks for: a WebSocket handshake (a GET) or SPDY/3.1 (a POST, or GET). */
 function upgradeTransport(req: IncomingMessage): 'websocket' | 'spdy' | undefined {
@@ -117,6 +124,14 @@ function websocketProtocolAcceptable(req: IncomingMessage): boolean {
     .filter(Boolean);
   return offered.length === 0 || negotiateProtocol(offered) !== undefined;
 }
+
+/** The Audit-Id header of the upgrade request a socket carried (the kubelet passes it on). */
+function auditIdOf(socket: Duplex): string | undefined {
+  const id = upgradeAuditIds.get(socket);
+  return id && /^[A-Za-z0-9._:-]{1,64}$/.test(id) ? id : undefined;
+}
+const upgradeAuditIds = new WeakMap<Duplex, string>();
+const streamStarts = new WeakMap<Duplex, number>();
 
 /** A WebSocket session closes with a code and reason; a SPDY one with GOAWAY. */
 function closeSession(session: RemoteCommandSession, code: number, reason: string): Promise<void> {
@@ -187,12 +202,27 @@ export class StreamingServer {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    // Unauthenticated, as containerd's metrics address: the streaming server listens on loopback.
+    const metrics = this.opts.metrics;
+    if (metrics && req.method === 'GET' && path === '/metrics')
+      return void serveMetrics(metrics.registry, res);
+    if (metrics && req.method === 'GET' && path === '/debug/sessions') {
+      const body = JSON.stringify(metrics.streams.snapshot());
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+      return void res.end(body);
+    }
     if (ROUTE.test(path)) writeStatus(res, failureStatus(400, 'Upgrade request required'));
     else writeStatus(res, failureStatus(404, `the server could not find the requested resource (${path})`));
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    const header = req.headers['audit-id'];
+    if (typeof header === 'string') upgradeAuditIds.set(socket, header);
+    // Where the stream's bytes start: after the 101 head, whoever writes it.
+    onResponseHead(socket, {}, (_code, headBytes) =>
+      streamStarts.set(socket, bytesWritten(socket) + headBytes),
+    );
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
     const m = ROUTE.exec(path);
@@ -290,13 +320,25 @@ export class StreamingServer {
     socket: Duplex,
     transport: 'WebSocket' | 'SPDY/3.1',
   ): void {
-    // One line a session, so a student can see which protocol reached the runtime.
+    // One line a session, so a student can see which protocol reached the runtime; this and every
+    // line of the session carry the request's Audit-Id (from the CRI call, else the header).
     const proto = session.protocol.name || 'channel.k8s.io';
-    this.opts.log(`${entry.kind} in ${entry.containerId.slice(0, 12)} over ${transport} (${proto})`);
+    const auditID = entry.auditID ?? auditIdOf(socket);
+    const log = structured(this.opts.log).with({ auditID });
+    log(`${entry.kind} in ${entry.containerId.slice(0, 12)} over ${transport} (${proto})`);
+    this.opts.metrics?.session(entry.kind, transport);
+    const counted = this.opts.metrics?.streams.open(
+      { auditID, kind: entry.kind, target: entry.containerId.slice(0, 12), protocol: proto, path: 'served' },
+      socket,
+      undefined,
+      undefined,
+      streamStarts.get(socket),
+    );
+    if (counted) session.once('close', counted);
     this.sessions.add(session);
     const stopIdle = watchIdle(socket, this.idleTimeoutMs, () => {
       const message = idleTimeoutMessage(this.idleTimeoutMs);
-      this.opts.log(`${entry.kind} in ${entry.containerId.slice(0, 12)}: ${message}; ending the session`);
+      log(`${entry.kind} in ${entry.containerId.slice(0, 12)}: ${message}; ending the session`);
       void session.finish(internalErrorStatus(message));
       // A client that does not take even the Status is cut off, as for any shutdown.
       setTimeout(() => void closeSession(session, 1001, 'idle timeout'), IDLE_FINISH_GRACE_MS).unref();
@@ -307,10 +349,10 @@ export class StreamingServer {
     });
     const served =
       entry.kind === 'exec'
-        ? serveExec(this.opts.runtime, entry, session, this.opts.log)
-        : serveAttach(this.opts.runtime, entry, session, this.opts.log);
+        ? serveExec(this.opts.runtime, entry, session, log)
+        : serveAttach(this.opts.runtime, entry, session, log);
     served.catch((err: unknown) => {
-      this.opts.log(`${entry.kind} session failed: ${String(err)}`);
+      log(`${entry.kind} session failed: ${String(err)}`);
       void closeSession(session, 1011, 'internal error');
     });
   }

@@ -70,6 +70,25 @@ describe.each(MODES)('terminals with isolation %s', (mode) => {
     expect((await s.closed).status?.status).toBe('Success');
   });
 
+  // Issue 13: TERM was unset in tty sessions (full-screen programs refused to start). containerd
+  // sets TERM=xterm for a tty exec; without a terminal the container's env is left alone.
+  test('a tty exec has TERM=xterm, a plain one no TERM', async () => {
+    const s = await openWs(await ttyExec(['sh', '-c', 'echo "TERM=$TERM"']));
+    s.resize(80, 24);
+    await s.closed;
+    expect(s.stdout()).toBe('TERM=xterm\r\n');
+    const url = (
+      await fx.rt.exec({
+        container_id: containerId,
+        cmd: ['sh', '-c', 'echo "TERM=${TERM-unset}"'],
+        stdout: true,
+      })
+    ).url;
+    const plain = await openWs(url);
+    await plain.closed;
+    expect(plain.stdout()).toBe('TERM=unset\n');
+  });
+
   test('`tty` names a /dev/pts terminal inside the container', async () => {
     const s = await openWs(await ttyExec(['tty']));
     s.resize(80, 24);

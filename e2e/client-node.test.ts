@@ -151,10 +151,10 @@ describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
         stdin: chunkedReadable(data, data.length),
         timeoutMs: 40_000,
       });
-      expect({ exitCode: res.exitCode, out: res.stdout.toString(), close: res.closeCode }).toEqual({
+      // (client-node closes the WebSocket itself once the Status is in: the close code is a race.)
+      expect({ exitCode: res.exitCode, out: res.stdout.toString() }).toEqual({
         exitCode: 0,
         out: `${sha256(data)}  -\n`,
-        close: 1000,
       });
     }, 50_000);
 

@@ -14,20 +14,7 @@ import pty from 'node-pty';
 import { startLab, type Lab } from '../lab/lab.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 import { waitForPodPort, waitForPort } from './support/processes.js';
-import { E2E_RUNTIMES, LOCAL_IMAGE_POLICY, STTY_SIZE_SOON } from './support/runtimes.js';
-
-const podYaml = (name: string, command: string[], extra = '') => `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${name}
-spec:
-  nodeName: node-1
-  containers:
-  - name: main
-    image: busybox
-    imagePullPolicy: ${LOCAL_IMAGE_POLICY}
-    command: ${JSON.stringify(command)}
-${extra}`;
+import { E2E_RUNTIMES, podYaml, STTY_SIZE_SOON } from './support/runtimes.js';
 
 describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
   let dir = '';
@@ -250,5 +237,18 @@ describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
       expect(after.code).toBe(1);
       expect(after.stderr).toContain(`Error from server (NotFound): pods "${name}" not found`);
     });
+  });
+
+  // Issue 13: describe node read no Lease ("Failed to get lease") and divided by a missing
+  // allocatable (-9223372036854775808%).
+  it('describe node shows the node Lease and sane requests', async () => {
+    const k = new Kubectl(KUBECTL_CLIENTS[0]!, lab.kubeconfigPath, path.join(dir, 'home-describe'));
+    const r = await k.run(['describe', 'node', 'node-1']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const out = r.stdout.toString();
+    expect(out).toMatch(/Lease:\n\s+HolderIdentity:\s+node-1\n\s+AcquireTime:\s+\S.*\n\s+RenewTime:\s+\S/);
+    expect(out).not.toContain('Failed to get lease');
+    expect(out).not.toContain('-9223372036854775808');
+    expect(out).toMatch(/default\s+demo\s+0 \(0%\)\s+0 \(0%\)\s+0 \(0%\)\s+0 \(0%\)/);
   });
 });

@@ -11,6 +11,7 @@
  * One lab: it starts with `kubeletFault` (the first mode, through the lab's own option), and only
  * the kubelet-sim is restarted with another `--fault` for each later mode. Needs `npm run build`.
  */
+import { parseLogRecord } from '../shared/logging.js';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -58,9 +59,16 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** The kubelet-sim's own log lines (`kubelet-sim: …` with the prefix taken off). */
+/**
+ * The kubelet-sim's own log messages: from the lab (klog text after `[kubelet-sim]`) or from the
+ * restarted process, which writes the JSON records the lab gave it `--logging-format json` for.
+ */
+const KUBELET_LINE = /^\[kubelet-sim\] (?:[IWE]\d{4} [\d:.]+ +\d+ kubelet-sim\] (.*)|(\{.*))$/s;
 const kubeletLines = () =>
-  logs.filter((l) => l.startsWith('[kubelet-sim] kubelet-sim: ')).map((l) => l.slice(27));
+  logs
+    .map((l) => KUBELET_LINE.exec(l))
+    .map((m) => m && (m[1] ?? parseLogRecord(m[2]!)?.msg))
+    .filter((l): l is string => typeof l === 'string');
 const answered = () => kubeletLines().filter((l) => / answered (GET|POST) \//.test(l));
 
 /** Stops the kubelet-sim now serving and starts it again, same argv, with `--fault value`. */

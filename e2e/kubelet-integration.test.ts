@@ -19,7 +19,7 @@ import {
   NODES_GROUP,
 } from '../shared/auth/tokens.js';
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
-import type { Node, Pod } from '../kubelet-sim/api-types.js';
+import type { Node, Pod } from '../shared/api/core-v1.js';
 import { startKubelet, type RunningKubelet } from '../kubelet-sim/kubelet.js';
 import { waitFor } from '../kubelet-sim/test-support/wait.js';
 import { wsExec } from './support/ws-exec.js';

@@ -91,6 +91,37 @@ describe('lab users', () => {
     );
   });
 
+  // Issue 13: kubectl auth can-i / whoami (SelfSubjectAccessReview / SelfSubjectReview), answered
+  // by the authorizer the policy file drives; kubectl prints yes (exit 0) or no (exit 1).
+  it('answers kubectl auth can-i and auth whoami for the admin and for lab users', async () => {
+    const admin = kubectlAs(lab.kubeconfigPath, 'admin-canI');
+    const alice = kubectlAs(await labUser('--name', 'alice', '--group', 'devs'), 'alice-canI');
+    const bob = kubectlAs(await labUser('--name', 'bob'), 'bob-canI');
+    const canI = async (k: Kubectl, ...args: string[]) => {
+      const r = await k.run(['auth', 'can-i', ...args]);
+      return `${r.code} ${r.stdout.toString().trim()}`;
+    };
+    // kubectl reads `pods/exec` as TYPE/NAME (the pod named exec); the subresource is a flag.
+    const exec = ['create', 'pods', '--subresource=exec'];
+    expect(await canI(admin, 'create', 'pods/exec')).toBe('0 yes');
+    expect(await canI(admin, ...exec)).toBe('0 yes');
+    expect(await canI(admin, 'delete', 'nodes')).toBe('0 yes');
+    expect(await canI(alice, ...exec)).toBe('0 yes');
+    expect(await canI(alice, ...exec, '-n', 'kube-system')).toBe('1 no');
+    expect(await canI(alice, 'create', 'pods/exec')).toBe('1 no');
+    expect(await canI(alice, 'delete', 'pods')).toBe('1 no');
+    expect(await canI(bob, 'get', 'pods')).toBe('0 yes');
+    expect(await canI(bob, ...exec)).toBe('1 no');
+    // The answer is the decision the request itself gets.
+    expect((await bob.run(['exec', 'demo', '--', 'true'])).code).toBe(1);
+    const who = await alice.run(['auth', 'whoami', '-o', 'json']);
+    expect(who.code).toBe(0);
+    expect(JSON.parse(who.stdout.toString()).status.userInfo).toEqual({
+      username: 'alice',
+      groups: ['devs', 'system:authenticated'],
+    });
+  });
+
   it('grants nothing the policy does not: no delete for either, no other namespace', async () => {
     const alice = kubectlAs(await labUser('--name', 'alice', '--group', 'devs'), 'alice-2');
     const del = await alice.run(['delete', 'pod', 'demo', '--wait=false']);

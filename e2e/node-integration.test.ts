@@ -23,7 +23,7 @@ import {
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
 import { openPortForwardTunnel } from '../shared/portforward/websocket-client.js';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
-import type { ContainerSpec, Pod } from '../kubelet-sim/api-types.js';
+import type { Container, Pod } from '../shared/api/core-v1.js';
 import { startKubelet, type RunningKubelet } from '../kubelet-sim/kubelet.js';
 import { waitFor } from '../kubelet-sim/test-support/wait.js';
 
@@ -100,7 +100,7 @@ const getPod = async (name: string): Promise<Pod> =>
 
 async function createPod(
   name: string,
-  c: Partial<ContainerSpec>,
+  c: Partial<Container>,
   restartPolicy?: string,
   hostNetwork?: boolean,
 ): Promise<void> {
@@ -120,7 +120,7 @@ async function deletePod(name: string): Promise<void> {
   await api('DELETE', `/api/v1/namespaces/default/pods/${name}`);
 }
 
-const sh = (script: string): Partial<ContainerSpec> => ({ command: ['sh', '-c', script] });
+const sh = (script: string): Partial<Container> => ({ command: ['sh', '-c', script] });
 
 describe('container logs through the kubelet and the apiserver', () => {
   beforeAll(async () => {

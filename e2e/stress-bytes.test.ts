@@ -8,12 +8,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startLab, type Lab } from '../lab/lab.js';
+import type { Lab } from '../lab/lab.js';
 import {
   describeFailure,
   MiB,
   runStress,
   startCpuHogs,
+  startStressLabs,
   STRESS_MODES,
   STRESS_PATHS,
   type StressExec,
@@ -24,12 +25,7 @@ let labs: { translated: Lab; spliced: Lab };
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stress-bytes-e2e-'));
-  const quiet = { port: 0, log: () => {} };
-  const [translated, spliced] = await Promise.all([
-    startLab({ ...quiet, dir: path.join(dir, 'translated') }),
-    startLab({ ...quiet, dir: path.join(dir, 'spliced'), streamTranslation: false }),
-  ]);
-  labs = { translated, spliced };
+  labs = await startStressLabs(dir);
 }, 120_000);
 
 afterAll(async () => {

@@ -63,7 +63,7 @@ describe('SPDY-only runtime behind the StreamTranslator (kube-apiserver 1.30+ wi
   it('serves a v5 WebSocket client: the runtime sees SPDY', async () => {
     const seen = await sessionsDuring(r, ls(r));
     expect(seen).toHaveLength(1);
-    expect(seen[0]).toMatch(/over SPDY\/3\.1 \(v4\.channel\.k8s\.io\)$/);
+    expect(seen[0]).toMatch(/over SPDY\/3\.1 \(v4\.channel\.k8s\.io\)( |$)/);
   });
 
   it.each(KUBECTL_CLIENTS.map((c) => [c.name, c] as const))('serves %s', async (_n, client) => {
@@ -99,7 +99,7 @@ describe('StreamTranslator off: WebSocket spliced end to end', () => {
   it('carries a v5 WebSocket to the runtime untouched', async () => {
     const seen = await sessionsDuring(r, ls(r));
     expect(seen).toHaveLength(1);
-    expect(seen[0]).toMatch(/over WebSocket \(v5\.channel\.k8s\.io\)$/);
+    expect(seen[0]).toMatch(/over WebSocket \(v5\.channel\.k8s\.io\)( |$)/);
   });
 
   it('still carries SPDY (kubectl v1.20)', async () => {
@@ -109,6 +109,6 @@ describe('StreamTranslator off: WebSocket spliced end to end', () => {
       const res = await k.run(['exec', 'demo', '--', 'ls', '/root']);
       expect(res.code).toBe(0);
     });
-    expect(seen[0]).toMatch(/over SPDY\/3\.1 \(v4\.channel\.k8s\.io\)$/);
+    expect(seen[0]).toMatch(/over SPDY\/3\.1 \(v4\.channel\.k8s\.io\)( |$)/);
   });
 });

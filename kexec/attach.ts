@@ -11,7 +11,7 @@
  * (ctrl-p,ctrl-q): closing stdin or Ctrl-C ends the session.
  */
 import { loadClientConfig } from './client.js';
-import type { AttachOptions } from './options.js';
+import type { AttachOptions } from './cmd/attach.js';
 import { defaultContainer, findContainer, getPod, streamUrl } from './pod.js';
 import { resolveStreamProtocol } from './remotecommand-executor.js';
 import { runStreamSession, setupTty, type KexecIO } from './stream-session.js';

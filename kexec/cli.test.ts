@@ -11,6 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
 import { failureStatus } from '../shared/status.js';
 import { kexec } from './cli.js';
+import { apiRequest, apiUrl, loadClientConfig } from './client.js';
 import { writeKubeconfig } from './test-support/io.js';
 
 const TOKEN = 'secret-token';
@@ -209,6 +210,33 @@ describe('kexec exec', () => {
     expect(r.stderr).toMatch(
       /^error: Get "http:\/\/127\.0\.0\.1:1\/api\/v1\/namespaces\/default\/pods\/demo": .*ECONNREFUSED/,
     );
+  });
+
+  // Issue 13: with no kubeconfig the user saw only `ECONNREFUSED 127.0.0.1:8080`.
+  it('with no kubeconfig, a refused connection says where the lab’s kubeconfig is', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'kexec-nohome-'));
+    try {
+      const cfg = await loadClientConfig({}, { HOME: home });
+      expect({ server: cfg.server.href, noKubeconfig: cfg.noKubeconfig }).toEqual({
+        server: 'http://localhost:8080/',
+        noKubeconfig: true,
+      });
+      // The same refusal on a port nothing listens on (localhost:8080 may be someone's).
+      cfg.server = new URL('http://127.0.0.1:1');
+      await expect(apiRequest(cfg, 'GET', apiUrl(cfg, '/api'))).rejects.toThrow(
+        'The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?\n' +
+          'No kubeconfig was found (--kubeconfig, $KUBECONFIG, ~/.kube/config). The lab writes one at ' +
+          '.lab/kubeconfig in the folder where `npm start` runs: pass --kubeconfig .lab/kubeconfig, or ' +
+          'export KUBECONFIG=$PWD/.lab/kubeconfig',
+      );
+      // A kubeconfig that names an unreachable server keeps the plain message.
+      const named = await loadClientConfig({
+        kubeconfig: writeKubeconfig(dir, 'off2', 'http://127.0.0.1:1', TOKEN),
+      });
+      expect(named.noKubeconfig).toBeUndefined();
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it('refuses a completed pod', async () => {

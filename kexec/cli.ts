@@ -6,7 +6,7 @@ import { runAttach } from './attach.js';
 import { runCp } from './cp.js';
 import { exitCodeOf, formatError } from './errors.js';
 import { runExec } from './exec.js';
-import { runProgram } from './options.js';
+import { runProgram } from './cmd/kexec.js';
 import { runPortForward } from './port-forward.js';
 import type { KexecIO } from './stream-session.js';
 

@@ -30,6 +30,21 @@ export interface ClientConfig {
   namespace: string;
   headers: Record<string, string>;
   tls: ConnectionOptions;
+  /** Set when no kubeconfig was found: told with a refused connection (noKubeconfigMessage). */
+  noKubeconfig?: boolean;
+}
+
+/**
+ * What kubectl says when its default server (no kubeconfig) refuses the connection, and where
+ * the lab's kubeconfig is.
+ */
+export function noKubeconfigMessage(host: string): string {
+  return (
+    `The connection to the server ${host} was refused - did you specify the right host or port?\n` +
+    'No kubeconfig was found (--kubeconfig, $KUBECONFIG, ~/.kube/config). The lab writes one at ' +
+    '.lab/kubeconfig in the folder where `npm start` runs: pass --kubeconfig .lab/kubeconfig, or ' +
+    'export KUBECONFIG=$PWD/.lab/kubeconfig'
+  );
 }
 
 export interface LoadOptions {
@@ -155,6 +170,8 @@ export async function loadClientConfig(
       ? await clientConfigFrom(await loadKubeConfig(opts), opts.namespace)
       : clientConfigFromResolved(resolved, opts.namespace);
   refuseCredentialsOverHttp(cfg, resolved.cluster.value['insecure-skip-tls-verify'] === true);
+  // No file and not in a pod: the unauthenticated localhost:8080 of kubectl's defaults.
+  if (files.length === 0 && !resolved.user.value.tokenFile) cfg.noKubeconfig = true;
   return cfg;
 }
 
@@ -230,7 +247,10 @@ export function apiRequest(
       },
     );
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-    req.on('error', (err) => reject(new Error(`${verb} "${url.href}": ${err.message}`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED' && cfg.noKubeconfig) reject(new Error(noKubeconfigMessage(url.host)));
+      else reject(new Error(`${verb} "${url.href}": ${err.message}`));
+    });
     req.end(payload);
   });
 }

@@ -13,7 +13,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { Header } from 'tar';
 import { packageRoot } from '../shared/package-root.js';
 import { kexec } from './cli.js';
-import { hoistGlobalFlags } from './options.js';
+import { routeArgv } from './cmd/kexec.js';
 import {
   extractFileSpec,
   isRelative,
@@ -117,7 +117,7 @@ describe('file specs and prefixes (kubectl filespec.go)', () => {
   });
 
   it('takes global flags before `cp`, as the other subcommands', () => {
-    expect(hoistGlobalFlags(['--kubeconfig', 'k', '-n', 'ns', 'cp', 'a', 'b'])).toEqual([
+    expect(routeArgv(['--kubeconfig', 'k', '-n', 'ns', 'cp', 'a', 'b'])).toEqual([
       'cp',
       '--kubeconfig',
       'k',
@@ -126,7 +126,7 @@ describe('file specs and prefixes (kubectl filespec.go)', () => {
       'a',
       'b',
     ]);
-    expect(hoistGlobalFlags(['--kubeconfig', 'k', 'demo', '--', 'cp', 'a', 'b'])[0]).toBe('--kubeconfig');
+    expect(routeArgv(['--kubeconfig', 'k', 'demo', '--', 'cp', 'a', 'b'])[0]).toBe('exec');
   });
 });
 

@@ -38,7 +38,7 @@ import { PassThrough, Writable, type Readable } from 'node:stream';
 import { Pack, Unpack, type ReadEntry, type WriteEntry } from 'tar';
 import { loadClientConfig, type ClientConfig } from './client.js';
 import { ApiStatusError, ExitCodeError, UsageError } from './errors.js';
-import type { CpOptions } from './options.js';
+import type { CpOptions } from './cmd/cp.js';
 import { defaultContainer, getPod, streamUrl } from './pod.js';
 import { resolveStreamProtocol, streamRemoteCommand, type StreamProtocol } from './remotecommand-executor.js';
 import type { KexecIO } from './stream-session.js';
@@ -353,7 +353,20 @@ async function copyFromPod(o: CopyOptions, protocol: StreamProtocol, io: KexecIO
   } finally {
     input.end();
   }
-  const report = await done;
+  const outcome = await done.then(
+    (report) => ({ report, err: undefined }),
+    (err: unknown) => ({ report: undefined, err }),
+  );
+  // tar found nothing to archive (a missing or unreadable path) and wrote only end-of-archive
+  // blocks, which node-tar calls TAR_BAD_ARCHIVE: say what happened instead. tar's own message
+  // ("Cannot stat: No such file or directory") went to stderr above.
+  if (code !== 0 && (outcome.err || outcome.report!.extracted + outcome.report!.refused === 0)) {
+    throw new Error(
+      `cannot copy ${t.namespace}/${t.pod}:${o.src.file}: no such file or directory in the container, or not readable (tar exited with code ${code})`,
+    );
+  }
+  if (outcome.err) throw outcome.err;
+  const report = outcome.report!;
   if (code !== 0) throw new ExitCodeError(code);
   if (report.refused > 0) {
     throw new Error(

@@ -10,16 +10,10 @@
  * 3. exit with the remote command's exit code.
  */
 import { loadClientConfig, type ClientConfig } from './client.js';
-import type { ExecOptions } from './options.js';
+import type { ExecOptions } from './cmd/exec.js';
 import { defaultContainer, getPod, streamUrl } from './pod.js';
 import { resolveStreamProtocol } from './remotecommand-executor.js';
 import { runStreamSession, setupTty, type KexecIO } from './stream-session.js';
-
-export type { PodLike } from './pod.js';
-export { defaultContainer, DEFAULT_CONTAINER_ANNOTATION } from './pod.js';
-export { terminalResize } from './stream-session.js';
-/** The streams and clients exec uses (every command gets the same). */
-export type ExecIO = KexecIO;
 
 /** The exec subresource URL, with the query kubectl sends (false flags omitted, as omitempty does). */
 export function execUrl(
@@ -32,7 +26,7 @@ export function execUrl(
 }
 
 /** Runs exec; resolves to the exit code, throws what kexec should report (see errors.ts). */
-export async function runExec(o: ExecOptions, io: ExecIO): Promise<number> {
+export async function runExec(o: ExecOptions, io: KexecIO): Promise<number> {
   const protocol = resolveStreamProtocol(o.protocol, io.env);
   const cfg = await loadClientConfig(o);
   const ns = cfg.namespace;

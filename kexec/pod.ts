@@ -6,19 +6,8 @@
  * when there were several) and client-go's request builder for `pods/{exec,attach,portforward}`
  * (false booleans omitted, as the PodExecOptions / PodAttachOptions `omitempty` tags do).
  */
+import type { Container, Pod } from '../shared/api/core-v1.js';
 import { apiJson, apiUrl, type ClientConfig } from './client.js';
-
-/** The parts of a V1Pod kexec reads. */
-export interface PodLike {
-  metadata?: { name?: string; namespace?: string; annotations?: Record<string, string> };
-  spec?: {
-    containers?: { name: string; tty?: boolean; stdin?: boolean }[];
-    initContainers?: { name: string; tty?: boolean; stdin?: boolean }[];
-    ephemeralContainers?: { name: string; tty?: boolean; stdin?: boolean }[];
-    nodeName?: string;
-  };
-  status?: { phase?: string };
-}
 
 export const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
 
@@ -27,12 +16,12 @@ export function podPath(namespace: string, pod: string, subresource?: string): s
   return subresource ? `${base}/${subresource}` : base;
 }
 
-export function getPod(cfg: ClientConfig, namespace: string, name: string): Promise<PodLike> {
-  return apiJson<PodLike>(cfg, 'GET', podPath(namespace, name), { resource: 'pods', name });
+export function getPod(cfg: ClientConfig, namespace: string, name: string): Promise<Pod> {
+  return apiJson<Pod>(cfg, 'GET', podPath(namespace, name), { resource: 'pods', name });
 }
 
 /** The container exec goes to when `-c` is not given, and the notice kubectl prints about it (if any). */
-export function defaultContainer(pod: PodLike): { name: string; notice?: string } {
+export function defaultContainer(pod: Pod): { name: string; notice?: string } {
   const containers = pod.spec?.containers ?? [];
   const annotated = pod.metadata?.annotations?.[DEFAULT_CONTAINER_ANNOTATION];
   if (annotated && containers.some((c) => c.name === annotated)) return { name: annotated };
@@ -49,7 +38,7 @@ export function defaultContainer(pod: PodLike): { name: string; notice?: string 
 }
 
 /** A container of the pod by name, wherever it is declared. */
-export function findContainer(pod: PodLike, name: string): { name: string; tty?: boolean } | undefined {
+export function findContainer(pod: Pod, name: string): Container | undefined {
   const s = pod.spec;
   return [...(s?.containers ?? []), ...(s?.initContainers ?? []), ...(s?.ephemeralContainers ?? [])].find(
     (c) => c.name === name,

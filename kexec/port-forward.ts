@@ -9,9 +9,13 @@
  * upgraded connection with a stream pair per local connection (spdy-port-forwarder.ts); `auto`
  * tries WebSocket and switches to SPDY for good when the WebSocket upgrade is refused.
  *
- * Differences, on purpose: a failed connection (remote port closed, upgrade refused for that
- * connection) is reported on stderr as `error: an error occurred forwarding L -> R: …` and the
- * listeners keep going (kubectl #1169, kubernetes#74551: upstream tears everything down).
+ * A failed connection (the pod refused it, the upgrade for it was refused) is reported on stderr
+ * as `error: an error occurred forwarding L -> R: …`, and then port-forward ends with
+ * `error: lost connection to pod` and exit code 1, as kubectl 1.28 and later do (kubernetes#117493; client-go
+ * handleConnection closes the whole connection on any error-stream message; kubectl's
+ * `lost connection to pod`; the long-standing complaints are kubectl #1169 and
+ * kubernetes#74551). A supervisor restarts it, as for kubectl.
+ *
  * Half-close: with SPDY a local EOF is forwarded as a FIN and the pod's answer still comes back;
  * v4 WebSocket has no half-close, so a local EOF closes that tunnel (an answer the pod sends
  * after it is lost: use SPDY for clients that half-close and then wait).
@@ -21,7 +25,7 @@ import type { Duplex } from 'node:stream';
 import { apiUrl, loadClientConfig, type ClientConfig } from './client.js';
 import { formatError } from './errors.js';
 import { joinHostPort, type ForwardedPort } from './forwarded-ports.js';
-import type { PortForwardOptions } from './options.js';
+import type { PortForwardOptions } from './cmd/port-forward.js';
 import { getPod, podPath } from './pod.js';
 import { isUpgradeFailure, resolveStreamProtocol, type StreamProtocol } from './remotecommand-executor.js';
 import type { SpdyPortForwarder } from './spdy-port-forwarder.js';
@@ -91,15 +95,16 @@ export async function runPortForward(o: PortForwardOptions, io: KexecIO): Promis
 
   const { signal: stop, dispose } = stopSignal(io.signal);
   const report = (line: string) => io.stderr.write(`${line}\n`);
+  // Set once a connection failed or the SPDY connection went: the command then ends with it.
+  let lost: (() => void) | undefined;
+  const lostConnection = new Promise<void>((resolve) => (lost = resolve));
 
   // Loaded only when SPDY is used (or may be, with auto).
   const { SpdyPortForwarder } =
     protocol === 'websocket' ? { SpdyPortForwarder: undefined } : await import('./spdy-port-forwarder.js');
   let spdy: SpdyPortForwarder | undefined;
   const spdyForwarder = (): SpdyPortForwarder =>
-    (spdy ??= new SpdyPortForwarder!({ url: portForwardUrl(cfg, ns, o.pod).href, ...cfg }, (m) =>
-      report(`error: ${m}`),
-    ));
+    (spdy ??= new SpdyPortForwarder!({ url: portForwardUrl(cfg, ns, o.pod).href, ...cfg }, () => lost?.()));
   const ws = websocketTunnel(cfg, ns, o.pod);
   let useSpdy = protocol === 'spdy';
   const tunnel: Tunnel = async (local, remote) => {
@@ -125,6 +130,7 @@ export async function runPortForward(o: PortForwardOptions, io: KexecIO): Promis
       (errorText) => {
         if (errorText && !stop.aborted) {
           report(`error: an error occurred forwarding ${port.local} -> ${port.remote}: ${errorText}`);
+          lost?.();
         }
         closeLocal(local);
       },
@@ -133,6 +139,7 @@ export async function runPortForward(o: PortForwardOptions, io: KexecIO): Promis
           report(
             `error: an error occurred forwarding ${port.local} -> ${port.remote}: ${formatError(err).replace(/^error: /, '')}`,
           );
+          lost?.();
         }
         local.destroy();
       },
@@ -172,10 +179,13 @@ export async function runPortForward(o: PortForwardOptions, io: KexecIO): Promis
         `unable to listen on any of the requested ports: [${o.ports.map((p) => `{${p.local} ${p.remote}}`).join(' ')}]`,
       );
     }
-    await new Promise<void>((resolve) => {
-      if (stop.aborted) resolve();
-      else stop.addEventListener('abort', () => resolve(), { once: true });
+    const stopped = new Promise<'stopped'>((resolve) => {
+      if (stop.aborted) resolve('stopped');
+      else stop.addEventListener('abort', () => resolve('stopped'), { once: true });
     });
+    if ((await Promise.race([stopped, lostConnection])) !== 'stopped') {
+      throw new Error('lost connection to pod');
+    }
     return 0;
   } finally {
     for (const l of listeners) l.close();

@@ -6,8 +6,16 @@
  * `pkg/kubelet/config/apiserver.go`. Deliberately small: JSON only, no retries here (the callers
  * loop), no informer cache.
  */
+import type { CoreEvent } from '../shared/events.js';
 import { StatusError, failureStatus, type Status } from '../shared/status.js';
-import type { List, Node, Pod, WatchEvent } from './api-types.js';
+import type { KubeObject, List, Node, Pod, WatchEvent } from '../shared/api/core-v1.js';
+
+/** coordination.k8s.io/v1 Lease, as the kubelet writes it (node-lease.ts). */
+export interface Lease extends KubeObject {
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string };
+}
+
+const LEASES = '/apis/coordination.k8s.io/v1';
 
 export interface ApiServerClientOptions {
   /** e.g. `http://127.0.0.1:6443`. */
@@ -43,6 +51,19 @@ export class ApiServerClient {
     return this.json('PUT', `/api/v1/nodes/${enc(node.metadata.name!)}/status`, node, signal);
   }
 
+  getLease(namespace: string, name: string, signal?: AbortSignal): Promise<Lease> {
+    return this.json('GET', `${LEASES}/namespaces/${enc(namespace)}/leases/${enc(name)}`, undefined, signal);
+  }
+
+  createLease(lease: Lease, signal?: AbortSignal): Promise<Lease> {
+    return this.json('POST', `${LEASES}/namespaces/${enc(lease.metadata.namespace!)}/leases`, lease, signal);
+  }
+
+  updateLease(lease: Lease, signal?: AbortSignal): Promise<Lease> {
+    const { namespace, name } = lease.metadata;
+    return this.json('PUT', `${LEASES}/namespaces/${enc(namespace!)}/leases/${enc(name!)}`, lease, signal);
+  }
+
   getPod(namespace: string, name: string, signal?: AbortSignal): Promise<Pod> {
     return this.json('GET', `/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}`, undefined, signal);
   }
@@ -57,6 +78,15 @@ export class ApiServerClient {
     // terminating pod's containers are gone: never delete a newer pod that reused the name.
     const body = { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid } };
     return this.json('DELETE', `/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}`, body, signal);
+  }
+
+  createEvent(namespace: string, event: CoreEvent): Promise<unknown> {
+    return this.json('POST', `/api/v1/namespaces/${enc(namespace)}/events`, event);
+  }
+
+  patchEvent(namespace: string, name: string, patch: Partial<CoreEvent>): Promise<unknown> {
+    const path = `/api/v1/namespaces/${enc(namespace)}/events/${enc(name)}`;
+    return this.json('PATCH', path, patch, undefined, 'application/merge-patch+json');
   }
 
   /** Pods bound to `nodeName` (fieldSelector spec.nodeName), across all namespaces. */
@@ -106,11 +136,17 @@ export class ApiServerClient {
     return { Authorization: `Bearer ${this.opts.token}`, Accept: 'application/json', ...extra };
   }
 
-  private async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  private async json<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+    contentType = 'application/json',
+  ): Promise<T> {
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const res = await fetch(this.base + path, {
       method,
-      headers: this.headers(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      headers: this.headers(body === undefined ? {} : { 'Content-Type': contentType }),
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });

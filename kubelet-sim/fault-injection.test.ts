@@ -117,7 +117,7 @@ describe('a kubelet server with a fault', () => {
       apiserverTokenKeys: { hs256: key },
       runtime,
       log,
-      streamFault: streamFaultHandler(parseKubeletFault(value), log),
+      fault: parseKubeletFault(value),
     });
     servers.push(server);
     const port = await server.listen(0, '127.0.0.1');

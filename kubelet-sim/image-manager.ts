@@ -13,7 +13,7 @@
  * `IfNotPresent` otherwise) happens here.
  */
 import type { ImageServiceClient, PodSandboxConfigIn } from '../shared/cri/client.js';
-import type { ContainerSpec, Pod } from './api-types.js';
+import type { Container as ContainerSpec, Pod } from '../shared/api/core-v1.js';
 import type { Backoff } from './backoff.js';
 import { criMessage } from './cri-errors.js';
 import type { Logger } from '../shared/logging.js';
@@ -31,7 +31,8 @@ export interface ImageError {
   retryAfterMs?: number;
 }
 
-export type EnsureResult = { imageRef: string } | { error: ImageError };
+/** `pulled`: the image was pulled now (else it was already present). */
+export type EnsureResult = { imageRef: string; pulled?: boolean } | { error: ImageError };
 
 // A reference as the Docker distribution grammar allows it: [host[:port]/]path[:tag][@digest],
 // lower-case path components (reference.ParseNormalizedNamed refuses the rest).
@@ -122,7 +123,7 @@ export class ImageManager {
         sandbox_config: sandboxConfig,
       });
       this.backoff.gc();
-      return { imageRef: image_ref || present || image };
+      return { imageRef: image_ref || present || image, pulled: true };
     } catch (err) {
       const message = criMessage(err);
       this.log(`Failed to pull image ${JSON.stringify(image)}: ${message}`);

@@ -14,6 +14,7 @@
  * → Node registered → pods synced. `close()` stops the loops and the server but leaves the pods
  * running in the runtime, like a real kubelet going down.
  */
+import { EventRecorder } from './event-recorder.js';
 import type { VerificationKeys } from '../shared/auth/tokens.js';
 import {
   connectImageService,
@@ -21,14 +22,15 @@ import {
   type ImageServiceClient,
   type RuntimeServiceClient,
 } from '../shared/cri/client.js';
-import type { Pod } from './api-types.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import { ApiServerClient, isApiStatus } from './apiserver-client.js';
 import { Backoff } from './backoff.js';
 import { KubeRuntimeManager, podRef, type RuntimeService } from './kuberuntime-manager.js';
+import { NodeLeaseController } from './node-lease.js';
 import { NodeStatusUpdater, registerWithApiServer, type NodeStatusConfig } from './node-status.js';
 import { ImageManager, type ImageService } from './image-manager.js';
 import { generatePodStatus } from './pod-status.js';
-import { streamFaultHandler, type KubeletFault } from './fault-injection.js';
+import { type KubeletFault } from './fault-injection.js';
 import { GenericPLEG, type PodLifecycleEvent } from './pleg.js';
 import { PodWorkers, type PodUpdate } from './pod-workers.js';
 import { KubeletServer, type KubeletTlsOptions } from './server.js';
@@ -60,6 +62,8 @@ export interface KubeletOptions {
   log?: Logger;
   /** Node status heartbeat period. Default 10 s. */
   nodeStatusUpdateMs?: number;
+  /** How often the node Lease is renewed (node-lease.ts); 10 s as upstream. */
+  nodeLeaseRenewMs?: number;
   /** Watch timeout (a relist and cleanup follow each watch). Default 10 s. */
   watchTimeoutSeconds?: number;
   /** Relist period when the apiserver cannot watch. Default 1 s. */
@@ -173,7 +177,7 @@ export class Kubelet implements RunningKubelet {
       runtime,
       log,
       logPollIntervalMs: opts.logPollIntervalMs,
-      streamFault: streamFaultHandler(opts.fault, log),
+      fault: opts.fault,
       tls: opts.tls,
     });
     this.port = await this.server.listen(opts.port ?? 10250, this.address);
@@ -189,8 +193,17 @@ export class Kubelet implements RunningKubelet {
       port: this.port,
       containerRuntimeVersion,
     };
-    await registerWithApiServer(this.api, nodeCfg, this.abort.signal, log);
+    const registered = await registerWithApiServer(this.api, nodeCfg, this.abort.signal, log);
     log(`node ${JSON.stringify(this.nodeName)} registered`);
+
+    const lease = new NodeLeaseController(
+      this.api,
+      { name: this.nodeName, uid: registered.metadata.uid },
+      log,
+      opts.nodeLeaseRenewMs,
+    );
+    lease.start();
+    this.cleanups.push(() => lease.stop());
 
     const heartbeat = new NodeStatusUpdater(this.api, nodeCfg, opts.nodeStatusUpdateMs ?? 10_000, log);
     heartbeat.start();
@@ -201,7 +214,19 @@ export class Kubelet implements RunningKubelet {
       new Backoff(opts.imagePullBackoffInitialMs ?? 10_000, opts.imagePullBackoffMaxMs ?? 300_000),
       log,
     );
-    this.manager = new KubeRuntimeManager(runtime, imageManager, log, { podLogsDir: opts.podLogsDir });
+    const recorder = new EventRecorder(
+      {
+        create: (ns, ev) => this.api.createEvent(ns, ev),
+        patch: (ns, n, p) => this.api.patchEvent(ns, n, p),
+      },
+      { component: 'kubelet', host: this.nodeName },
+      log,
+    );
+    this.cleanups.push(() => recorder.close());
+    this.manager = new KubeRuntimeManager(runtime, imageManager, log, {
+      podLogsDir: opts.podLogsDir,
+      recorder,
+    });
     this.statusManager = new StatusManager(this.api);
     this.backoff = new Backoff(opts.restartBackoffInitialMs ?? 10_000, opts.restartBackoffMaxMs ?? 300_000);
     this.workers = new PodWorkers((update) => this.syncPod(update), log);

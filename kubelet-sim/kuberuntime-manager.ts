@@ -29,9 +29,11 @@ import {
   type PodSandboxConfigIn,
   type PodSandboxStatus,
 } from '../shared/cri/types.js';
-import type { ContainerSpec, Pod, PodStatus } from './api-types.js';
+import type { Container as ContainerSpec, Pod, PodStatus } from '../shared/api/core-v1.js';
 import type { Backoff } from './backoff.js';
 import { criMessage } from './cri-errors.js';
+import type { EventRecorder } from './event-recorder.js';
+import { podReference } from '../shared/events.js';
 import type { ImageError, ImageManager } from './image-manager.js';
 import { byNewest } from './runtime-lookup.js';
 import { containerLinuxConfig, sandboxLinuxConfig, verifyRunAsNonRoot } from './security-context.js';
@@ -107,6 +109,8 @@ export interface KubeRuntimeManagerOptions {
    * sandbox's `log_directory`. Unset: no log directory is sent, the runtime picks one.
    */
   podLogsDir?: string;
+  /** Records Pulled, Created, Started, Killing, BackOff and Failed (event-recorder.ts). */
+  recorder?: EventRecorder;
 }
 
 /** The Linux namespaces of a pod (upstream NamespacesForPod): the node's where the spec asks. */
@@ -126,6 +130,17 @@ export class KubeRuntimeManager {
     private readonly log: Logger,
     private readonly opts: KubeRuntimeManagerOptions = {},
   ) {}
+
+  /** An Event about one of the pod's containers (opts.recorder), for `kubectl describe`. */
+  private event(
+    pod: Pod,
+    container: string,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): void {
+    this.opts.recorder?.event(podReference(pod, container), type, reason, message);
+  }
 
   /** The pod's log directory (upstream BuildPodLogsDirectory), or undefined without podLogsDir. */
   podLogsDirectory(p: { namespace: string; name: string; uid: string }): string | undefined {
@@ -264,6 +279,13 @@ export class KubeRuntimeManager {
         `back-off ${goDuration(ctx.backoff.get(key))} restarting failed container=${spec.name} ` +
         `pod=${pod.metadata.name}_${pod.metadata.namespace ?? 'default'}(${pod.metadata.uid})`;
       backoffs.set(spec.name, { message, retryAfterMs: wait });
+      this.event(
+        pod,
+        spec.name,
+        'Warning',
+        'BackOff',
+        `Back-off restarting failed container ${spec.name} in pod ${podRef(pod)}`,
+      );
       return undefined;
     }
     ctx.backoff.next(key, finishedMs);
@@ -279,6 +301,12 @@ export class KubeRuntimeManager {
 
   /** Stops and removes every sandbox of the pod (the runtime removes their containers with them). */
   async killPod(rp: RuntimePod): Promise<void> {
+    const pod = { metadata: { name: rp.name, namespace: rp.namespace, uid: rp.uid } };
+    for (const c of rp.containers) {
+      if (c.state !== 'CONTAINER_RUNNING') continue;
+      const name = c.metadata?.name ?? '';
+      this.opts.recorder?.event(podReference(pod, name), 'Normal', 'Killing', `Stopping container ${name}`);
+    }
     for (const s of rp.sandboxes) {
       await this.runtime.stopPodSandbox({ pod_sandbox_id: s.id });
       await this.runtime.removePodSandbox({ pod_sandbox_id: s.id });
@@ -335,6 +363,15 @@ export class KubeRuntimeManager {
     if (nonRoot) return { reason: 'CreateContainerConfigError', message: nonRoot };
     const ensured = await this.images.ensureImageExists(pod, spec, sandboxConfig);
     if ('error' in ensured) return ensured.error;
+    this.event(
+      pod,
+      spec.name,
+      'Normal',
+      'Pulled',
+      ensured.pulled
+        ? `Successfully pulled image "${spec.image}"`
+        : `Container image "${spec.image}" already present on machine`,
+    );
     let containerId: string;
     try {
       ({ container_id: containerId } = await this.runtime.createContainer({
@@ -366,15 +403,19 @@ export class KubeRuntimeManager {
     } catch (err) {
       const message = criMessage(err);
       this.log(`CreateContainer ${spec.name} of pod ${podRef(pod)} failed: ${message}`);
+      this.event(pod, spec.name, 'Warning', 'Failed', `Error: ${message}`);
       return { reason: /image/i.test(message) ? 'ErrImagePull' : 'CreateContainerError', message };
     }
+    this.event(pod, spec.name, 'Normal', 'Created', `Created container: ${spec.name}`);
     try {
       await this.runtime.startContainer({ container_id: containerId });
       this.log(`started container ${spec.name} (${containerId}) of pod ${podRef(pod)}`);
+      this.event(pod, spec.name, 'Normal', 'Started', `Started container ${spec.name}`);
       return undefined;
     } catch (err) {
       const message = criMessage(err);
       this.log(`StartContainer ${spec.name} of pod ${podRef(pod)} failed: ${message}`);
+      this.event(pod, spec.name, 'Warning', 'Failed', `Error: ${message}`);
       await this.runtime.removeContainer({ container_id: containerId }).catch(() => undefined);
       return { reason: 'RunContainerError', message };
     }

@@ -18,14 +18,14 @@ import { readPublicKeys } from '../shared/auth/tokens.js';
 import { faultModesHelp, kubeletFaultOption, type KubeletFault } from './fault-injection.js';
 import { startKubelet } from './kubelet.js';
 import type { KubeletTlsOptions } from './server.js';
-import { errorMessage, stderrLogger } from '../shared/logging.js';
+import { errorMessage, newLogger, stderrLogger } from '../shared/logging.js';
 import { stopWithParent } from '../shared/parent-death-watch.js';
-import { portArgument } from '../shared/cli-flags.js';
+import { addLoggingFlags, portArgument, type LoggingFlags } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
 
 export { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 
-interface Flags {
+interface Flags extends LoggingFlags {
   apiserver: string;
   tokenFile: string;
   apiserverTokenKeyFile?: string;
@@ -52,7 +52,7 @@ function parseDuration(v: string): number {
 }
 
 export function buildCommand(): Command {
-  return new Command('kubelet-sim')
+  return addLoggingFlags(new Command('kubelet-sim'))
     .description(
       'kexec-lab node agent: registers a Node, syncs its pods over CRI, serves /exec, /attach, /portForward and /containerLogs',
     )
@@ -116,7 +116,7 @@ function servingTls(flags: Flags): KubeletTlsOptions | undefined {
 
 export async function main(argv: string[]): Promise<void> {
   const flags = buildCommand().parse(argv).opts<Flags>();
-  const log = stderrLogger('kubelet-sim');
+  const log = newLogger({ service: 'kubelet-sim', verbosity: flags.v, format: flags.loggingFormat });
   const token = readFileSync(flags.tokenFile, 'utf8').trim();
   if (!token) throw new Error(`token file ${flags.tokenFile} is empty`);
   const tls = servingTls(flags);

@@ -4,7 +4,7 @@
  * its state. Back-off and periods are shortened; every wait polls with a deadline.
  */
 import { randomBytes } from 'node:crypto';
-import type { ContainerStatus, Pod } from './api-types.js';
+import type { ContainerStatus, Pod } from '../shared/api/core-v1.js';
 import { Backoff } from './backoff.js';
 import { goDuration } from './kuberuntime-manager.js';
 import { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
@@ -69,7 +69,7 @@ async function runningAttempt(runtime: FakeRuntime, name: string, attempt: numbe
 }
 
 describe('node heartbeat', () => {
-  it('posts the Ready condition with a fresh lastHeartbeatTime every period; no Lease', async () => {
+  it('posts the Ready condition with a fresh lastHeartbeatTime every period', async () => {
     const { api } = await setup({ nodeStatusUpdateMs: 100 });
     const ready = () => api.nodes.get('node-1')!.status!.conditions!.find((c) => c.type === 'Ready')!;
     const first = ready();
@@ -84,7 +84,39 @@ describe('node heartbeat', () => {
     );
     expect(later.lastTransitionTime).toBe(first.lastTransitionTime);
     expect(later).toMatchObject({ status: 'True', reason: 'KubeletReady' });
-    expect(api.requests.some((r) => r.includes('coordination.k8s.io'))).toBe(false);
+  });
+
+  // Issue 13: `kubectl describe node` read no Lease ("Failed to get lease").
+  it('creates its Lease in kube-node-lease, owned by the Node, and renews it', async () => {
+    const { api } = await setup({ nodeLeaseRenewMs: 100 });
+    const lease = () => api.leases.get('kube-node-lease/node-1');
+    const first = await waitFor('the lease', () => lease(), 5000);
+    expect(first).toMatchObject({
+      metadata: {
+        name: 'node-1',
+        namespace: 'kube-node-lease',
+        ownerReferences: [
+          { apiVersion: 'v1', kind: 'Node', name: 'node-1', uid: api.nodes.get('node-1')!.metadata.uid },
+        ],
+      },
+      spec: { holderIdentity: 'node-1', leaseDurationSeconds: 40 },
+    });
+    const firstRenew = first.spec!.renewTime!;
+    expect(firstRenew).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    await waitFor('a renewal', () => lease()!.spec!.renewTime! > firstRenew, 5000);
+    expect(
+      api.requests.filter((r) =>
+        r.startsWith('PUT /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-1'),
+      ).length,
+    ).toBeGreaterThan(0);
+    // The node status carries what describe node divides by.
+    const status = api.nodes.get('node-1')!.status!;
+    expect(status.allocatable).toEqual(status.capacity);
+    expect(status.capacity).toMatchObject({
+      cpu: expect.stringMatching(/^\d+$/),
+      memory: expect.stringMatching(/^\d+Ki$/),
+      pods: '110',
+    });
   });
 });
 

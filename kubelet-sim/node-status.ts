@@ -4,11 +4,13 @@
  *
  * Mirrors kubelet `pkg/kubelet/kubelet_node_status.go` (registerWithAPIServer,
  * tryRegisterWithAPIServer, updateNodeStatus / tryUpdateNodeStatus) and the setters of
- * `pkg/kubelet/nodestatus/setters.go`. Differences: no Lease object (the heartbeat is the status
- * update itself, as before NodeLease), no capacity/allocatable, no taints or labels reconciliation.
+ * `pkg/kubelet/nodestatus/setters.go` (MachineInfo: capacity from the machine — cpu, memory,
+ * pods, ephemeral-storage — and allocatable equal to it, as with no reservations). The Lease
+ * heartbeat is node-lease.ts. Differences: no taints or labels reconciliation.
  */
+import fs from 'node:fs';
 import os from 'node:os';
-import type { Node, NodeCondition, NodeStatus } from './api-types.js';
+import type { Node, NodeCondition, NodeStatus, ResourceList } from '../shared/api/core-v1.js';
 import { isApiStatus, type ApiServerClient } from './apiserver-client.js';
 import { abortableSleep } from './util.js';
 import { errorMessage, type Logger } from '../shared/logging.js';
@@ -41,8 +43,11 @@ export function buildNodeStatus(cfg: NodeStatusConfig, now: Date, previous?: Nod
       prevReady?.status === 'True' && prevReady.lastTransitionTime ? prevReady.lastTransitionTime : stamp,
   };
   const others = (previous?.conditions ?? []).filter((c) => c.type !== 'Ready');
+  const capacity = machineCapacity();
   return {
     ...previous,
+    capacity,
+    allocatable: { ...capacity },
     addresses: [
       { type: 'InternalIP', address: cfg.address },
       { type: 'Hostname', address: cfg.nodeName },
@@ -177,6 +182,25 @@ export class NodeStatusUpdater {
       }
     }
   }
+}
+
+/** Upstream's default `--max-pods`. */
+const MAX_PODS = 110;
+
+/** The machine's resources as quantities (cAdvisor's MachineInfo, as the setter reports it). */
+export function machineCapacity(): ResourceList {
+  const capacity: ResourceList = {
+    cpu: String(os.cpus().length || 1),
+    memory: `${Math.floor(os.totalmem() / 1024)}Ki`,
+    pods: String(MAX_PODS),
+  };
+  try {
+    const fsStats = fs.statfsSync('/');
+    capacity['ephemeral-storage'] = `${Math.floor((fsStats.bsize * fsStats.blocks) / 1024)}Ki`;
+  } catch {
+    // no filesystem stats: leave it out, as a kubelet without imagefs stats does
+  }
+  return capacity;
 }
 
 export function rfc3339(d: Date): string {

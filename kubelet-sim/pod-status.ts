@@ -16,7 +16,14 @@ import type {
   PodSandboxStatus,
 } from '../shared/cri/types.js';
 import { KubernetesContainerNameLabel } from '../shared/cri/types.js';
-import type { ContainerState, ContainerStatus, Pod, PodCondition, PodPhase, PodStatus } from './api-types.js';
+import type {
+  ContainerState,
+  ContainerStatus,
+  Pod,
+  PodCondition,
+  PodPhase,
+  PodStatus,
+} from '../shared/api/core-v1.js';
 import type { ContainerBackoff, ContainerSyncError } from './kuberuntime-manager.js';
 import { byNewest } from './runtime-lookup.js';
 import { rfc3339 } from './node-status.js';

@@ -7,7 +7,7 @@
  * "pending update replaces the previous pending update" rule), without its terminating/terminated
  * state machine: a kill is just another update that wins over a pending sync.
  */
-import type { Pod } from './api-types.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import { errorMessage, type Logger } from '../shared/logging.js';
 
 export type PodUpdate = { type: 'sync'; pod: Pod } | { type: 'kill'; uid: string; pod?: Pod };

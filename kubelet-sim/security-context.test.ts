@@ -3,7 +3,7 @@
  * as the containers' default, RuntimeDefault seccomp when unset, memory limits as bytes, and the
  * runAsNonRoot check.
  */
-import type { Pod } from './api-types.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import { namespacesForPod } from './kuberuntime-manager.js';
 import {
   containerLinuxConfig,

@@ -16,7 +16,7 @@ import type {
   LinuxPodSandboxConfig,
   NamespaceOptionIn,
 } from '../shared/cri/types.js';
-import type { ContainerSpec, Pod, SeccompProfile } from './api-types.js';
+import type { Container, Pod, SeccompProfile } from '../shared/api/core-v1.js';
 
 /** `ns`: the pod's namespaces (kuberuntime-manager.ts namespacesForPod). */
 export function sandboxLinuxConfig(pod: Pod, ns: NamespaceOptionIn): In<LinuxPodSandboxConfig> {
@@ -31,7 +31,7 @@ export function sandboxLinuxConfig(pod: Pod, ns: NamespaceOptionIn): In<LinuxPod
 }
 
 /** Why a container cannot be created as asked (CreateContainerConfigError), or undefined. */
-export function verifyRunAsNonRoot(pod: Pod, spec: ContainerSpec): string | undefined {
+export function verifyRunAsNonRoot(pod: Pod, spec: Container): string | undefined {
   const sc = { ...pod.spec.securityContext, ...spec.securityContext };
   if (!sc.runAsNonRoot) return undefined;
   // The lab's images run as root unless told otherwise.
@@ -41,7 +41,7 @@ export function verifyRunAsNonRoot(pod: Pod, spec: ContainerSpec): string | unde
 
 export function containerLinuxConfig(
   pod: Pod,
-  spec: ContainerSpec,
+  spec: Container,
   ns: NamespaceOptionIn,
 ): In<LinuxContainerConfig> {
   const podSc = pod.spec.securityContext ?? {};

@@ -45,7 +45,8 @@ import {
 } from '../shared/status.js';
 import { serveContainerLogs } from './container-logs.js';
 import { criErrorToStatus } from './cri-errors.js';
-import type { StreamFaultHandler } from './fault-injection.js';
+import type { KubeletFault } from './fault-injection.js';
+import { FAULT_FLAG_PATH, FaultSwitch } from './debug-flags.js';
 import type { RuntimeService } from './kuberuntime-manager.js';
 import {
   parseKubeletPath,
@@ -56,7 +57,10 @@ import {
   type StreamVerb,
 } from './routes.js';
 import { findRunningContainer, findSandbox } from './runtime-lookup.js';
-import { errorMessage, type Logger } from '../shared/logging.js';
+import { errorMessage, structured, type Logger } from '../shared/logging.js';
+import { AUDIT_ID_METADATA } from '../shared/cri/client.js';
+import { serveMetrics } from '../shared/metrics/registry.js';
+import { KubeletMetrics } from './metrics.js';
 
 export { parseStreamPath, type StreamRoute, type StreamVerb } from './routes.js';
 
@@ -73,10 +77,15 @@ export interface KubeletServerOptions {
   backendTimeoutMs?: number;
   /** `follow` logs: how often the file is looked at without a change event. Default 1000 ms. */
   logPollIntervalMs?: number;
-  /** `--fault`: answers authenticated streaming upgrades instead of the runtime (fault-injection.ts). */
-  streamFault?: StreamFaultHandler;
+  /**
+   * `--fault`: authenticated streaming upgrades are answered by the fault drill instead of the
+   * runtime (fault-injection.ts); switchable at run time with `PUT /debug/flags/fault`.
+   */
+  fault?: KubeletFault;
   /** Serve https (`--tls-cert-file`, `--tls-private-key-file`); plain http without. */
   tls?: KubeletTlsOptions;
+  /** Where `/metrics` counts; a registry of its own by default. */
+  metrics?: KubeletMetrics;
 }
 
 export interface KubeletTlsOptions {
@@ -93,7 +102,8 @@ export interface KubeletTlsOptions {
 /** The users allowed through: the apiserver's, by token or by client certificate. */
 const APISERVER_IDENTITIES = new Set([APISERVER_USER, APISERVER_KUBELET_CLIENT]);
 
-export interface StreamOptions {
+/** An exec or attach request as the kubelet reads its query (upstream getExecRequestParams + remotecommand.Options). */
+export interface ExecRequestParams {
   command: string[];
   stdin: boolean;
   stdout: boolean;
@@ -105,10 +115,15 @@ type Reply = (status: Status, headers?: Record<string, string>) => void;
 
 export class KubeletServer {
   readonly server: http.Server | https.Server;
+  readonly metrics: KubeletMetrics;
+  /** The fault drill now on (`/debug/flags/fault`). */
+  readonly fault: FaultSwitch;
   private readonly upgraded = new Set<Duplex>();
   private readonly logStreams = new Set<ServerResponse>();
 
   constructor(private readonly opts: KubeletServerOptions) {
+    this.metrics = opts.metrics ?? new KubeletMetrics();
+    this.fault = new FaultSwitch(opts.fault, opts.log);
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
     const tls = opts.tls;
     this.server = tls
@@ -154,6 +169,7 @@ export class KubeletServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.metrics.request(req, res);
     const reply: Reply = (status, headers) => writeStatus(res, status, headers);
     const path = pathOf(req.url);
     if (path === '/healthz') {
@@ -162,6 +178,18 @@ export class KubeletServer {
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': '2' });
       res.end(req.method === 'HEAD' ? undefined : 'ok');
       return;
+    }
+    if (path === '/metrics' || path === '/debug/sessions' || path === FAULT_FLAG_PATH) {
+      const denied = this.authenticate(req);
+      if (denied) return reply(denied);
+      if (path === '/metrics') return void serveMetrics(this.metrics.registry, res);
+      if (path === FAULT_FLAG_PATH) {
+        return void this.fault.serve(req, res).then(
+          (refused) => refused && reply(refused),
+          (err: unknown) => (res.headersSent ? res.destroy() : reply(failureStatus(500, errorMessage(err)))),
+        );
+      }
+      return writeJSON(res, this.metrics.streams.snapshot());
     }
     const route = this.admit(req, reply);
     if (!route) return;
@@ -187,48 +215,76 @@ export class KubeletServer {
     // socket the proxy's splice already listens to many times.
     for (const s of this.upgraded) if (s.destroyed) this.upgraded.delete(s);
     this.upgraded.add(socket);
-    const reply: Reply = (status, headers) => writeStatusToSocket(socket, status, headers);
+    this.metrics.request(req, socket);
+    // The apiserver's Audit-Id: on every line about this request, and on to the runtime.
+    const auditID = auditIdOf(req);
+    const log = structured(this.opts.log).with({ auditID });
+    const reply: Reply = (status, headers) =>
+      writeStatusToSocket(socket, status, { ...headers, ...(auditID ? { 'Audit-Id': auditID } : {}) });
     const route = this.admit(req, reply);
     if (!route) return;
     if (route.verb === 'containerLogs') {
       return reply(failureStatus(400, 'container logs are served without an upgrade'));
     }
     if (!isUpgradeRequest(req)) return reply(failureStatus(400, 'Upgrade request required'));
-    if (this.opts.streamFault) return this.opts.streamFault(req, socket, head);
+    const fault = this.fault.handler;
+    if (fault) return fault(req, socket, head);
     let backend: Promise<URL>;
     try {
       const query = new URL(req.url ?? '/', 'http://kubelet').searchParams;
       backend =
         route.verb === 'portForward'
-          ? this.portForwardUrl(route, portForwardPorts(req, query))
-          : this.streamUrl(route, streamOptions(route.verb, query));
+          ? this.portForwardUrl(route, portForwardPorts(req, query), auditID)
+          : this.streamUrl(route, streamOptions(route.verb, query), auditID);
     } catch (err) {
       return reply(toStatus(err));
     }
     backend.then(
       (url) => {
         if (socket.destroyed) return;
+        log.v(2).info(`${route.verb}: proxying to the runtime's streaming server`, { url: url.origin });
+        const target = `${route.namespace}/${route.pod}`;
+        const hooks = this.metrics.streams.spliceHooks({
+          auditID,
+          kind: route.verb,
+          target,
+          path: 'spliced',
+        });
         const handler = new UpgradeAwareHandler({
+          onSplice: (client, backend, before) => {
+            log.info(`${route.verb} ${target}: runtime upgraded, splicing`, {
+              protocol: req.headers.upgrade,
+            });
+            hooks.onSplice(client, backend, before);
+          },
+          onSpliceClose: (stats) => {
+            log.info(`${route.verb} ${target}: stream closed`, { bytesUp: stats.up, bytesDown: stats.down });
+            hooks.onSpliceClose(stats);
+          },
           location: url,
           upgradeRequired: true,
           rejectForwardingRedirects: true,
           useLocationHost: true,
           stripHeaders: ['Authorization'],
-          // Only when set: an explicit undefined would replace the handler's default.
-          ...(this.opts.backendTimeoutMs ? { backendTimeoutMs: this.opts.backendTimeoutMs } : {}),
+          // Unset (or 0) keeps the handler's default: it drops undefined options.
+          backendTimeoutMs: this.opts.backendTimeoutMs || undefined,
         });
         handler.handleUpgrade(req, socket, head);
       },
-      (err: unknown) => reply(...this.refusal(err, route)),
+      (err: unknown) => reply(...this.refusal(err, route, log)),
     );
   }
 
   /** A lookup or CRI failure as the Status (and headers) the client gets. */
-  private refusal(err: unknown, route: KubeletRoute): [Status, Record<string, string>] {
+  private refusal(
+    err: unknown,
+    route: KubeletRoute,
+    log: Logger = this.opts.log,
+  ): [Status, Record<string, string>] {
     if (err instanceof StatusError) return [err.status, {}];
     const { status, headers } = criErrorToStatus(err);
     const what = 'container' in route ? `${route.pod}/${route.container}` : route.pod;
-    this.opts.log(`${route.verb} ${route.namespace}/${what}: ${errorMessage(err)}`);
+    log(`${route.verb} ${route.namespace}/${what}: ${errorMessage(err)}`);
     return [status, headers];
   }
 
@@ -282,25 +338,30 @@ export class KubeletServer {
   }
 
   /** Finds the container and asks the runtime where to stream (CRI Exec / Attach). */
-  private async streamUrl(route: StreamRoute, o: StreamOptions): Promise<URL> {
+  private async streamUrl(route: StreamRoute, o: ExecRequestParams, auditID?: string): Promise<URL> {
     const container = await findRunningContainer(this.opts.runtime, route);
-    const { url } =
+    const meta = { [AUDIT_ID_METADATA]: auditID };
+    structured(this.opts.log)
+      .with({ auditID })
+      .info(`CRI ${route.verb === 'exec' ? 'Exec' : 'Attach'}`, { containerID: container.id.slice(0, 12) });
+    const { url } = await this.metrics.runtimeOperation(route.verb, () =>
       route.verb === 'exec'
-        ? await this.opts.runtime.exec({
-            container_id: container.id,
-            cmd: o.command,
-            tty: o.tty,
-            stdin: o.stdin,
-            stdout: o.stdout,
-            stderr: o.stderr,
-          })
-        : await this.opts.runtime.attach({
-            container_id: container.id,
-            tty: o.tty,
-            stdin: o.stdin,
-            stdout: o.stdout,
-            stderr: o.stderr,
-          });
+        ? this.opts.runtime.exec(
+            {
+              container_id: container.id,
+              cmd: o.command,
+              tty: o.tty,
+              stdin: o.stdin,
+              stdout: o.stdout,
+              stderr: o.stderr,
+            },
+            meta,
+          )
+        : this.opts.runtime.attach(
+            { container_id: container.id, tty: o.tty, stdin: o.stdin, stdout: o.stdout, stderr: o.stderr },
+            meta,
+          ),
+    );
     return streamingUrl(url);
   }
 
@@ -308,11 +369,28 @@ export class KubeletServer {
    * Finds the pod's sandbox and asks the runtime where to forward (CRI PortForward). The ports go
    * in the CRI request (kubelet GetPortForward); the runtime's URL carries its own query only.
    */
-  private async portForwardUrl(route: PortForwardRoute, ports: number[]): Promise<URL> {
+  private async portForwardUrl(route: PortForwardRoute, ports: number[], auditID?: string): Promise<URL> {
     const sandbox = await findSandbox(this.opts.runtime, route);
-    const { url } = await this.opts.runtime.portForward({ pod_sandbox_id: sandbox.id, port: ports });
+    const { url } = await this.metrics.runtimeOperation('port_forward', () =>
+      this.opts.runtime.portForward(
+        { pod_sandbox_id: sandbox.id, port: ports },
+        { [AUDIT_ID_METADATA]: auditID },
+      ),
+    );
     return streamingUrl(url);
   }
+}
+
+/** The Audit-Id the apiserver sent, if it is a sane token. */
+function auditIdOf(req: IncomingMessage): string | undefined {
+  const id = req.headers['audit-id'];
+  return typeof id === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(id) ? id : undefined;
+}
+
+function writeJSON(res: ServerResponse, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
 }
 
 function streamingUrl(url: string): URL {
@@ -349,7 +427,7 @@ export function portForwardPorts(req: IncomingMessage, q: URLSearchParams): numb
  * Stream options from the query, by upstream's rules (remotecommand NewOptions): `input`,
  * `output`, `error`, `tty` are on when `=1`; with a tty stderr is dropped; at least one stream.
  */
-export function streamOptions(verb: StreamVerb, q: URLSearchParams): StreamOptions {
+export function streamOptions(verb: StreamVerb, q: URLSearchParams): ExecRequestParams {
   const on = (k: string): boolean => q.get(k) === '1';
   const tty = on('tty');
   const stdin = on('input');

@@ -5,7 +5,7 @@
  * needsUpdate): a per-UID cache of the last status written, conflicts retried on a fresh copy,
  * a pod that is gone (404) or was replaced (another UID) is left alone.
  */
-import type { Pod, PodStatus } from './api-types.js';
+import type { Pod, PodStatus } from '../shared/api/core-v1.js';
 import { isApiStatus, type ApiServerClient } from './apiserver-client.js';
 
 const CONFLICT_RETRIES = 3;

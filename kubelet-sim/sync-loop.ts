@@ -11,7 +11,7 @@
  * `watchTimeoutSeconds`).
  */
 import { StatusError } from '../shared/status.js';
-import type { Pod } from './api-types.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import type { ApiServerClient } from './apiserver-client.js';
 import type { PodWorkers } from './pod-workers.js';
 import { abortableSleep } from './util.js';

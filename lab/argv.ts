@@ -15,6 +15,8 @@ export interface CriShimArgs {
   spdyOnly?: boolean;
   /** `--tls-*` flags of the streaming server (pki.ts criShimStreamingTlsArgs); none for http. */
   streamingTls?: readonly string[];
+  /** `-v` and `--logging-format` (loggingArgv). */
+  logging?: readonly string[];
 }
 
 /** cri-shim: its streaming server always on loopback, on a free port. */
@@ -32,6 +34,7 @@ export function criShimArgv(a: CriShimArgs): string[] {
     a.isolation,
     ...(a.spdyOnly ? ['--spdy-only'] : []),
     ...(a.streamingTls ?? []),
+    ...(a.logging ?? []),
   ];
 }
 
@@ -55,6 +58,7 @@ export interface KubeletArgs {
   fault?: string;
   /** Serving and client certificate flags (pki.ts kubeletTlsArgs); none for http. */
   tls?: readonly string[];
+  logging?: readonly string[];
 }
 
 export function kubeletArgv(a: KubeletArgs): string[] {
@@ -75,6 +79,7 @@ export function kubeletArgv(a: KubeletArgs): string[] {
     ...(a.podLogsDir ? ['--pod-logs-dir', a.podLogsDir] : []),
     ...(a.fault !== undefined && a.fault !== 'none' ? ['--fault', a.fault] : []),
     ...(a.tls ?? []),
+    ...(a.logging ?? []),
   ];
 }
 
@@ -93,6 +98,9 @@ export interface ApiServerArgs {
   verbosity?: number;
   /** Serving certificate and key, and the kubelet client flags (pki.ts); undefined serves http. */
   tls?: { certFile: string; keyFile: string; kubeletArgs: readonly string[] };
+  /** `--audit-log-path`. */
+  auditLogPath?: string;
+  logging?: readonly string[];
 }
 
 /** apiserver on loopback. */
@@ -118,5 +126,12 @@ export function apiserverArgv(a: ApiServerArgs): string[] {
     ...(a.tls
       ? ['--tls-cert-file', a.tls.certFile, '--tls-private-key-file', a.tls.keyFile, ...a.tls.kubeletArgs]
       : []),
+    ...(a.auditLogPath ? ['--audit-log-path', a.auditLogPath] : []),
+    ...(a.logging ?? []),
   ];
+}
+
+/** The services log JSON to the lab, which shows it (log-view.ts); `-v` when given. */
+export function loggingArgv(verbosity?: number): string[] {
+  return ['--logging-format', 'json', ...(verbosity ? ['--v', String(verbosity)] : [])];
 }

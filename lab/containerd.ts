@@ -22,8 +22,10 @@
  *
  * `stop()` removes every pod sandbox through CRI (containerd then stops the containers, deletes
  * their network namespaces and releases their IPs), stops containerd, kills any shim of ours left
- * over (shims run in their own process groups and outlive containerd on purpose), unmounts what is
- * still mounted under `dir`, and deletes the bridge. Mirrors what a node's containerd.service does
+ * over with every process under it (shims run in their own process groups and outlive containerd
+ * on purpose; a sandbox whose removal failed keeps its containers under its shim), deletes the
+ * network namespaces of sandboxes it could not remove, unmounts what is still mounted under
+ * `dir`, and deletes the bridge. Mirrors what a node's containerd.service does
  * with kubeadm's CNI, at lab scale.
  */
 import { execFile } from 'node:child_process';
@@ -58,6 +60,11 @@ export interface ContainerdOptions {
   /** Serve the streaming server over https with this certificate (PEM files). */
   streamingTls?: { certFile: string; keyFile: string };
   signal?: AbortSignal;
+  /**
+   * Awaited by `stop()` before it removes the pods: the lab stops the node's kubelet there, which
+   * would otherwise start a removed pod again (its PLEG sees the sandbox go).
+   */
+  beforeStop?: () => Promise<unknown>;
 }
 
 export interface CniNetwork {
@@ -298,6 +305,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
   let stopping: Promise<Awaited<ReturnType<Service['stop']>>> | undefined;
   const stop = (graceMs?: number) =>
     (stopping ??= (async () => {
+      await opts.beforeStop?.().catch(() => undefined);
       await removeAllSandboxes(endpoint, say);
       const exit = await stopService(graceMs);
       await killLeftoverShims(sock, say);
@@ -322,25 +330,54 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
   }
 }
 
-/** Stops and removes every sandbox the runtime holds (bounded: a stuck call is given up on). */
+/** Stops and removes every sandbox the runtime holds, each tried twice (a call under load can time out). */
 async function removeAllSandboxes(endpoint: string, say: (l: string) => void): Promise<void> {
-  const rt = connectRuntime(endpoint, { callTimeoutMs: 10_000 });
+  const rt = connectRuntime(endpoint, { callTimeoutMs: 30_000 });
   try {
     const { items } = await rt.listPodSandbox({});
+    let removed = 0;
     for (const s of items) {
-      await rt.stopPodSandbox({ pod_sandbox_id: s.id });
-      await rt.removePodSandbox({ pod_sandbox_id: s.id });
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        try {
+          await rt.stopPodSandbox({ pod_sandbox_id: s.id });
+          await rt.removePodSandbox({ pod_sandbox_id: s.id });
+          removed++;
+          break;
+        } catch (err) {
+          if (attempt === 2) say(`could not remove pod sandbox ${s.id}: ${(err as Error).message}`);
+        }
+      }
     }
-    if (items.length) say(`removed ${items.length} pod sandbox(es)`);
+    if (items.length) say(`removed ${removed} of ${items.length} pod sandbox(es)`);
   } catch (err) {
-    say(`could not remove the pod sandboxes: ${(err as Error).message}`);
+    say(`could not list the pod sandboxes: ${(err as Error).message}`);
   } finally {
     rt.close();
   }
 }
 
-/** SIGKILLs every containerd-shim started for this containerd (its `-address` is our socket). */
+/** pid → parent pid of every process (a snapshot of /proc). */
+function parentPids(): Map<number, number> {
+  const parents = new Map<number, number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return parents;
+}
+
+/**
+ * SIGKILLs every containerd-shim started for this containerd (its `-address` is our socket) with
+ * every process under it, the containers' first: a shim killed alone would leave its containers
+ * running, reparented to init.
+ */
 async function killLeftoverShims(sock: string, say: (l: string) => void): Promise<void> {
+  const shims: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let argv: string[];
@@ -350,15 +387,57 @@ async function killLeftoverShims(sock: string, say: (l: string) => void): Promis
       continue;
     }
     const at = argv.indexOf('-address');
-    if (!argv[0]?.includes('containerd-shim') || at < 0 || argv[at + 1] !== sock) continue;
+    if (argv[0]?.includes('containerd-shim') && at >= 0 && argv[at + 1] === sock) shims.push(Number(entry));
+  }
+  if (!shims.length) return;
+  const parents = parentPids();
+  const tree = new Set(shims);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, ppid] of parents) {
+      if (!tree.has(pid) && tree.has(ppid)) {
+        tree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  // The network namespaces those processes are in (their sandboxes' `cni-…` files, which
+  // containerd would have deleted with the sandbox).
+  const netnsInodes = new Set<string>();
+  for (const pid of tree) {
     try {
-      process.kill(Number(entry), 'SIGKILL');
-      say(`killed left-over shim ${entry}`);
+      netnsInodes.add(fs.readlinkSync(`/proc/${pid}/ns/net`));
     } catch {
       // gone meanwhile
     }
   }
+  // The shims last, so none is left to report a container's death to nobody.
+  for (const pid of [...tree].filter((p) => !shims.includes(p)).concat(shims)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  say(`killed ${shims.length} left-over shim(s) and ${tree.size - shims.length} process(es) under them`);
+  for (const name of fs.existsSync(NETNS_DIR) ? fs.readdirSync(NETNS_DIR) : []) {
+    if (!name.startsWith('cni-')) continue;
+    let inode: string;
+    try {
+      inode = `net:[${fs.statSync(path.join(NETNS_DIR, name)).ino}]`;
+    } catch {
+      continue;
+    }
+    if (!netnsInodes.has(inode)) continue;
+    await run('ip', ['netns', 'delete', name]).then(
+      () => say(`deleted left-over network namespace ${name}`),
+      () => undefined,
+    );
+  }
 }
+
+/** Where containerd's CNI network namespaces are bind-mounted (iproute2's netns directory). */
+const NETNS_DIR = '/var/run/netns';
 
 /** Lazily unmounts whatever is still mounted under `dir` (overlay rootfs, shm), deepest first. */
 async function unmountUnder(dir: string, say: (l: string) => void): Promise<void> {

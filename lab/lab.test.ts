@@ -3,6 +3,7 @@
  * startLab: READY lines, the lab CA, credentials, kubeconfig, the demo pod, the exec chain through
  * kexec, a clean stop; and a plain-http lab (`insecureHttp`) whose apiserver is killed and comes back.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,8 @@ import YAML from 'yaml';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
 import { kexec } from '../kexec/cli.js';
 import { apiJson, loadClientConfig } from '../kexec/client.js';
-import type { PodLike } from '../kexec/exec.js';
+import type { Pod } from '../shared/api/core-v1.js';
+import { pathHint } from './kexec-bin.js';
 import { startLab, tryCommands, type Lab } from './lab.js';
 
 class Sink extends Writable {
@@ -101,7 +103,7 @@ describe('startLab', () => {
     expect(fs.statSync(lab!.kubeconfigPath).mode & 0o777).toBe(0o600);
     const cfg = await loadClientConfig({ kubeconfig: lab!.kubeconfigPath });
     expect(cfg.server.origin).toBe(lab!.apiserverUrl);
-    const pod = await apiJson<PodLike>(cfg, 'GET', '/api/v1/namespaces/default/pods/demo', {
+    const pod = await apiJson<Pod>(cfg, 'GET', '/api/v1/namespaces/default/pods/demo', {
       resource: 'pods',
     });
     expect(pod.spec?.nodeName).toBe('node-1');
@@ -113,6 +115,18 @@ describe('startLab', () => {
     const { code, stdout, stderr } = await kexecLs(lab!.kubeconfigPath);
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     expect(stdout).toMatch(/README\.txt/);
+  });
+
+  // Issue 13: a kexec that starts at once, without npx (and without --kubeconfig).
+  it('writes DIR/bin/kexec, which runs this checkout’s kexec with the lab’s kubeconfig', () => {
+    expect(lab!.kexecBinDir).toBe(path.join(dir, 'state', 'bin'));
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${lab!.kexecBinDir}:${process.env.PATH ?? ''}` };
+    delete env.KUBECONFIG;
+    const r = spawnSync('kexec', ['demo', '--', 'ls', '/root'], { env, cwd: dir, encoding: 'utf8' });
+    expect({ code: r.status, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(/README\.txt/);
+    expect(tryCommands(lab!.kubeconfigPath, lab!.apiserverUrl, dir)[0]).toBe('kexec demo -- ls /root');
+    expect(pathHint(lab!.kexecBinDir, dir)).toMatch(/^export PATH="\$PWD\/state\/bin:\$PATH"/);
   });
 
   it('stops every process, and a second stop is harmless', async () => {

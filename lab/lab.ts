@@ -32,7 +32,9 @@ import path from 'node:path';
 import { loadClientConfig } from '../kexec/client.js';
 import { errorMessage, type Logger } from '../shared/logging.js';
 import { acquireLabLock } from './lab-lock.js';
-import { apiserverArgv, criShimArgv, kubeletArgv } from './argv.js';
+import { apiserverArgv, criShimArgv, kubeletArgv, loggingArgv } from './argv.js';
+import { LabLogView } from './log-view.js';
+import { writeKexecBin } from './kexec-bin.js';
 import { startContainerd } from './containerd.js';
 import {
   KUBECONFIG_FILE,
@@ -52,10 +54,18 @@ import {
   trustEnv,
   type LabPki,
 } from './pki.js';
-import { planLab, type LabOptions, type LabPlan, type LabRuntime, type NodePlan } from './plan.js';
+import {
+  auditLogPath,
+  planLab,
+  type LabOptions,
+  type LabPlan,
+  type LabRuntime,
+  type NodePlan,
+} from './plan.js';
 import { demoPod, ensurePod, waitForPodRunning } from './pods.js';
 import { ServiceGroup, type ServiceFailure } from './service-group.js';
 import { defaultLog } from './supervisor.js';
+import { startDashboard, type Dashboard } from './dashboard/server.js';
 import type { ReadyInfo } from '../shared/ready-line.js';
 import { fromPackageRoot } from '../shared/package-root.js';
 
@@ -82,6 +92,8 @@ export interface LabNode {
 export interface Lab {
   dir: string;
   kubeconfigPath: string;
+  /** Holds `kexec` (kexec-bin.ts): the CLI of this checkout with the lab's kubeconfig. */
+  kexecBinDir: string;
   apiserverUrl: string;
   /** The lab CA (`DIR/pki/ca.crt`) the kubeconfig trusts; undefined with insecureHttp. */
   caFile?: string;
@@ -90,6 +102,12 @@ export interface Lab {
   /** The etcd client URL the apiserver uses (`--etcd-servers`), with `etcd`. */
   etcdUrl?: string;
   adminToken: string;
+  /** The apiserver's `--audit-log-path`: `DIR/audit.log`. */
+  auditLogPath: string;
+  /** The services' log records as they come (the dashboard listens). */
+  logs: LabLogView;
+  /** The live dashboard (lab/dashboard/), on loopback; undefined with `dashboard: false`. */
+  dashboard?: Dashboard;
   /** Every node, node 1 first. */
   nodes: LabNode[];
   /**
@@ -109,7 +127,8 @@ export interface Lab {
  * lines, never sleeps); a failure anywhere stops what started and rejects.
  */
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
-  const log = opts.log ?? defaultLog;
+  const view = new LabLogView(opts.log ?? defaultLog, opts.loggingFormat);
+  const log = view.log;
   const say = (line: string) => log(`[lab] ${line}`);
   const plan = planLab(opts);
   // Before anything in DIR is touched: a lab already running there stays as it is.
@@ -141,13 +160,23 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       etcd,
       say,
     );
-    const nodes = await startKubelets(group, plan, creds, pki, apiserverUrl, criEndpoints, say);
+    const nodes = await startKubelets(
+      group,
+      plan,
+      creds,
+      pki,
+      apiserverUrl,
+      criEndpoints,
+      say,
+      opts.verbosity,
+    );
     // Written under another name first and put in place once the demo pod runs: whoever finds
     // DIR/kubeconfig finds a lab ready to exec into (issue #13).
     const kubeconfigPath = path.join(plan.dir, KUBECONFIG_FILE);
     const starting = writeKubeconfig(`${kubeconfigPath}.starting`, apiserverUrl, creds.adminToken, {
       caPem: pki?.caPem,
     });
+    const kexecBinDir = writeKexecBin(plan.dir, kubeconfigPath);
     if (opts.demoPod ?? true) {
       await runDemoPod(group, starting, plan.nodes[0]!.name, opts.podTimeoutMs ?? 60_000, say);
     }
@@ -157,18 +186,35 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         void recreateApiObjects(group, plan, kubeconfigPath, opts.demoPod ?? true, say);
       });
     }
+    const dashboard =
+      opts.dashboard === false
+        ? undefined
+        : await group.guard(
+            startDashboard({
+              client: await loadClientConfig({ kubeconfig: kubeconfigPath }),
+              adminToken: creds.adminToken,
+              auditLogPath: auditLogPath(plan.dir),
+              logs: view,
+              port: opts.dashboardPort,
+            }),
+          );
     return {
       dir: plan.dir,
       kubeconfigPath,
+      kexecBinDir,
       apiserverUrl,
       caFile: pki?.caFile,
       kubeletUrl: nodes[0]!.kubeletUrl,
       etcdUrl: etcd?.url,
       adminToken: creds.adminToken,
+      auditLogPath: auditLogPath(plan.dir),
+      logs: view,
+      dashboard,
       nodes,
       pids: group.pids(),
       failed: group.failed,
       stop: async () => {
+        await dashboard?.close();
         await group.stop().finally(() => lock.release());
         removeSocketDir(plan);
       },
@@ -261,6 +307,7 @@ async function startRuntimesAndApiServer(
             isolation: opts.isolation ?? 'auto',
             spdyOnly: opts.spdyOnlyRuntime,
             streamingTls: streamingTls[i]!,
+            logging: loggingArgv(opts.verbosity),
           }),
         ).ready,
   );
@@ -276,6 +323,8 @@ async function startRuntimesAndApiServer(
       etcd: etcd?.apiserverArgs,
       streamTranslation: opts.streamTranslation,
       verbosity: opts.verbosity,
+      auditLogPath: auditLogPath(plan.dir),
+      logging: loggingArgv(),
       tls: pki && {
         certFile: pki.apiserverCertFile,
         keyFile: pki.apiserverKeyFile,
@@ -311,6 +360,8 @@ async function startLabContainerd(
       readyTimeoutMs: opts.readyTimeoutMs,
       streamingTls,
       signal: group.signal,
+      // The group stops everything at once; the pods go only once this node's kubelet has.
+      beforeStop: () => Promise.all(group.services.filter((s) => s.name === n.kubelet).map((s) => s.stop())),
     }),
   );
   group.adopt(proc);
@@ -326,6 +377,7 @@ async function startKubelets(
   apiserverUrl: string,
   criEndpoints: string[],
   say: Logger,
+  verbosity?: number,
 ): Promise<LabNode[]> {
   // The kubelet-sim dials the https apiserver with Node's fetch: the CA reaches it by environment.
   // It serves https itself with a certificate from the lab CA, and takes the apiserver's client
@@ -348,6 +400,7 @@ async function startKubelets(
         podLogsDir: plan.podLogsDir,
         fault: plan.kubeletFault,
         tls: kubeletTls[i]!,
+        logging: loggingArgv(verbosity),
       }),
       pki && trustEnv(pki),
     ),
@@ -413,8 +466,8 @@ export function tryCommands(kubeconfigPath: string, apiserverUrl: string, cwd = 
   const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : kubeconfigPath;
   const kubectl = `KUBECONFIG=${shown} kubectl exec demo -- ls /root`;
   return [
-    `npx kexec --kubeconfig ${shown} demo -- ls /root`,
-    `npx kexec --kubeconfig ${shown} -it demo -- sh`,
+    'kexec demo -- ls /root',
+    'kexec -it demo -- sh',
     apiserverUrl.startsWith('https:')
       ? kubectl
       : `${kubectl}   # needs https (start without --insecure-http): kubectl sends no token over plain http`,

@@ -13,8 +13,12 @@ import {
   kubeletFaultOption,
   type KubeletFault,
 } from '../kubelet-sim/fault-injection.js';
+import { pathHint } from './kexec-bin.js';
 import { startLab, tryCommands } from './lab.js';
 import { LAB_RUNTIMES, type LabRuntime } from './plan.js';
+import { consoleLog } from './console.js';
+import { loggingFormatArgument } from '../shared/cli-flags.js';
+import type { LoggingFormat } from '../shared/logging.js';
 import { describeExit } from './supervisor.js';
 import { errorMessage } from '../shared/logging.js';
 import { portArgument } from '../shared/cli-flags.js';
@@ -43,6 +47,8 @@ const program = new Command('kexec-lab')
   )
   .option('--dir <dir>', 'state directory: signing key, tokens, kubeconfig, runtime state', '.lab')
   .option('--port <port>', 'apiserver port (0 picks a free one)', portArgument, 6443)
+  .option('--dashboard-port <port>', 'the live dashboard on 127.0.0.1 (0 picks a free one)', portArgument, 0)
+  .option('--no-dashboard', 'do not serve the live dashboard')
   .option(
     '--max-connection-bytes-per-sec <n>',
     'apiserver rate limit for each direction of a proxied stream (0 = unlimited)',
@@ -104,6 +110,12 @@ const program = new Command('kexec-lab')
     (_: string, n: number) => n + 1,
     0,
   )
+  .option(
+    '--logging-format <format>',
+    "how the services' log lines are shown: text (klog, the default) or json (as they write them)",
+    loggingFormatArgument,
+    'text',
+  )
   .showHelpAfterError();
 
 async function main(): Promise<number> {
@@ -111,6 +123,8 @@ async function main(): Promise<number> {
   const o = program.opts<{
     dir: string;
     port: number;
+    dashboardPort: number;
+    dashboard: boolean;
     maxConnectionBytesPerSec: number;
     nodeName: string;
     nodes: number;
@@ -123,6 +137,7 @@ async function main(): Promise<number> {
     kubeletFault?: KubeletFault;
     authorizationPolicyFile?: string;
     verbose: number;
+    loggingFormat: LoggingFormat;
   }>();
   const say = (line: string) => void process.stderr.write(`[lab] ${line}\n`);
 
@@ -139,6 +154,8 @@ async function main(): Promise<number> {
     lab = await startLab({
       dir: o.dir,
       port: o.port,
+      dashboard: o.dashboard,
+      dashboardPort: o.dashboardPort,
       maxConnectionBytesPerSec: o.maxConnectionBytesPerSec,
       authorizationPolicyFile: o.authorizationPolicyFile,
       nodeName: o.nodeName,
@@ -151,6 +168,8 @@ async function main(): Promise<number> {
       streamTranslation: o.streamTranslation,
       kubeletFault: o.kubeletFault && formatKubeletFault(o.kubeletFault),
       verbosity: o.verbose,
+      loggingFormat: o.loggingFormat,
+      log: consoleLog(process.stderr),
       signal: interrupt.signal,
     });
   } catch (err) {
@@ -170,6 +189,13 @@ async function main(): Promise<number> {
         lab.nodes.length === 1 ? `node ${o.nodeName}` : `nodes ${lab.nodes.map((n) => n.name).join(', ')}`
       }, pod default/demo Running on ${o.nodeName}.`,
       `kubeconfig: ${lab.kubeconfigPath}`,
+      `audit log: ${lab.auditLogPath}`,
+      ...(lab.dashboard
+        ? [
+            `dashboard: ${lab.dashboard.url} (log in once with ${lab.dashboard.newLoginLink()} ,`,
+            '  or send the admin token as Authorization: Bearer)',
+          ]
+        : []),
       ...(lab.caFile ? [`lab CA: ${lab.caFile}`] : []),
       ...(lab.etcdUrl ? [`etcd: ${lab.etcdUrl} (objects kept in ${o.dir}/etcd)`] : []),
       ...(o.kubeletFault && o.kubeletFault.mode !== 'none'
@@ -181,6 +207,7 @@ async function main(): Promise<number> {
           ]
         : []),
       '',
+      `kexec: ${pathHint(lab.kexecBinDir)}`,
       'Try:',
       `  ${first}`,
       ...rest.map((c) => `  ${c}`),

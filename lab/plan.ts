@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseKubeletFault, formatKubeletFault } from '../kubelet-sim/fault-injection.js';
-import type { Logger } from '../shared/logging.js';
+import type { Logger, LoggingFormat } from '../shared/logging.js';
 import { packageRoot } from '../shared/package-root.js';
 
 export interface LabOptions {
@@ -19,6 +19,10 @@ export interface LabOptions {
   dir?: string;
   /** apiserver port; 0 picks a free one (the kubeconfig records the real one). Default 6443. */
   port?: number;
+  /** Serve the live dashboard (lab/dashboard/). Default true. */
+  dashboard?: boolean;
+  /** The dashboard's port on 127.0.0.1; 0 (the default) picks a free one. */
+  dashboardPort?: number;
   /** The apiserver's `--max-connection-bytes-per-sec` (0 = unlimited). */
   maxConnectionBytesPerSec?: number;
   /**
@@ -63,7 +67,10 @@ export interface LabOptions {
    * in `DIR/etcd`, instead of in memory. Default false (in memory starts faster).
    */
   etcd?: boolean;
-  /** The apiserver's `-v` (`npm start -- -v`): from 1 on, nodes' heartbeats are logged too. */
+  /**
+   * Every service's `-v` (`npm start -- -v`): from 1 on, nodes' heartbeats are logged too, from 2
+   * the hops' detail lines (V(2)).
+   */
   verbosity?: number;
   /** Create the demo pod and wait for it (default true). */
   demoPod?: boolean;
@@ -75,6 +82,13 @@ export interface LabOptions {
   podTimeoutMs?: number;
   /** Aborting it during start-up stops what has started and rejects. */
   signal?: AbortSignal;
+  /** How the services' lines are shown: klog `text` (default) or their `json`. */
+  loggingFormat?: LoggingFormat;
+}
+
+/** Where the lab's apiserver writes its audit log (`--audit-log-path`). */
+export function auditLogPath(dir: string): string {
+  return path.join(dir, 'audit.log');
 }
 
 export type LabRuntime = 'cri-shim' | 'containerd';

@@ -4,7 +4,7 @@
  */
 import { apiJson, type ClientConfig } from '../kexec/client.js';
 import { ApiStatusError } from '../kexec/errors.js';
-import type { PodLike } from '../kexec/exec.js';
+import type { Pod } from '../shared/api/core-v1.js';
 import { errorMessage } from '../shared/logging.js';
 
 export interface DemoPodOptions {
@@ -63,9 +63,9 @@ export async function waitForPodRunning(cfg: ClientConfig, ns: string, name: str
   let last = 'not seen yet';
   for (;;) {
     o.signal?.throwIfAborted();
-    let pod: PodLike | undefined;
+    let pod: Pod | undefined;
     try {
-      pod = await apiJson<PodLike>(cfg, 'GET', podPath(ns, name), { resource: 'pods', name });
+      pod = await apiJson<Pod>(cfg, 'GET', podPath(ns, name), { resource: 'pods', name });
     } catch (err) {
       const transient =
         o.retryUnavailable &&

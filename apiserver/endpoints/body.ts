@@ -5,15 +5,18 @@
  * Mirrors k8s.io/apiserver `pkg/endpoints/handlers/rest.go` (limitedReadBody, the 3 MiB default
  * `--max-request-body-bytes`) and `patch.go` (the accepted patch types): JSON merge patch
  * (RFC 7386), strategic merge patch (strategic-merge-patch.ts, lists merged by key) and JSON
- * patch; server-side apply patches are refused with 415.
+ * patch. Objects come as JSON or YAML, and as protobuf for the few kinds typed clients send so
+ * (protobuf.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import YAML from 'yaml';
 import { StatusError } from '../../shared/status.js';
 import { badRequest } from '../api/errors.js';
-import { isRecord, type KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
+import { isRecord } from '../api/json-values.js';
 import { PATCH_META } from '../api/patch-meta.js';
 import { applyJsonPatch } from './json-patch.js';
+import { decodeProtobuf, PROTOBUF_MEDIA_TYPE } from './protobuf.js';
 import { strategicMergePatch } from './strategic-merge-patch.js';
 
 export const MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024;
@@ -54,6 +57,7 @@ export function decode(req: IncomingMessage, body: Buffer): unknown {
 /** A body that must be one API object. */
 export function decodeObject(req: IncomingMessage, body: Buffer): KubeObject {
   const type = mediaType(req);
+  if (type === PROTOBUF_MEDIA_TYPE) return decodeProtobuf(body) as KubeObject;
   if (!['application/json', 'application/yaml', '*/*'].includes(type)) {
     throw StatusError.of(
       415,

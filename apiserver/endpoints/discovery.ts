@@ -1,6 +1,7 @@
 /**
- * Discovery and version documents: `/version`, `/api` (APIVersions), `/api/v1` (APIResourceList,
- * generated from the storage registry), `/apis` (an empty APIGroupList), and the aggregated
+ * Discovery and version documents: `/version`, `/api` (APIVersions), `/api/v1` and
+ * `/apis/{group}/{version}` (APIResourceList, generated from the storage registry), `/apis` (the
+ * APIGroupList of the named groups) and `/apis/{group}` (APIGroup), and the aggregated
  * form of `/api` and `/apis` (APIGroupDiscoveryList, apidiscovery.k8s.io/v2 or v2beta1) for
  * clients that ask for it in `Accept` (kubectl 1.26+, which then skips the per-version requests).
  *
@@ -10,7 +11,7 @@
  * k8s.io/component-base `version` (version.Info).
  */
 import type { Storage } from '../registry/rest.js';
-import type { StorageRegistry } from '../storage-registry.js';
+import { groupVersionString, type APIGroupVersion, type StorageRegistry } from '../storage-registry.js';
 import { verbsOf } from './installer.js';
 
 export const VERSION = { major: '1', minor: '35', gitVersion: 'v1.35.0-kexec-lab' };
@@ -37,11 +38,33 @@ export function apiVersions(serverAddress: string): Record<string, unknown> {
   };
 }
 
-export function apiGroupList(): Record<string, unknown> {
-  return { kind: 'APIGroupList', apiVersion: 'v1', groups: [] };
+/** The named groups, each with its versions (one here). */
+function namedGroups(apis: readonly APIGroupVersion[]): Map<string, APIGroupVersion[]> {
+  const groups = new Map<string, APIGroupVersion[]>();
+  for (const gv of apis) if (gv.group) groups.set(gv.group, [...(groups.get(gv.group) ?? []), gv]);
+  return groups;
 }
 
-export function apiResourceList(registry: StorageRegistry): Record<string, unknown> {
+/** APIGroup for one named group, or undefined when it is not served. */
+export function apiGroup(
+  apis: readonly APIGroupVersion[],
+  group: string,
+): Record<string, unknown> | undefined {
+  const versions = namedGroups(apis).get(group);
+  if (!versions) return undefined;
+  const list = versions.map((gv) => ({ groupVersion: groupVersionString(gv), version: gv.version }));
+  return { kind: 'APIGroup', apiVersion: 'v1', name: group, versions: list, preferredVersion: list[0] };
+}
+
+export function apiGroupList(apis: readonly APIGroupVersion[]): Record<string, unknown> {
+  const groups = [...namedGroups(apis).keys()].map((g) => {
+    const { name, versions, preferredVersion } = apiGroup(apis, g)!;
+    return { name, versions, preferredVersion };
+  });
+  return { kind: 'APIGroupList', apiVersion: 'v1', groups };
+}
+
+export function apiResourceList(registry: StorageRegistry, groupVersion = 'v1'): Record<string, unknown> {
   const resources = [...registry.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([name, s]) => {
@@ -56,7 +79,7 @@ export function apiResourceList(registry: StorageRegistry): Record<string, unkno
       if (s.categories?.length) r.categories = s.categories;
       return r;
     });
-  return { kind: 'APIResourceList', groupVersion: 'v1', resources };
+  return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion, resources };
 }
 
 interface ResourceEntry {
@@ -78,17 +101,10 @@ function grouped(registry: StorageRegistry): { main: ResourceEntry; subs: Resour
   }));
 }
 
-/**
- * APIGroupDiscoveryList: for `/api` the core group with v1, for `/apis` no groups (the lab serves
- * no named groups). `apiVersion` is the negotiated `apidiscovery.k8s.io/v2` or `/v2beta1`.
- */
-export function aggregatedDiscovery(
-  registry: StorageRegistry,
-  apiVersion: string,
-  root: 'api' | 'apis',
-): Record<string, unknown> {
-  const kind = (k: string) => ({ group: '', version: 'v1', kind: k });
-  const resources = grouped(registry).map(({ main, subs }) => {
+/** One version of a group in the aggregated form: its resources with their subresources nested. */
+function aggregatedVersion(gv: APIGroupVersion): Record<string, unknown> {
+  const kind = (k: string) => ({ group: gv.group, version: gv.version, kind: k });
+  const resources = grouped(gv.resources).map(({ main, subs }) => {
     const r: Record<string, unknown> = {
       resource: main.name,
       responseKind: kind(main.storage.kind),
@@ -107,14 +123,26 @@ export function aggregatedDiscovery(
     }
     return r;
   });
+  return { version: gv.version, resources, freshness: 'Current' };
+}
+
+/**
+ * APIGroupDiscoveryList: for `/api` the core group with v1, for `/apis` the named groups.
+ * `apiVersion` is the negotiated `apidiscovery.k8s.io/v2` or `/v2beta1`.
+ */
+export function aggregatedDiscovery(
+  apis: readonly APIGroupVersion[],
+  apiVersion: string,
+  root: 'api' | 'apis',
+): Record<string, unknown> {
   const items =
     root === 'api'
-      ? [
-          {
-            metadata: { creationTimestamp: null },
-            versions: [{ version: 'v1', resources, freshness: 'Current' }],
-          },
-        ]
-      : [];
+      ? apis
+          .filter((gv) => gv.group === '')
+          .map((gv) => ({ metadata: { creationTimestamp: null }, versions: [aggregatedVersion(gv)] }))
+      : [...namedGroups(apis)].map(([name, versions]) => ({
+          metadata: { name, creationTimestamp: null },
+          versions: versions.map(aggregatedVersion),
+        }));
   return { kind: 'APIGroupDiscoveryList', apiVersion, metadata: {}, items };
 }

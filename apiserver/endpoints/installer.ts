@@ -5,7 +5,9 @@
  *
  * Mirrors k8s.io/apiserver `pkg/endpoints/installer.go` (registerResourceHandlers: which routes a
  * storage gets from the interfaces it implements; namespaced resources also listed across all
- * namespaces at `/api/v1/{resource}`). Only the legacy core group `/api/v1` is served.
+ * namespaces at `/api/v1/{resource}`): the core group at `/api/v1`, named groups at
+ * `/apis/{group}/{version}`. A namespace is addressed at `/api/v1/namespaces/{name}`, where the
+ * request info names it both as namespace and as name (upstream RequestInfo does the same).
  */
 import { methodNotSupported, resourceNotFound } from '../api/errors.js';
 import {
@@ -29,7 +31,7 @@ import {
   type Updater,
   type Watcher,
 } from '../registry/rest.js';
-import type { StorageRegistry } from '../storage-registry.js';
+import type { APIGroupVersion } from '../storage-registry.js';
 import type { RequestInfo } from './request-info.js';
 
 export type Action =
@@ -51,16 +53,31 @@ export interface Route {
   resource: string;
 }
 
-export function route(registry: StorageRegistry, info: RequestInfo, method: string): Route {
-  if (info.apiPrefix !== 'api' || info.apiVersion !== 'v1' || info.apiGroup !== '') throw resourceNotFound();
+/** The group/version a request addresses, if served. */
+export function groupVersionOf(
+  apis: readonly APIGroupVersion[],
+  info: RequestInfo,
+): APIGroupVersion | undefined {
+  const group = info.apiPrefix === 'api' ? '' : info.apiGroup;
+  if ((info.apiPrefix === 'api') !== (group === '')) return undefined;
+  return apis.find((gv) => gv.group === group && gv.version === info.apiVersion);
+}
+
+export function route(apis: readonly APIGroupVersion[], info: RequestInfo, method: string): Route {
+  const gv = groupVersionOf(apis, info);
+  if (!gv) throw resourceNotFound();
   const [resource = '', name = '', subresource = '', ...rest] = info.parts;
-  if (rest.length) throw resourceNotFound();
   const path = subresource ? `${resource}/${subresource}` : resource;
-  const storage = registry.get(path);
+  const storage = gv.resources.get(path);
   if (!storage) throw resourceNotFound();
+  // Only a proxy subresource takes a path of its own (upstream's `{path:*}` routes).
+  if (rest.length && !acceptsPath(storage)) throw resourceNotFound();
   // Namespaced storage lives under /namespaces/{ns}/ (lists may also span all namespaces);
-  // cluster-scoped storage never does.
-  if (storage.namespaced ? !info.namespace && (name || method !== 'GET') : info.namespace) {
+  // cluster-scoped storage never does (a namespace itself is named by its own path).
+  const namespaceItself = resource === 'namespaces' && info.namespace === name;
+  if (
+    storage.namespaced ? !info.namespace && (name || method !== 'GET') : info.namespace && !namespaceItself
+  ) {
     throw resourceNotFound();
   }
   const action = subresource
@@ -87,6 +104,10 @@ function resourceAction(s: Storage, info: RequestInfo, name: string, method: str
   if (method === 'DELETE')
     return isCollectionDeleter(s) ? { kind: 'deletecollection', storage: s } : undefined;
   return undefined;
+}
+
+function acceptsPath(s: Storage): boolean {
+  return isConnecter(s) && (s as { acceptsPath?: boolean }).acceptsPath === true;
 }
 
 function subresourceAction(s: Storage, name: string, method: string): Action | undefined {

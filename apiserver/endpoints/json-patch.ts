@@ -6,7 +6,7 @@
  * our request", with the reason in the message.
  */
 import { StatusError } from '../../shared/status.js';
-import { isRecord } from '../api/types.js';
+import { isRecord } from '../api/json-values.js';
 
 /** Operations per patch; a patch is a request body, bounded already, this bounds the work. */
 const MAX_OPERATIONS = 10_000;

@@ -10,7 +10,7 @@
  * inside lists of scalars and the "replace keys" (retainKeys) strategy's server-side checks.
  */
 import { badRequest } from '../api/errors.js';
-import { isRecord, jsonEqual } from '../api/types.js';
+import { isRecord, jsonEqual } from '../api/json-values.js';
 import type { PatchMeta } from '../api/patch-meta.js';
 
 const SET_ORDER = '$setElementOrder/';

@@ -1,4 +1,4 @@
-import type { KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
 import { humanDuration, nodePrinter, podPrinter } from './printers.js';
 import { transform } from './table-convertor.js';
 

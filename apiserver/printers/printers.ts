@@ -7,7 +7,9 @@
  * `pkg/util/duration` HumanDuration, the same cells and wording, for the fields the lab stores.
  * Sidecar (restartable init) containers are counted as ordinary init containers.
  */
-import { isRecord, type KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
+import { isRecord } from '../api/json-values.js';
+import { eventPrinter } from './event-printer.js';
 
 export interface TableColumnDefinition {
   name: string;
@@ -298,4 +300,4 @@ export const defaultPrinter: Printer = {
   row: (obj) => ({ cells: [obj.metadata.name ?? '', obj.metadata.creationTimestamp ?? ''] }),
 };
 
-export const PRINTERS: Record<string, Printer> = { Pod: podPrinter, Node: nodePrinter };
+export const PRINTERS: Record<string, Printer> = { Pod: podPrinter, Node: nodePrinter, Event: eventPrinter };

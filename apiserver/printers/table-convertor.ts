@@ -10,7 +10,8 @@
  */
 import { StatusError } from '../../shared/status.js';
 import { badRequest } from '../api/errors.js';
-import { isRecord, type KubeList, type KubeObject } from '../api/types.js';
+import type { KubeList, KubeObject } from '../../shared/api/core-v1.js';
+import { isRecord } from '../api/json-values.js';
 import type { Target } from '../endpoints/negotiation.js';
 import { defaultPrinter, PRINTERS, type RowCondition, type TableColumnDefinition } from './printers.js';
 

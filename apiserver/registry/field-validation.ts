@@ -11,7 +11,8 @@
  * through unchecked.
  */
 import { badRequest } from '../api/errors.js';
-import { isRecord, type KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
+import { isRecord } from '../api/json-values.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 

@@ -19,7 +19,7 @@ import {
   resourceExpired,
   type FieldError,
 } from '../api/errors.js';
-import type { KubeList, KubeObject, WatchEvent } from '../api/types.js';
+import type { KubeList, KubeObject, WatchEvent } from '../../shared/api/core-v1.js';
 import { checkPreconditions, StorageError, type Store } from '../storage/store.js';
 import { generatedName, timestamp, untyped } from './object-meta.js';
 import { isValidPathSegmentName } from './validation.js';
@@ -63,6 +63,8 @@ export interface GenericStoreOptions {
   resource: string;
   kind: string;
   listKind: string;
+  /** The group/version objects are served as: `v1` (core, the default), `coordination.k8s.io/v1` … */
+  apiVersion?: string;
   namespaced: boolean;
   /** Key prefix: `/registry/pods`. */
   keyRoot: string;
@@ -86,6 +88,10 @@ export class GenericStore
   readonly shortNames?: string[];
   readonly singularName?: string;
   readonly categories?: string[];
+
+  get apiVersion(): string {
+    return this.opts.apiVersion ?? 'v1';
+  }
 
   constructor(readonly opts: GenericStoreOptions) {
     this.kind = opts.kind;
@@ -130,7 +136,12 @@ export class GenericStore
     const sel = this.selection(opts);
     const { items, resourceVersion } = await this.opts.store.list(this.prefix(ctx));
     const selected = items.filter((o) => this.inScope(ctx, o) && this.selects(o, sel)).map(untyped);
-    return { kind: this.opts.listKind, apiVersion: 'v1', metadata: { resourceVersion }, items: selected };
+    return {
+      kind: this.opts.listKind,
+      apiVersion: this.apiVersion,
+      metadata: { resourceVersion },
+      items: selected,
+    };
   }
 
   async create(ctx: Context, input: KubeObject, wopts: WriteOptions = {}): Promise<KubeObject> {
@@ -311,7 +322,7 @@ export class GenericStore
 
   /** A body's kind / apiVersion must be this resource's; its namespace must be the URL's. */
   private checkTypeAndScope(ctx: Context, obj: KubeObject): KubeObject {
-    if ((obj.kind && obj.kind !== this.kind) || (obj.apiVersion && obj.apiVersion !== 'v1')) {
+    if ((obj.kind && obj.kind !== this.kind) || (obj.apiVersion && obj.apiVersion !== this.apiVersion)) {
       throw badRequest(
         `${obj.kind ?? ''} in version "${obj.apiVersion ?? ''}" cannot be handled as a ${this.kind}`,
       );
@@ -329,7 +340,7 @@ export class GenericStore
   }
 
   private typed(obj: KubeObject): KubeObject {
-    return { kind: this.kind, apiVersion: 'v1', ...untyped(obj) };
+    return { kind: this.kind, apiVersion: this.apiVersion, ...untyped(obj) };
   }
 
   private interpret(err: unknown, name: string): unknown {

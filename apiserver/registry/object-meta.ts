@@ -7,7 +7,7 @@
  * from an alphabet without vowels).
  */
 import { randomBytes } from 'node:crypto';
-import type { KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
 
 const GENERATED_SUFFIX = 5;
 

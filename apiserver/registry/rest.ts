@@ -11,12 +11,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { UserInfo } from '../../shared/auth/tokens.js';
 import type { Status } from '../../shared/status.js';
-import type { KubeList, KubeObject, WatchEvent } from '../api/types.js';
+import type { KubeList, KubeObject, WatchEvent } from '../../shared/api/core-v1.js';
 
 export interface Context {
   /** '' for cluster-scoped resources and for lists across all namespaces. */
   namespace: string;
   user: UserInfo;
+  /** The request's Audit-Id (filters/request-observer.ts), for what this request logs. */
+  auditID?: string;
 }
 
 export interface ListOptions {

@@ -5,7 +5,7 @@
  * `pkg/registry/core/node/storage/storage.go`: a view of the main store with the status update
  * strategy, exposing only Getter and Updater so that discovery and the router offer only those.
  */
-import type { KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
 import type { GenericStore, Strategy } from './generic-store.js';
 import type { Context, Getter, UpdatedObjectInfo, Updater, WriteOptions } from './rest.js';
 

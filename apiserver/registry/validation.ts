@@ -8,7 +8,8 @@
  * paths and detail texts. A namespace is a DNS-1123 label, so it never holds a `/` that would make
  * one namespace's storage keys a prefix of another's (issue #11: `default/secret-team`).
  */
-import { jsonEqual, type Container, type KubeObject, type Pod } from '../api/types.js';
+import type { Container, KubeObject, Pod } from '../../shared/api/core-v1.js';
+import { jsonEqual } from '../api/json-values.js';
 import type { FieldError } from '../api/errors.js';
 import { validatePodSecurity } from './pod/security-validation.js';
 

@@ -5,7 +5,7 @@
  * a watch that survives etcd itself restarting.
  */
 import { Etcd3 } from 'etcd3';
-import type { KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
 import { startTestEtcd, type TestEtcd } from '../../lab/test-support/etcd.js';
 import { describeStoreConformance, until } from '../test-support/store-conformance.js';
 import { EtcdStore } from './etcd-store.js';

@@ -27,7 +27,8 @@
  * `onError`: the client's watch gets a 410 ERROR event and re-lists, as upstream.
  */
 import { Etcd3, type IKeyValue, type IResponseHeader, type IWatchResponse, type Watcher } from 'etcd3';
-import { jsonEqual, type KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
+import { jsonEqual } from '../api/json-values.js';
 import {
   checkPreconditions,
   StorageError,

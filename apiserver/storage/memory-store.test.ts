@@ -1,6 +1,6 @@
 import { MemoryStore } from './memory-store.js';
 import type { StoreEvent } from './store.js';
-import type { KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
 import { describeStoreConformance } from '../test-support/store-conformance.js';
 
 const obj = (name: string): KubeObject => ({ metadata: { name } });

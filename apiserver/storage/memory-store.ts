@@ -7,7 +7,8 @@
  * from any resourceVersion still in the history, and an older one is "too old" (410). Objects are
  * cloned on the way in and out, so no caller can change stored state by mutating what it holds.
  */
-import { jsonEqual, type KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
+import { jsonEqual } from '../api/json-values.js';
 import {
   checkPreconditions,
   StorageError,

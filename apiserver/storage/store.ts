@@ -7,7 +7,7 @@
  * an etcd backend (`--etcd-servers`) implements the same interface, with etcd's revision as the
  * resourceVersion. Keys look like upstream's: `/registry/pods/{ns}/{name}`, `/registry/minions/{name}`.
  */
-import type { KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
 
 export type StorageErrorCode =
   'KeyNotFound' | 'KeyExists' | 'Conflict' | 'ResourceVersionTooOld' | 'Internal';

@@ -7,7 +7,7 @@
  * them, bounded, instead of expecting them at once. resourceVersions are compared relative to the
  * store's revision when the test starts, since an etcd may have been written to before.
  */
-import type { KubeObject } from '../api/types.js';
+import type { KubeObject } from '../../shared/api/core-v1.js';
 import { StorageError, type Store, type StoreEvent } from '../storage/store.js';
 
 export interface ConformanceBackend {

@@ -19,6 +19,7 @@ export interface KubectlClient {
 export const KUBECTL_CLIENTS: KubectlClient[] = [
   { name: 'kubectl v1.35 (WebSocket)', version: 'v1.35', forceSpdy: false },
   { name: 'kubectl v1.35 (forced SPDY)', version: 'v1.35', forceSpdy: true },
+  { name: 'kubectl v1.33 (WebSocket)', version: 'v1.33', forceSpdy: false },
   { name: 'kubectl v1.20 (SPDY only)', version: 'v1.20', forceSpdy: false },
 ];
 

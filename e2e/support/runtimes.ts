@@ -33,6 +33,20 @@ export const sharesHostLoopback = (runtime: LabRuntime): boolean => runtime === 
  */
 export const LOCAL_IMAGE_POLICY = 'IfNotPresent';
 
+/** A busybox pod on node-1 running `command`, as YAML for `kubectl apply -f -` (`extra` appended). */
+export const podYaml = (name: string, command: string[], extra = '') => `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${name}
+spec:
+  nodeName: node-1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: ${LOCAL_IMAGE_POLICY}
+    command: ${JSON.stringify(command)}
+${extra}`;
+
 /**
  * `stty size` once the terminal has a size (at most 100 tries, 50 ms apart). containerd starts an
  * `-it` command before it applies the client's first terminal size (the cri-shim waits for it),

@@ -16,11 +16,10 @@ import { failureStatus, writeStatusToSocket, type Status } from '../../shared/st
 import { acceptChannelSession } from '../../shared/remotecommand/websocket-server.js';
 import type { RemoteCommandSession } from '../../shared/remotecommand/session.js';
 import { acceptSpdySession } from '../../shared/remotecommand/spdy-server.js';
-import { SpdyConnection } from '../../shared/spdy/connection.js';
+import { acceptSpdyPortForward } from '../../shared/portforward/spdy-server.js';
 import { headerValue } from '../../shared/spdy/header-block.js';
-import type { SpdyStream } from '../../shared/spdy/stream.js';
-import { isSpdyUpgrade, offeredProtocols, writeSwitchingProtocols } from '../../shared/spdy/upgrade.js';
-import { parsePortsQuery, PORT_FORWARD_PROTOCOL_V1 } from '../../shared/portforward/protocol.js';
+import { isSpdyUpgrade } from '../../shared/spdy/upgrade.js';
+import { parsePortsQuery } from '../../shared/portforward/protocol.js';
 import { acceptPortForwardSession, type PortStreams } from '../../shared/portforward/websocket-server.js';
 import { closeServer, listen } from '../../shared/test-support/loopback.js';
 
@@ -114,7 +113,7 @@ export async function startFakeApiserver(opts: FakeApiserverOptions): Promise<Fa
     if (!m || !pods.has(m[1])) return writeStatusToSocket(socket, failureStatus(404, 'pod not found'));
     const [, pod, sub] = m;
     if (sub === 'portforward') {
-      if (spdy) void serveSpdyPortForward(req, socket, head, pod, spdyPortForward);
+      if (spdy) serveSpdyPortForward(req, socket, head, pod, spdyPortForward);
       else serveWebSocketPortForward(req, socket, head, url, pod);
       return;
     }
@@ -206,40 +205,27 @@ function serveWebSocketPortForward(
   for (const s of session.streams as PortStreams[]) forwardTo(s.port, pod, s.data, s.error, done);
 }
 
-/** The kubelet's SPDY port-forward handler: pairs `error` and `data` streams by requestID. */
-async function serveSpdyPortForward(
+/** The kubelet's SPDY port-forward handler (shared/portforward/spdy-server.ts), recording what it sees. */
+function serveSpdyPortForward(
   req: http.IncomingMessage,
   socket: Duplex,
   head: Buffer,
   pod: string,
   record: FakeApiserver['spdyPortForward'],
-): Promise<void> {
-  if (!offeredProtocols(req)?.includes(PORT_FORWARD_PROTOCOL_V1)) {
-    return writeStatusToSocket(socket, failureStatus(403, 'unable to negotiate protocol'));
-  }
-  writeSwitchingProtocols(socket, PORT_FORWARD_PROTOCOL_V1);
+): void {
+  const session = acceptSpdyPortForward(req, socket, head);
+  if (!session) return;
   record.connections++;
   record.sockets.add(socket);
   socket.once('close', () => record.sockets.delete(socket));
-  const conn = new SpdyConnection(socket, { role: 'server', head });
-  const pairs = new Map<string, { error?: SpdyStream; data?: SpdyStream }>();
-  conn.on('stream', (stream) => {
+  session.conn.on('stream', (stream) => {
     const h: Record<string, string> = {};
     for (const k of ['streamType', 'port', 'requestID']) h[k] = headerValue(stream.headers, k) ?? '';
     record.streams.push(h);
-    stream.accept();
-    const pair = pairs.get(h.requestID) ?? {};
-    pairs.set(h.requestID, pair);
-    if (h.streamType === 'error') {
-      stream.resume();
-      pair.error = stream;
-    } else pair.data = stream;
-    if (pair.error && pair.data) {
-      pairs.delete(h.requestID);
-      const { error, data } = pair;
-      forwardTo(Number(h.port), pod, data, error, () => {
-        if (!data.writableEnded) data.end();
-      });
-    }
   });
+  session.on('pair', ({ port, data, error }) =>
+    forwardTo(port, pod, data, error, () => {
+      if (!data.writableEnded) data.end();
+    }),
+  );
 }

@@ -7,14 +7,17 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
-import type { Node, Pod, WatchEvent } from '../api-types.js';
+import type { Node, Pod, WatchEvent } from '../../shared/api/core-v1.js';
+import type { Lease } from '../apiserver-client.js';
 import { closeServer, listen } from '../../shared/test-support/loopback.js';
 import { failureStatus } from '../../shared/status.js';
 
-type Obj = Pod | Node;
+type Obj = Pod | Node | Lease;
 
 export class FakeApiServer {
   readonly nodes = new Map<string, Node>();
+  /** Leases by `namespace/name` (coordination.k8s.io/v1). */
+  readonly leases = new Map<string, Lease>();
   readonly pods = new Map<string, Pod>(); // ns/name
   readonly tokens: string[] = [];
   readonly requests: string[] = [];
@@ -75,6 +78,13 @@ export class FakeApiServer {
     this.emit({ type, object: structuredClone(p) });
   }
 
+  /** Every version of the pod stored so far, oldest first (each status write is one). */
+  podVersions(ns: string, name: string): Pod[] {
+    return this.history
+      .map((h) => h.ev.object)
+      .filter((p) => p.metadata.namespace === ns && p.metadata.name === name);
+  }
+
   private emit(ev: WatchEvent<Pod>): void {
     this.history.push({ rv: this.rv, ev });
     for (const w of this.watchers) w(ev);
@@ -121,6 +131,22 @@ export class FakeApiServer {
         n.metadata.resourceVersion = String(++this.rv);
         return send(res, 200, n);
       }
+    }
+    if ((g = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/.exec(p))) {
+      const key = `${g[1]}/${g[2] ?? (body as Lease | undefined)?.metadata?.name ?? ''}`;
+      const lease = this.leases.get(key);
+      if (m === 'GET' || m === 'PUT') {
+        if (!lease)
+          return send(res, 404, failureStatus(404, `leases.coordination.k8s.io "${g[2]}" not found`));
+        if (m === 'GET') return send(res, 200, lease);
+      }
+      if (m === 'POST' && lease) {
+        return send(res, 409, failureStatus(409, `leases "${g[2]}" already exists`, 'AlreadyExists'));
+      }
+      const next = body as Lease;
+      next.metadata.resourceVersion = String(++this.rv);
+      this.leases.set(key, next);
+      return send(res, m === 'POST' ? 201 : 200, next);
     }
     if (m === 'GET' && p === '/api/v1/pods') {
       const sel = url.searchParams.get('fieldSelector') ?? '';

@@ -40,6 +40,15 @@ export function isGrpcError(err: unknown, code?: grpc.status): err is grpc.Servi
   return ok && (code === undefined || (err as grpc.ServiceError).code === code);
 }
 
+/**
+ * gRPC metadata sent with a call, e.g. `{ 'audit-id': … }`: the kubelet passes the apiserver's
+ * Audit-Id to the runtime this way, so the runtime's log lines name the same request.
+ */
+export type CallMetadata = Record<string, string | undefined>;
+
+/** The metadata key the Audit-Id travels under on CRI calls. */
+export const AUDIT_ID_METADATA = 'audit-id';
+
 export interface RuntimeClientOptions {
   /** Deadline of every call in ms (ExecSync adds its own timeout on top). Default 30 s. */
   callTimeoutMs?: number;
@@ -77,16 +86,19 @@ class CriServiceClient<Methods extends { [M in keyof Methods]: [unknown, unknown
     this.client.close();
   }
 
-  /** Any RPC by its upstream name, e.g. `call('Version', {})`. */
+  /** Any RPC by its upstream name, e.g. `call('Version', {})`; `meta` becomes gRPC metadata. */
   call<M extends keyof Methods & string>(
     method: M,
     req: Methods[M][0],
     timeoutMs = this.callTimeoutMs,
+    meta: CallMetadata = {},
   ): Promise<Methods[M][1]> {
     const fn = (this.client as unknown as Record<string, UnaryFn>)[method];
     if (!fn) return Promise.reject(new Error(`unknown CRI method ${method}`));
+    const metadata = new grpc.Metadata();
+    for (const [k, v] of Object.entries(meta)) if (v) metadata.set(k, v);
     return new Promise((resolve, reject) => {
-      fn.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
+      fn.call(this.client, req, metadata, { deadline: Date.now() + timeoutMs }, (err, res) =>
         err ? reject(err) : resolve(res as Methods[M][1]),
       );
     });
@@ -142,14 +154,14 @@ export class RuntimeServiceClient extends CriServiceClient<T.RuntimeServiceMetho
     const extra = req.timeout ? req.timeout * 1000 : 10 * 60_000;
     return this.call('ExecSync', req, this.callTimeoutMs + extra);
   }
-  exec(req: T.ExecRequest): Promise<T.UrlResponse> {
-    return this.call('Exec', req);
+  exec(req: T.ExecRequest, meta?: CallMetadata): Promise<T.UrlResponse> {
+    return this.call('Exec', req, this.callTimeoutMs, meta);
   }
-  attach(req: T.AttachRequest): Promise<T.UrlResponse> {
-    return this.call('Attach', req);
+  attach(req: T.AttachRequest, meta?: CallMetadata): Promise<T.UrlResponse> {
+    return this.call('Attach', req, this.callTimeoutMs, meta);
   }
-  portForward(req: T.PortForwardRequest): Promise<T.UrlResponse> {
-    return this.call('PortForward', req);
+  portForward(req: T.PortForwardRequest, meta?: CallMetadata): Promise<T.UrlResponse> {
+    return this.call('PortForward', req, this.callTimeoutMs, meta);
   }
 }
 

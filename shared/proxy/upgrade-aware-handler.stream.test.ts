@@ -53,9 +53,9 @@ async function openStream(opts: Partial<UpgradeAwareHandlerOptions> = {}): Promi
   const handler = new UpgradeAwareHandler({
     location: new URL(`http://127.0.0.1:${backendPort}/`),
     ...opts,
-    onSplice: (client, backend) => {
+    onSplice: (client, backend, before) => {
       proxySockets = { client, backend };
-      opts.onSplice?.(client, backend);
+      opts.onSplice?.(client, backend, before);
     },
   });
   const server = http.createServer((req, res) => handler.handle(req, res));

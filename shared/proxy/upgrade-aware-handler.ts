@@ -58,8 +58,11 @@ export interface UpgradeAwareHandlerOptions {
   backendTimeoutMs?: number;
   /** Largest backend response head accepted. */
   maxResponseHeaderBytes?: number;
-  /** Called when a splice starts, with both sockets (for metrics and accounting). */
-  onSplice?: (client: Duplex, backend: Duplex) => void;
+  /**
+   * Called when a splice starts, with both sockets (for metrics and accounting) and the stream
+   * bytes already passed on before it: the client's over-read `up`, the backend's `down`.
+   */
+  onSplice?: (client: Duplex, backend: Duplex, before: { up: number; down: number }) => void;
   /** Called when a spliced stream has closed, with its byte counts. */
   onSpliceClose?: (stats: SpliceStats) => void;
 }
@@ -141,7 +144,7 @@ export class UpgradeAwareHandler {
       client.write(responseHead(res, res.rawHeaders));
       if (backendHead.length) client.write(backendHead);
       if (clientHead.length) backend.write(clientHead);
-      this.opts.onSplice?.(client, backend);
+      this.opts.onSplice?.(client, backend, { up: clientHead.length, down: backendHead.length });
       splice(client, backend, {
         maxBytesPerSec: this.opts.maxBytesPerSec,
         onClose: this.opts.onSpliceClose,

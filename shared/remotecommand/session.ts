@@ -12,7 +12,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Status } from '../status.js';
 import type { TerminalSize } from './codec.js';
 import type { ChannelProtocol } from './protocol.js';
-import type { StreamOptions } from './websocket-server.js';
+import type { RemoteCommandOptions } from './websocket-server.js';
 
 export interface RemoteCommandSession {
   /** The client's input; ends when the client closes it (v5 CLOSE, SPDY FIN) or goes away. */
@@ -23,7 +23,7 @@ export interface RemoteCommandSession {
   readonly stderr: Writable | null;
   /** The negotiated channel protocol (v1–v5; the SPDY ones share the names). */
   readonly protocol: ChannelProtocol;
-  readonly streams: StreamOptions;
+  readonly streams: RemoteCommandOptions;
   readonly isClosed: boolean;
   /** Flushes stdout and stderr, writes the exit Status (as the protocol version wants) and closes. */
   finish(status: Status): Promise<void>;

@@ -25,7 +25,7 @@ import { RemoteCommandError, type TerminalSize } from './codec.js';
 import { encodeStatus } from './exit-status.js';
 import { protocolByName, type ChannelProtocol } from './protocol.js';
 import type { RemoteCommandSession } from './session.js';
-import type { StreamOptions } from './websocket-server.js';
+import type { RemoteCommandOptions } from './websocket-server.js';
 import { SpdyConnection, type SpdyConnectionOptions } from '../spdy/connection.js';
 import { RstStatus, SpdyError } from '../spdy/errors.js';
 import { headerValue } from '../spdy/header-block.js';
@@ -48,7 +48,7 @@ export interface SpdySessionOptions {
 }
 
 /** The streams a client must open for these options under this protocol version. */
-export function expectedStreamTypes(streams: StreamOptions, version: number): StreamTypeName[] {
+export function expectedStreamTypes(streams: RemoteCommandOptions, version: number): StreamTypeName[] {
   const out: StreamTypeName[] = [StreamType.Error];
   if (streams.stdin) out.push(StreamType.Stdin);
   if (streams.stdout) out.push(StreamType.Stdout);
@@ -66,7 +66,7 @@ export async function acceptSpdySession(
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
-  streams: StreamOptions,
+  streams: RemoteCommandOptions,
   opts: SpdySessionOptions = {},
 ): Promise<SpdyServerSession | undefined> {
   // Only versions that name a channel protocol (v1–v4) can be served.
@@ -149,7 +149,7 @@ export class SpdyServerSession extends EventEmitter<SessionEvents> implements Re
   constructor(
     private readonly conn: SpdyConnection,
     readonly protocol: ChannelProtocol,
-    readonly streams: StreamOptions,
+    readonly streams: RemoteCommandOptions,
     found: Map<StreamTypeName, SpdyStream>,
   ) {
     super();

@@ -40,7 +40,8 @@ import {
   type ChannelProtocol,
 } from './protocol.js';
 
-export interface StreamOptions {
+/** Which streams a session has (upstream `pkg/kubelet/cri/streaming/remotecommand` Options). */
+export interface RemoteCommandOptions {
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
@@ -69,7 +70,7 @@ export function acceptChannelSession(
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
-  streams: StreamOptions,
+  streams: RemoteCommandOptions,
 ): ChannelServerSession | undefined {
   if (refuseWebSocketUpgrade(req, socket, SERVER_PROTOCOLS)) return undefined;
   let session: ChannelServerSession | undefined;
@@ -98,7 +99,7 @@ export class ChannelServerSession extends EventEmitter<SessionEvents> {
   constructor(
     private readonly ws: WebSocket,
     readonly protocol: ChannelProtocol,
-    readonly streams: StreamOptions,
+    readonly streams: RemoteCommandOptions,
   ) {
     super();
     this.stdin = streams.stdin

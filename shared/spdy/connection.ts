@@ -19,16 +19,10 @@
  *   a 'close' event carrying the SpdyError; the connection never emits 'error';
  * - DATA for a stream that never existed is answered with RST_STREAM INVALID_STREAM and reported
  *   as 'streamError'; DATA for one that existed and is gone is dropped (it may have crossed our RST);
- * - control frames are bounded as Go's x/net/http2 server bounds them (`maxQueuedControlFrames`,
- *   the fix for CVE-2019-9512 "ping flood" and CVE-2019-9515 "settings flood"; spdystream has no
- *   bound, kexec-lab issue 11: 69 MiB of PINGs took a cri-shim to 1.5 GiB): a control frame we
- *   queue (a PING echo, an RST_STREAM answer, a SYN_REPLY …) counts until the socket has taken it.
- *   Past `controlFramesHighWaterMark` of them the socket is no longer read (a peer that does not
- *   read our answers gets no more of them); the peer is flooding when it gets past
- *   `maxQueuedControlFrames`, or stays past the high-water mark for `controlFloodGraceMs` (a
- *   client pinging every 5 s needs minutes of not reading to get there): GOAWAY PROTOCOL_ERROR
- *   and close. SETTINGS, RST_STREAM and WINDOW_UPDATE need no answer in
- *   SPDY/3 (HTTP/2 ACKs SETTINGS), so floods of those cost time, never memory;
+ * - control frames are bounded as Go's x/net/http2 server bounds them (control-frames.ts: ping
+ *   and unknown-stream floods get the socket paused, then GOAWAY). SETTINGS, RST_STREAM and
+ *   WINDOW_UPDATE need no answer in SPDY/3 (HTTP/2 ACKs SETTINGS, CVE-2019-9515), so floods of
+ *   those cost time, never memory;
  * - closing is a lingering close (nginx `lingering_close`): FIN after everything queued, then the
  *   socket is read, and dropped, until the peer's FIN; it is destroyed only then, or after
  *   `closeTimeoutMs` (30 s, nginx's `lingering_time`; upstream spdystream waits 5 s). Destroying it
@@ -39,8 +33,13 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { GoAwayStatus, RstStatus, SpdyError } from './errors.js';
+import {
+  ControlFrameBudget,
+  DEFAULT_CONTROL_FRAME_LIMITS,
+  type ControlFrameLimits,
+} from './control-frames.js';
 import { FrameParser, type FrameLimits } from './frame-parser.js';
-import { FrameEncoder, MAX_STREAM_ID, type Frame, type SettingsFrame } from './frames.js';
+import { dataFrameHead, FrameEncoder, MAX_STREAM_ID, type Frame, type SettingsFrame } from './frames.js';
 import { toSpdyHeaders, type HeaderInput } from './header-block.js';
 import { SpdyStream, type StreamHost } from './stream.js';
 
@@ -59,12 +58,8 @@ export interface SpdyConnectionOptions {
   streamHighWaterMark?: number;
   /** After our GOAWAY and end(), how long the peer has to read what is left and close before the socket is destroyed. */
   closeTimeoutMs?: number;
-  /** Control frames waiting for the socket beyond which the socket is no longer read. */
-  controlFramesHighWaterMark?: number;
-  /** Control frames waiting for the socket beyond which the peer is flooding: GOAWAY and close. */
-  maxQueuedControlFrames?: number;
-  /** How long the peer may keep more than controlFramesHighWaterMark of them waiting: then GOAWAY. */
-  controlFloodGraceMs?: number;
+  /** The control-frame budget (control-frames.ts). */
+  controlFrames?: Partial<ControlFrameLimits>;
 }
 
 export interface CloseReason {
@@ -87,22 +82,19 @@ interface ConnectionEvents {
 
 const DEFAULTS = {
   maxConcurrentStreams: 256,
-  maxDataFrameSize: 32 * 1024,
+  // One pipe or socket read (Node reads 64 KiB at a time) is one frame: one writev per read.
+  maxDataFrameSize: 64 * 1024,
   streamHighWaterMark: 64 * 1024,
   closeTimeoutMs: 30_000, // nginx's lingering_time
-  controlFramesHighWaterMark: 64,
-  // Go's http2 allows 10,000 queued control frames, counting every one it has not written yet;
-  // we count only those stuck behind a full socket and stop reading at 64, so a peer can only
-  // get past 1,024 by sending a burst while it does not read: a flood.
-  maxQueuedControlFrames: 1024,
-  controlFloodGraceMs: 5_000,
 };
 
 /** How long a peer that broke the protocol (or flooded) has to read our GOAWAY. */
 const FAILED_LINGER_MS = 1000;
 
 interface QueuedFrame {
-  bytes: Buffer | undefined;
+  /** The frame's bytes; a DATA frame is its head and its payload, written without joining them. */
+  bytes: Buffer | [Buffer, Buffer] | undefined;
+  control: boolean;
   done: () => void;
 }
 
@@ -116,10 +108,9 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
   private drainWaiters: (() => void)[] = [];
   private readonly blocked = new Set<SpdyStream>();
   private parserBehind = false;
-  /** Control frames handed to sendFrame that the socket has not taken yet. */
-  private queuedControlFrames = 0;
-  /** Runs while the peer leaves more than controlFramesHighWaterMark answers unread. */
-  private floodTimer: NodeJS.Timeout | undefined;
+  private readonly controlFrames: ControlFrameBudget;
+  private corked = false;
+  private corkedDone: (() => void)[] = [];
   private nextLocalId: number;
   private lastRemoteId = 0;
   private nextPingId: number;
@@ -141,11 +132,13 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
       maxDataFrameSize: options.maxDataFrameSize ?? DEFAULTS.maxDataFrameSize,
       streamHighWaterMark: options.streamHighWaterMark ?? DEFAULTS.streamHighWaterMark,
       closeTimeoutMs: options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
-      controlFramesHighWaterMark: options.controlFramesHighWaterMark ?? DEFAULTS.controlFramesHighWaterMark,
-      maxQueuedControlFrames: options.maxQueuedControlFrames ?? DEFAULTS.maxQueuedControlFrames,
-      controlFloodGraceMs: options.controlFloodGraceMs ?? DEFAULTS.controlFloodGraceMs,
     };
     this.maxDataFrameSize = this.opts.maxDataFrameSize;
+    this.controlFrames = new ControlFrameBudget(
+      { ...DEFAULT_CONTROL_FRAME_LIMITS, ...options.controlFrames },
+      (err) => this.fail(err),
+      () => this.updateFlow(),
+    );
     this.nextLocalId = options.role === 'client' ? 1 : 2;
     this.nextPingId = options.role === 'client' ? 1 : 2;
     this.closed = new Promise((resolve) => this.once('close', resolve));
@@ -261,9 +254,12 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
 
   sendFrame(frame: Frame): Promise<void> {
     if (this.closing) return Promise.resolve();
-    let encoded: Buffer | Promise<Buffer>;
+    let encoded: Buffer | [Buffer, Buffer] | Promise<Buffer>;
     try {
-      encoded = this.encoder.encode(frame);
+      encoded =
+        frame.type === 'DATA' && frame.data.length > 0
+          ? [dataFrameHead(frame.streamId, frame.data.length, frame.fin), frame.data]
+          : this.encoder.encode(frame);
     } catch (err) {
       // Only a bug of ours can get here (callers validate what users pass): fail loudly but
       // without an unhandled rejection.
@@ -271,22 +267,17 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
       return Promise.resolve();
     }
     const control = frame.type !== 'DATA';
-    if (control && ++this.queuedControlFrames > this.opts.maxQueuedControlFrames) {
-      this.fail(this.floodError(`more than ${this.opts.maxQueuedControlFrames}`));
-      return Promise.resolve();
-    }
+    if (control && !this.controlFrames.add()) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const done = control
         ? (): void => {
-            this.queuedControlFrames--;
-            if (this.queuedControlFrames === this.opts.controlFramesHighWaterMark) this.updateFlow();
+            this.controlFrames.taken();
             resolve();
           }
         : resolve;
-      const entry: QueuedFrame = { bytes: undefined, done };
+      const entry: QueuedFrame = { bytes: undefined, control, done };
       this.queue.push(entry);
-      if (control && this.queuedControlFrames === this.opts.controlFramesHighWaterMark + 1) this.updateFlow();
-      if (Buffer.isBuffer(encoded)) {
+      if (!(encoded instanceof Promise)) {
         entry.bytes = encoded;
         this.pump();
       } else {
@@ -327,9 +318,40 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
         entry.done();
         continue;
       }
-      if (this.socket.write(entry.bytes)) entry.done();
-      else this.drainWaiters.push(entry.done);
+      // Only DATA corks: control frames alone (a burst of PING answers) go out as they come, as
+      // the flood accounting (control-frames.ts) expects.
+      if (!entry.control) this.cork();
+      const bytes = entry.bytes!;
+      const ok = Buffer.isBuffer(bytes) ? this.socket.write(bytes) : this.writeParts(bytes);
+      // "Written" means handed to the socket: for DATA after the uncork, not while the cork holds
+      // it (a caller may destroy the socket once its write is done).
+      if (!ok) this.drainWaiters.push(entry.done);
+      else if (entry.control) entry.done();
+      else this.corkedDone.push(entry.done);
     }
+  }
+
+  private writeParts([head, payload]: [Buffer, Buffer]): boolean {
+    this.socket.write(head);
+    return this.socket.write(payload);
+  }
+
+  /**
+   * DATA frames queued in one tick (the frames of a write larger than one, a stream's last DATA and
+   * the exit status) leave in one writev: the socket is corked until the tick's end. On loopback
+   * every write is a trip through the whole TCP stack, so fewer and larger writes are most of the cost.
+   */
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+      const done = this.corkedDone;
+      this.corkedDone = [];
+      for (const d of done) d();
+    });
   }
 
   private releaseDrainWaiters(): void {
@@ -354,31 +376,8 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
 
   private updateFlow(): void {
     if (this.closing) return;
-    const answersBehind = this.queuedControlFrames > this.opts.controlFramesHighWaterMark;
-    if (!answersBehind) {
-      clearTimeout(this.floodTimer);
-      this.floodTimer = undefined;
-    } else if (!this.floodTimer) {
-      this.floodTimer = setTimeout(
-        () =>
-          this.fail(
-            this.floodError(
-              `for ${this.opts.controlFloodGraceMs} ms more than ${this.opts.controlFramesHighWaterMark}`,
-            ),
-          ),
-        this.opts.controlFloodGraceMs,
-      );
-      this.floodTimer.unref?.();
-    }
-    if (this.blocked.size > 0 || this.parserBehind || answersBehind) this.socket.pause();
+    if (this.blocked.size > 0 || this.parserBehind || this.controlFrames.behind) this.socket.pause();
     else this.socket.resume();
-  }
-
-  private floodError(howMany: string): SpdyError {
-    return new SpdyError(
-      'TOO_MANY_CONTROL_FRAMES',
-      `${howMany} control frames queued for a peer that does not read them`,
-    );
   }
 
   private onFrame(f: Frame): void {
@@ -522,8 +521,7 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
     this.releaseDrainWaiters();
     this.encoder.close();
     this.parser.destroy();
-    this.queuedControlFrames = 0;
-    clearTimeout(this.floodTimer);
+    this.controlFrames.clear();
     lingeringClose(this.socket, lingerMs);
   }
 }

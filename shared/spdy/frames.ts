@@ -157,14 +157,21 @@ export function controlFrame(type: number, flags: number, payload: Buffer): Buff
 
 /** A DATA frame. Callers split payloads larger than they want on the wire. */
 export function dataFrame(streamId: number, data: Buffer, fin: boolean): Buffer {
+  return Buffer.concat([dataFrameHead(streamId, data.length, fin), data]);
+}
+
+/**
+ * The 8 bytes before a DATA frame's payload. A writer that sends the payload as it is after these
+ * (two writes in one cork, a writev) saves the copy dataFrame makes of every byte.
+ */
+export function dataFrameHead(streamId: number, length: number, fin: boolean): Buffer {
   checkStreamId(streamId, 'DATA');
-  if (data.length > MAX_FRAME_LENGTH)
-    throw new SpdyError('FRAME_TOO_LARGE', 'DATA frame too large', streamId);
-  const head = Buffer.alloc(8);
+  if (length > MAX_FRAME_LENGTH) throw new SpdyError('FRAME_TOO_LARGE', 'DATA frame too large', streamId);
+  const head = Buffer.allocUnsafe(8);
   head.writeUInt32BE(streamId, 0);
-  head.writeUInt32BE(data.length, 4);
+  head.writeUInt32BE(length, 4);
   head[4] = fin ? FLAG_FIN : 0;
-  return Buffer.concat([head, data]);
+  return head;
 }
 
 /** Encodes a frame that carries no header block (everything but SYN_STREAM, SYN_REPLY, HEADERS). */

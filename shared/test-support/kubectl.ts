@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../package-root.js';
 
-export type KubectlVersion = 'v1.35' | 'v1.20';
+export type KubectlVersion = 'v1.35' | 'v1.33' | 'v1.20';
 
 export function kubectlPath(version: KubectlVersion): string {
   const bin = path.join(packageRoot(), '.tools', `kubectl-${version}`, 'kubectl');

@@ -8,10 +8,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { badRequest } from '../../api/errors.js';
-import { isRecord } from '../../api/types.js';
+import { isRecord } from '../../api/json-values.js';
 import type { Attributes } from '../../authz.js';
 import { admitNodeWrite } from '../../node-restriction.js';
-import type { KubeList, KubeObject, WatchEvent } from '../../api/types.js';
+import type { KubeList, KubeObject, WatchEvent } from '../../../shared/api/core-v1.js';
 import { isLister, type Context, type DeleteOptions, type WriteOptions } from '../../registry/rest.js';
 import { includeObjectPolicy, isList, transform } from '../../printers/table-convertor.js';
 import { checkFields, fieldValidationDirective, warningHeaders } from '../../registry/field-validation.js';
@@ -26,6 +26,8 @@ export interface HandlerScope {
   attrs: Attributes;
   info: RequestInfo;
   watchLimits: WatchLimits;
+  /** NamespaceLifecycle: a create in a namespace that does not exist is a 404. */
+  admitNamespace?: (namespace: string) => Promise<void>;
 }
 
 export function writeJSON(
@@ -105,6 +107,7 @@ export async function serveResource(
     }
     case 'create': {
       const obj = decodeObject(req, await readBody(req));
+      if (a.storage.namespaced) await scope.admitNamespace?.(ctx.namespace);
       warn(res, checkFields(obj, a.storage.kind, fieldValidationDirective(q)));
       admitNodeWrite(attrs, obj);
       return writeJSON(res, 201, await a.storage.create(ctx, obj, createOptions(q)));

@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StatusError, toStatus } from '../../../shared/status.js';
-import type { WatchEvent } from '../../api/types.js';
+import type { WatchEvent } from '../../../shared/api/core-v1.js';
 import type { Context, ListOptions, Watcher, WatchHandle } from '../../registry/rest.js';
 
 export interface WatchLimits {

@@ -6,7 +6,7 @@
  * created with its status (a kubelet registers addresses and ports in one request), a spec update
  * keeps the status and a status update keeps the spec.
  */
-import type { KubeObject, Node } from '../../api/types.js';
+import type { KubeObject, Node } from '../../../shared/api/core-v1.js';
 import type { Store } from '../../storage/store.js';
 import { GenericStore, type Strategy } from '../generic-store.js';
 import { StatusREST } from '../status-rest.js';

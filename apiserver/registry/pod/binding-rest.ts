@@ -10,7 +10,8 @@
  */
 import type { Status } from '../../../shared/status.js';
 import { badRequest, conflict, invalid, notFound, type FieldError } from '../../api/errors.js';
-import { isRecord, type KubeObject, type Pod } from '../../api/types.js';
+import type { KubeObject, Pod } from '../../../shared/api/core-v1.js';
+import { isRecord } from '../../api/json-values.js';
 import { StorageError } from '../../storage/store.js';
 import type { GenericStore } from '../generic-store.js';
 import { timestamp } from '../object-meta.js';

@@ -25,6 +25,8 @@ import type { ConnectHandler, Connecter, Context } from '../rest.js';
 import { isWebSocketV5Request, StreamTranslatorHandler } from '../../util/proxy/stream-translator.js';
 import { isTunnelRequest, TunnelingHandler } from '../../util/proxy/stream-tunnel.js';
 import { UpgradeRouter } from '../../util/proxy/upgrade-router.js';
+import type { StreamInfo, StreamSessions } from '../../../shared/metrics/stream-sessions.js';
+import type { ApiServerMetrics } from '../../endpoints/metrics/metrics.js';
 
 export interface KubeletProxyConfig {
   /**
@@ -44,6 +46,10 @@ export interface KubeletProxyConfig {
    * v5 WebSocket exec/attach is ended here and carried to the kubelet as SPDY.
    */
   translateStreamCloseWebsocketRequests?: boolean;
+  /** Counts each spliced stream's bytes and lists it for /debug/sessions. */
+  streams?: StreamSessions;
+  /** Where the StreamTranslator and tunnel counters live. */
+  metrics?: ApiServerMetrics;
 }
 
 /** newThrottledUpgradeAwareProxyHandler, with this hop's credentials. */
@@ -51,8 +57,10 @@ export function kubeletProxyHandler(
   location: URL,
   cfg: KubeletProxyConfig,
   upgradeRequired: boolean,
+  stream?: StreamInfo,
 ): UpgradeAwareHandler {
   return new UpgradeAwareHandler({
+    ...(stream && cfg.streams ? cfg.streams.spliceHooks(stream) : {}),
     location,
     upgradeRequired,
     rejectForwardingRedirects: true,
@@ -60,10 +68,10 @@ export function kubeletProxyHandler(
     useLocationHost: true,
     stripHeaders: ['Authorization'],
     backendHeaders: kubeletHeaders(cfg),
-    ...(cfg.tls ? { tls: cfg.tls } : {}),
-    // The handler spreads its options over its defaults: an explicit undefined would replace them.
-    ...(cfg.backendTimeoutMs !== undefined ? { backendTimeoutMs: cfg.backendTimeoutMs } : {}),
-    ...(cfg.responder ? { responder: cfg.responder } : {}),
+    // An option given as undefined keeps the handler's default (it drops undefined options).
+    tls: cfg.tls,
+    backendTimeoutMs: cfg.backendTimeoutMs,
+    responder: cfg.responder,
   });
 }
 
@@ -91,14 +99,21 @@ abstract class RemoteCommandREST extends PodStreamREST {
     const opts = streamOptions(q);
     const params = streamParams(opts, this.path === 'exec');
     const loc = (await this.locator.streamLocation(ctx, name, opts.container, this.path, params))!;
-    const splice = kubeletProxyHandler(loc, this.cfg, true);
-    if (this.cfg.translateStreamCloseWebsocketRequests === false) return splice;
+    const info = streamInfo(ctx, this.path, name);
+    const splice = kubeletProxyHandler(loc, this.cfg, true, { ...info, path: 'spliced' });
+    const metrics = this.cfg.metrics;
+    if (this.cfg.translateStreamCloseWebsocketRequests === false) {
+      return new UpgradeRouter(splice, () => false, splice, countWebSocket(metrics, this.path));
+    }
     const translator = new StreamTranslatorHandler(loc, opts, {
       authorization: this.cfg.authorization,
       tls: this.cfg.tls,
       maxBytesPerSec: this.cfg.maxBytesPerSec,
+      streams: this.cfg.streams,
+      stream: { ...info, path: 'translated' },
+      onEnd: (status) => metrics?.streamTranslatorRequests.inc({ code: String(status.code ?? 200) }),
     });
-    return new UpgradeRouter(splice, isWebSocketV5Request, translator);
+    return new UpgradeRouter(splice, isWebSocketV5Request, translator, countWebSocket(metrics, this.path));
   }
 }
 
@@ -124,14 +139,34 @@ export class PortForwardREST extends PodStreamREST {
       ports.push(port);
     }
     const loc = await this.locator.portForwardLocation(ctx, name, ports);
-    const splice = kubeletProxyHandler(loc, this.cfg, true);
+    const info = streamInfo(ctx, 'portforward', name);
+    const splice = kubeletProxyHandler(loc, this.cfg, true, { ...info, path: 'spliced' });
     const tunnel = new TunnelingHandler(loc, {
       authorization: this.cfg.authorization,
       tls: this.cfg.tls,
       maxBytesPerSec: this.cfg.maxBytesPerSec,
+      onTunnel: (code) => this.cfg.metrics?.streamTunnelRequests.inc({ code }),
     });
-    return new UpgradeRouter(splice, isTunnelRequest, tunnel);
+    return new UpgradeRouter(
+      splice,
+      isTunnelRequest,
+      tunnel,
+      countWebSocket(this.cfg.metrics, 'portforward'),
+    );
   }
+}
+
+function streamInfo(ctx: Context, kind: string, name: string): Omit<StreamInfo, 'path'> {
+  return { auditID: ctx.auditID, kind, user: ctx.user.name, target: `${ctx.namespace}/${name}` };
+}
+
+/** apiserver_websocket_streaming_requests_total: which way each WebSocket stream went. */
+function countWebSocket(metrics: ApiServerMetrics | undefined, subresource: string) {
+  return (req: IncomingMessage, special: boolean): void => {
+    if (!metrics || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return;
+    const proxyType = special ? 'translated_at_apiserver' : 'proxied_to_kubelet';
+    metrics.websocketStreamingRequests.inc({ subresource, proxy_type: proxyType });
+  };
 }
 
 /** PodLogOptions the kubelet understands, passed on when set. */

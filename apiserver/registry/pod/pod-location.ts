@@ -9,12 +9,12 @@
  * than Go's sorted url.Values.Encode.
  */
 import { badRequest } from '../../api/errors.js';
-import type { Container, Pod } from '../../api/types.js';
+import type { Container, Pod } from '../../../shared/api/core-v1.js';
 import { hostPort, type NodeConnectionInfoGetter } from '../../kubelet-client.js';
 import type { Context, Getter } from '../rest.js';
 
-/** PodExecOptions / PodAttachOptions (attach has no command). */
-export interface StreamOptions {
+/** core/v1 PodExecOptions / PodAttachOptions from the query (attach has no command). */
+export interface PodExecOptions {
   container: string;
   stdin: boolean;
   stdout: boolean;
@@ -30,7 +30,7 @@ export function queryBool(q: URLSearchParams, name: string): boolean {
   return v !== '0' && v.toLowerCase() !== 'false';
 }
 
-export function streamOptions(q: URLSearchParams): StreamOptions {
+export function streamOptions(q: URLSearchParams): PodExecOptions {
   return {
     container: q.get('container') ?? '',
     stdin: queryBool(q, 'stdin'),
@@ -42,7 +42,7 @@ export function streamOptions(q: URLSearchParams): StreamOptions {
 }
 
 /** streamParams: the kubelet's names for the flags, `1` for each one set. */
-export function streamParams(opts: StreamOptions, withCommand: boolean): URLSearchParams {
+export function streamParams(opts: PodExecOptions, withCommand: boolean): URLSearchParams {
   const params = new URLSearchParams();
   if (withCommand) for (const c of opts.command) params.append('command', c);
   if (opts.stdin) params.set('input', '1');

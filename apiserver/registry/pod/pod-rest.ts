@@ -7,7 +7,7 @@
  * Pods are deleted at once (no graceful deletion, no finalizers): a kubelet sees DELETED and stops
  * the containers.
  */
-import type { KubeObject, Pod } from '../../api/types.js';
+import type { KubeObject, Pod } from '../../../shared/api/core-v1.js';
 import type { Store } from '../../storage/store.js';
 import { GenericStore, type Strategy } from '../generic-store.js';
 import { StatusREST } from '../status-rest.js';

@@ -2,7 +2,7 @@
  * What the apiserver refuses of a pod's sandbox requests (422 field errors) and what it lets
  * through to the runtime.
  */
-import type { Pod } from '../../api/types.js';
+import type { Pod } from '../../../shared/api/core-v1.js';
 import { validatePodSecurity } from './security-validation.js';
 
 const pod = (spec: Record<string, unknown>, container: Record<string, unknown> = {}): Pod => ({

@@ -14,7 +14,7 @@
  * gives them, the cri-shim's RunPodSandbox refuses them (INVALID_ARGUMENT).
  */
 import type { FieldError } from '../../api/errors.js';
-import type { Container, Pod } from '../../api/types.js';
+import type { Container, Pod } from '../../../shared/api/core-v1.js';
 
 const UNSUPPORTED = 'not supported by the kexec-lab runtime';
 const POD_SC_FIELDS = new Set([

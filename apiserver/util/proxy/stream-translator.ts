@@ -23,10 +23,14 @@ import { Throttle } from '../../../shared/proxy/throttle.js';
 import type { TerminalSize } from '../../../shared/remotecommand/codec.js';
 import { internalErrorStatus } from '../../../shared/remotecommand/exit-status.js';
 import { UpgradeRefusedError } from '../../../shared/httpstream/upgrade-refusal.js';
-import { acceptChannelSession, type StreamOptions } from '../../../shared/remotecommand/websocket-server.js';
+import {
+  acceptChannelSession,
+  type RemoteCommandOptions,
+} from '../../../shared/remotecommand/websocket-server.js';
 import { runSpdyClient } from '../../../shared/remotecommand/spdy-client.js';
 import { failureStatus, writeStatus, type Status } from '../../../shared/status.js';
-import { kubeletHeaders } from '../../kubelet-client.js';
+import { auditIdHeader, kubeletHeaders } from '../../kubelet-client.js';
+import type { StreamInfo, StreamSessions } from '../../../shared/metrics/stream-sessions.js';
 import type { ConnectHandler } from '../../registry/rest.js';
 import { errorMessage } from '../../../shared/logging.js';
 
@@ -46,14 +50,17 @@ export interface TranslatorConfig {
   tls?: ConnectionOptions;
   /** `--max-connection-bytes-per-sec` for each stream of the session; 0 or absent is unlimited. */
   maxBytesPerSec?: number;
-  /** Called once per translated session with how it ended (for logs). */
+  /** Called once per translated session with how it ended (for logs and metrics). */
   onEnd?: (status: Status) => void;
+  /** Counts the session's bytes on the client connection and lists it for /debug/sessions. */
+  streams?: StreamSessions;
+  stream?: StreamInfo;
 }
 
 export class StreamTranslatorHandler implements ConnectHandler {
   constructor(
     private readonly location: URL,
-    private readonly streams: StreamOptions,
+    private readonly streams: RemoteCommandOptions,
     private readonly cfg: TranslatorConfig,
   ) {}
 
@@ -64,6 +71,8 @@ export class StreamTranslatorHandler implements ConnectHandler {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const session = acceptChannelSession(req, socket, head, this.streams);
     if (!session) return;
+    const counted = this.cfg.streams?.open({ ...this.cfg.stream!, protocol: V5_PROTOCOL }, socket);
+    if (counted) session.once('close', counted);
     const limit = new StreamLimits(this.cfg.maxBytesPerSec ?? 0);
     // The client leaving closes the kubelet connection, which kills the process there.
     const gone = new AbortController();
@@ -81,7 +90,7 @@ export class StreamTranslatorHandler implements ConnectHandler {
     });
     runSpdyClient({
       url: this.location.href,
-      headers: kubeletHeaders(this.cfg),
+      headers: { ...kubeletHeaders(this.cfg), ...auditIdHeader(req) },
       tls: this.cfg.tls,
       stdin: limit.reader(session.stdin),
       stdout: limit.writer(session.stdout),

@@ -25,7 +25,7 @@ import { UpgradeRefusedError } from '../../../shared/httpstream/upgrade-refusal.
 import { dialSpdy } from '../../../shared/spdy/dial.js';
 import { closeWebSocket, webSocketServer } from '../../../shared/remotecommand/ws-messages.js';
 import { failureStatus, writeStatus, writeStatusToSocket } from '../../../shared/status.js';
-import { kubeletHeaders } from '../../kubelet-client.js';
+import { auditIdHeader, kubeletHeaders } from '../../kubelet-client.js';
 import type { ConnectHandler } from '../../registry/rest.js';
 import { errorMessage } from '../../../shared/logging.js';
 
@@ -64,6 +64,8 @@ export interface TunnelConfig {
   tls?: ConnectionOptions;
   /** `--max-connection-bytes-per-sec` for each direction; 0 or absent is unlimited. */
   maxBytesPerSec?: number;
+  /** Told each tunnel's outcome, 101 or the refusal's code (apiserver_stream_tunnel_requests_total). */
+  onTunnel?: (code: string) => void;
 }
 
 export class TunnelingHandler implements ConnectHandler {
@@ -82,7 +84,7 @@ export class TunnelingHandler implements ConnectHandler {
     dialSpdy(
       {
         url: this.location.href,
-        headers: kubeletHeaders(this.cfg),
+        headers: { ...kubeletHeaders(this.cfg), ...auditIdHeader(req) },
         tls: this.cfg.tls,
         signal: gone.signal,
       },
@@ -91,6 +93,7 @@ export class TunnelingHandler implements ConnectHandler {
       (kubelet) => {
         if (socket.destroyed) return void kubelet.socket.destroy();
         tunnels.add(req);
+        this.cfg.onTunnel?.('101');
         delete req.headers['sec-websocket-protocol'];
         const rate = this.cfg.maxBytesPerSec ?? 0;
         wss.handleUpgrade(req, socket, head, (ws) => splice(ws, kubelet.socket, kubelet.head, rate));
@@ -100,6 +103,7 @@ export class TunnelingHandler implements ConnectHandler {
           err instanceof UpgradeRefusedError
             ? err.status
             : failureStatus(503, `error dialing backend: ${errorMessage(err)}`);
+        this.cfg.onTunnel?.(String(status.code ?? 500));
         writeStatusToSocket(socket, status);
       },
     );

@@ -13,6 +13,8 @@ export class UpgradeRouter implements ConnectHandler {
     private readonly splice: ConnectHandler,
     private readonly picks: (req: IncomingMessage) => boolean,
     private readonly special: ConnectHandler,
+    /** Told which way each upgrade went (for metrics). */
+    private readonly routed?: (req: IncomingMessage, special: boolean) => void,
   ) {}
 
   handle(req: IncomingMessage, res: ServerResponse): void {
@@ -20,6 +22,8 @@ export class UpgradeRouter implements ConnectHandler {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    (this.picks(req) ? this.special : this.splice).handleUpgrade(req, socket, head);
+    const special = this.picks(req);
+    this.routed?.(req, special);
+    (special ? this.special : this.splice).handleUpgrade(req, socket, head);
   }
 }

@@ -1,14 +1,31 @@
 /**
- * The few Kubernetes API shapes the kubelet reads and writes (core/v1 Pod and Node), as they appear
- * in JSON on the wire: timestamps are RFC 3339 strings, absent fields are left out.
+ * The slice of the Kubernetes API every part of the lab reads and writes: ObjectMeta, Pod, Node,
+ * lists and watch events (core/v1), in their JSON shapes on the wire (timestamps are RFC 3339
+ * strings, absent fields are left out). The apiserver stores these, the kubelet-sim syncs them,
+ * kexec reads the pod it execs into.
  *
- * Mirrors k8s.io/api `core/v1/types.go`, trimmed to the fields the lab uses. We do not use
- * @kubernetes/client-node's model classes here because they turn timestamps into `Date`s and need
- * its ObjectSerializer; plain JSON is what the apiserver speaks.
+ * Mirrors k8s.io/api `core/v1/types.go` and apimachinery `pkg/apis/meta/v1/types.go`, trimmed to
+ * the fields the lab uses. Every object keeps the fields it does not name (`[field: string]:
+ * unknown`): the apiserver stores and returns what a client sent, untouched. Not
+ * @kubernetes/client-node's model classes: they turn timestamps into `Date`s and need its
+ * ObjectSerializer, while plain JSON is what the apiserver speaks.
  */
+import type { Status } from '../status.js';
+
+/** meta/v1 ManagedFieldsEntry: which manager owns which fields (server-side apply). */
+export interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: 'Apply' | 'Update';
+  apiVersion?: string;
+  time?: string;
+  fieldsType?: 'FieldsV1';
+  fieldsV1?: Record<string, unknown>;
+  subresource?: string;
+}
 
 export interface ObjectMeta {
   name?: string;
+  generateName?: string;
   namespace?: string;
   uid?: string;
   resourceVersion?: string;
@@ -16,6 +33,16 @@ export interface ObjectMeta {
   deletionTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  managedFields?: ManagedFieldsEntry[];
+  [field: string]: unknown;
+}
+
+/** Any API object: kind, apiVersion and metadata are known, the rest is passed through. */
+export interface KubeObject {
+  kind?: string;
+  apiVersion?: string;
+  metadata: ObjectMeta;
+  [field: string]: unknown;
 }
 
 export interface EnvVar {
@@ -23,7 +50,7 @@ export interface EnvVar {
   value?: string;
 }
 
-export interface ContainerSpec {
+export interface Container {
   name: string;
   image?: string;
   command?: string[];
@@ -34,9 +61,10 @@ export interface ContainerSpec {
   stdinOnce?: boolean;
   tty?: boolean;
   securityContext?: SecurityContext;
-  resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number> };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   /** `Always`, `IfNotPresent` or `Never`; defaulted by the image manager when unset. */
   imagePullPolicy?: string;
+  [field: string]: unknown;
 }
 
 export interface SeccompProfile {
@@ -65,7 +93,9 @@ export interface PodSecurityContext {
 
 export interface PodSpec {
   nodeName?: string;
-  containers: ContainerSpec[];
+  containers: Container[];
+  initContainers?: Container[];
+  ephemeralContainers?: Container[];
   securityContext?: PodSecurityContext;
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   hostname?: string;
@@ -75,6 +105,7 @@ export interface PodSpec {
   hostIPC?: boolean;
   /** The containers of the pod share one PID namespace (the sandbox's). */
   shareProcessNamespace?: boolean;
+  [field: string]: unknown;
 }
 
 export interface PodCondition {
@@ -124,12 +155,10 @@ export interface PodStatus {
   podIPs?: { ip: string }[];
   startTime?: string;
   containerStatuses?: ContainerStatus[];
+  [field: string]: unknown;
 }
 
-export interface Pod {
-  apiVersion?: string;
-  kind?: string;
-  metadata: ObjectMeta;
+export interface Pod extends KubeObject {
   spec: PodSpec;
   status?: PodStatus;
 }
@@ -161,31 +190,41 @@ export interface NodeSystemInfo {
   architecture: string;
 }
 
+/** Quantities by resource name (`cpu`, `memory`, `pods`, `ephemeral-storage`), e.g. `"2"`, `"8Gi"`. */
+export type ResourceList = Record<string, string>;
+
 export interface NodeStatus {
   addresses?: NodeAddress[];
   conditions?: NodeCondition[];
   daemonEndpoints?: { kubeletEndpoint?: { Port: number } };
   nodeInfo?: NodeSystemInfo;
+  capacity?: ResourceList;
+  allocatable?: ResourceList;
+  [field: string]: unknown;
 }
 
-export interface Node {
-  apiVersion?: string;
-  kind?: string;
-  metadata: ObjectMeta;
-  spec?: Record<string, unknown>;
+export interface Node extends KubeObject {
+  spec?: { unschedulable?: boolean; [field: string]: unknown };
   status?: NodeStatus;
 }
 
-export interface List<T> {
+export interface List<T = KubeObject> {
   apiVersion?: string;
   kind?: string;
-  metadata: { resourceVersion?: string };
+  metadata: { resourceVersion?: string; [field: string]: unknown };
   items: T[];
+}
+
+/** A list as the apiserver writes it: always typed, always with a resourceVersion. */
+export interface KubeList extends List<KubeObject> {
+  kind: string;
+  apiVersion: string;
+  metadata: { resourceVersion: string; [field: string]: unknown };
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
-export interface WatchEvent<T> {
+export interface WatchEvent<T = KubeObject | Status> {
   type: WatchEventType;
   object: T;
 }

@@ -1,5 +1,7 @@
-import { completeExec, hoistGlobalFlags, podNameFrom, runProgram, type ExecOptions } from './options.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
+import { completeExec, type ExecOptions } from './exec.js';
+import { podNameFrom } from './flags.js';
+import { routeArgv, runProgram, type KexecActions } from './kexec.js';
 
 async function parse(
   argv: string[],
@@ -7,16 +9,17 @@ async function parse(
   let opts: ExecOptions | undefined;
   let out = '';
   let err = '';
-  const code = await runProgram(
-    argv,
-    {
-      exec: async (o) => {
-        opts = o;
-        return 7;
-      },
+  const other = () => Promise.reject(new Error('not exec'));
+  const actions: KexecActions = {
+    exec: async (o) => {
+      opts = o;
+      return 7;
     },
-    { writeOut: (s) => (out += s), writeErr: (s) => (err += s) },
-  );
+    attach: other,
+    portForward: other,
+    cp: other,
+  };
+  const code = await runProgram(argv, actions, { writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
   return { opts, code, out, err };
 }
 
@@ -113,7 +116,7 @@ describe('kexec argument parsing', () => {
   });
 
   it('takes kubectl’s global flags before a subcommand', () => {
-    expect(hoistGlobalFlags(['--kubeconfig', 'k', '-n', 'ns', 'port-forward', 'demo', '80'])).toEqual([
+    expect(routeArgv(['--kubeconfig', 'k', '-n', 'ns', 'port-forward', 'demo', '80'])).toEqual([
       'port-forward',
       '--kubeconfig',
       'k',
@@ -122,15 +125,65 @@ describe('kexec argument parsing', () => {
       'demo',
       '80',
     ]);
-    expect(hoistGlobalFlags(['--context=x', '-nns', 'attach', 'demo'])).toEqual([
+    expect(routeArgv(['--context=x', '-nns', 'attach', 'demo'])).toEqual([
       'attach',
       '--context=x',
       '-nns',
       'demo',
     ]);
-    // Not before a subcommand name: left to the default exec.
-    const execArgs = ['--kubeconfig', 'k', 'demo', '--', 'port-forward'];
-    expect(hoistGlobalFlags(execArgs)).toBe(execArgs);
-    expect(hoistGlobalFlags(['-it', 'attach'])).toEqual(['-it', 'attach']);
+    // Not a subcommand name, or one only after `--`: the default exec.
+    expect(routeArgv(['--kubeconfig', 'k', 'demo', '--', 'port-forward'])).toEqual([
+      'exec',
+      '--kubeconfig',
+      'k',
+      'demo',
+      '--',
+      'port-forward',
+    ]);
+    expect(routeArgv(['-it', 'attach'])).toEqual(['exec', '-it', 'attach']);
+    expect(routeArgv(['--help'])).toEqual(['--help']);
+  });
+
+  // kubernetes-style: everything after `--` is the remote command, whatever comes before the pod
+  // (issue 13: `kexec --kubeconfig F demo -- df -h /root` printed kexec's help and ran nothing).
+  it.each([
+    [
+      ['--kubeconfig', 'k.yaml', 'demo', '--', 'df', '-h', '/root'],
+      ['df', '-h', '/root'],
+    ],
+    [
+      ['--kubeconfig', 'k.yaml', 'demo', '--', 'ls', '--help'],
+      ['ls', '--help'],
+    ],
+    [
+      ['--kubeconfig=k.yaml', '-n', 'ns', 'demo', '--', 'httpd', '-h'],
+      ['httpd', '-h'],
+    ],
+    [
+      ['-it', '--kubeconfig', 'k.yaml', 'demo', '--', 'sh', '-c', 'exit 3', '--help'],
+      ['sh', '-c', 'exit 3', '--help'],
+    ],
+    [
+      ['exec', '--kubeconfig', 'k.yaml', 'demo', '--', 'cp', '-h'],
+      ['cp', '-h'],
+    ],
+    [
+      ['--kubeconfig', 'k.yaml', 'demo', '--', 'attach', '--help'],
+      ['attach', '--help'],
+    ],
+  ])('runs %j with the remote command %j, never kexec’s help', async (argv, command) => {
+    const r = await parse(argv);
+    expect({ code: r.code, out: r.out, err: r.err }).toEqual({ code: 7, out: '', err: '' });
+    expect(r.opts).toMatchObject({ pod: 'demo', kubeconfig: 'k.yaml', command });
+  });
+
+  it('prints kexec’s help for -h before the `--` only', async () => {
+    const root = await parse(['-h']);
+    expect(root.code).toBe(0);
+    expect(root.out).toMatch(/port-forward/);
+    const exec = await parse(['--kubeconfig', 'k.yaml', '-h', 'demo', '--', 'ls']);
+    expect(exec.code).toBe(0);
+    expect(exec.out).toMatch(/POD -- COMMAND/);
+    expect(exec.opts).toBeUndefined();
   });
 });
