@@ -6,11 +6,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { APISERVER_USER, KUBELET_AUDIENCE, mintToken, readSigningKey } from '../shared/auth/tokens.js';
-import { SIGNING_KEY_FILE } from '../lab/credentials.js';
+import { KUBELET_CLIENT_CERT } from '../lab/pki.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { request } from './support/https.js';
-import { eventually } from './support/processes.js';
+import { eventually, runKexec } from './support/processes.js';
 import { rawExec } from './support/raw-exec.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 
@@ -28,7 +27,7 @@ async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Pro
 let dir = '';
 let lab: Lab;
 let ca = '';
-let kubeletToken = '';
+let kubeletClient: { cert: Buffer; key: Buffer };
 let streamingUrl = '';
 const logs: string[] = [];
 const records: { service: string; auditID?: unknown; msg: string }[] = [];
@@ -38,8 +37,11 @@ beforeAll(async () => {
   lab = await startLab({ dir: path.join(dir, 'lab'), port: 0, log: (l) => logs.push(l) });
   lab.logs.onRecord((service, r) => records.push({ service, auditID: r.auditID, msg: r.msg }));
   ca = fs.readFileSync(lab.caFile!, 'utf8');
-  const key = readSigningKey(path.join(lab.dir, SIGNING_KEY_FILE));
-  kubeletToken = mintToken(key, { name: APISERVER_USER, groups: [] }, { audience: KUBELET_AUDIENCE });
+  // The kubelet trusts the apiserver's client certificate, as kubeadm's apiserver-kubelet-client.
+  kubeletClient = {
+    cert: fs.readFileSync(path.join(lab.dir, 'pki', `${KUBELET_CLIENT_CERT}.crt`)),
+    key: fs.readFileSync(path.join(lab.dir, 'pki', `${KUBELET_CLIENT_CERT}.key`)),
+  };
   const ready = logs.find((l) => l.startsWith('[cri-shim] READY '))!;
   streamingUrl = (JSON.parse(ready.slice('[cri-shim] READY '.length)) as { streamingUrl: string })
     .streamingUrl;
@@ -122,15 +124,19 @@ function metric(text: string, name: string, labels: Record<string, string> = {})
 }
 
 async function scrape(): Promise<{ apiserver: string; kubelet: string; runtime: string }> {
-  const get = async (url: string, token?: string): Promise<string> => {
-    const r = await request(url, { ca, headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  const get = async (
+    url: string,
+    auth: { token?: string; cert?: Buffer; key?: Buffer } = {},
+  ): Promise<string> => {
+    const headers: Record<string, string> = auth.token ? { Authorization: `Bearer ${auth.token}` } : {};
+    const r = await request(url, { ca, headers, cert: auth.cert, key: auth.key });
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     return r.text;
   };
   return {
-    apiserver: await get(`${lab.apiserverUrl}/metrics`, lab.adminToken),
-    kubelet: await get(`${lab.kubeletUrl}/metrics`, kubeletToken),
+    apiserver: await get(`${lab.apiserverUrl}/metrics`, { token: lab.adminToken }),
+    kubelet: await get(`${lab.kubeletUrl}/metrics`, kubeletClient),
     runtime: await get(`${streamingUrl}/metrics`),
   };
 }
@@ -240,5 +246,80 @@ describe('Events', () => {
 
     expect((await kubectl.run(['delete', 'pod', 'lifecycle', '--wait=false'])).code).toBe(0);
     await poll(async () => ((await reasons()).includes('Killing') ? true : undefined), 30_000);
+  });
+});
+
+describe('kexec -v', () => {
+  it.each([
+    ['websocket', 'v5.channel.k8s.io'],
+    ['spdy', 'v4.channel.k8s.io'],
+  ])(
+    '-v=8 over %s prints each request with its Audit-Id, the 101 headers and the subprotocol',
+    async (protocol, chosen) => {
+      const r = await runKexec([
+        '-v=8',
+        '--kubeconfig',
+        lab.kubeconfigPath,
+        '--protocol',
+        protocol,
+        'demo',
+        '--',
+        'true',
+      ]);
+      expect(r.code).toBe(0);
+      const err = r.stderr.toString();
+      expect(err).toMatch(
+        /round_trippers\.go\] GET https:\/\/127\.0\.0\.1:\d+\/api\/v1\/namespaces\/default\/pods\/demo 200 OK in \d+ milliseconds Audit-Id: [0-9a-f-]{36}$/m,
+      );
+      expect(err).toMatch(
+        /\/pods\/demo\/exec\?[^ ]* 101 Switching Protocols in \d+ milliseconds Audit-Id: [0-9a-f-]{36}$/m,
+      );
+      expect(err).toContain(`negotiated subprotocol: "${chosen}"`);
+      expect(err).not.toContain(lab.adminToken);
+    },
+  );
+
+  it('--pod-running-timeout bounds the wait for a Pending pod; --request-timeout must parse', async () => {
+    const pending = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'nowhere' },
+      spec: { nodeName: 'no-such-node', containers: [{ name: 'c', image: 'busybox' }] },
+    };
+    const created = await request(`${lab.apiserverUrl}/api/v1/namespaces/default/pods`, {
+      method: 'POST',
+      ca,
+      headers: { Authorization: `Bearer ${lab.adminToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(pending),
+    });
+    expect(created.status).toBe(201);
+    const started = Date.now();
+    const r = await runKexec([
+      '--kubeconfig',
+      lab.kubeconfigPath,
+      '--pod-running-timeout=1s',
+      'nowhere',
+      '--',
+      'true',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.toString()).toMatch(/timed out waiting for the condition/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    const bad = await runKexec([
+      '--kubeconfig',
+      lab.kubeconfigPath,
+      '--request-timeout=soon',
+      'demo',
+      '--',
+      'true',
+    ]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.toString()).toMatch(/invalid argument "soon" for "--request-timeout"/);
+  });
+
+  it('without -v prints nothing of the kind', async () => {
+    const r = await runKexec(['--kubeconfig', lab.kubeconfigPath, 'demo', '--', 'true']);
+    expect(r.code).toBe(0);
+    expect(r.stderr.toString()).toBe('');
   });
 });

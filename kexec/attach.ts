@@ -10,9 +10,10 @@
  * Differences: no `--pod-running-timeout` wait (the pod is read once) and no detach keys
  * (ctrl-p,ctrl-q): closing stdin or Ctrl-C ends the session.
  */
+import { getRunningPod } from './pod-running.js';
 import { loadClientConfig } from './client.js';
 import type { AttachOptions } from './cmd/attach.js';
-import { defaultContainer, findContainer, getPod, streamUrl } from './pod.js';
+import { defaultContainer, findContainer, streamUrl } from './pod.js';
 import { resolveStreamProtocol } from './remotecommand-executor.js';
 import { runStreamSession, setupTty, type KexecIO } from './stream-session.js';
 
@@ -28,7 +29,7 @@ export async function runAttach(
   const protocol = resolveStreamProtocol(o.protocol, io.env);
   const cfg = await loadClientConfig(o);
   const ns = cfg.namespace;
-  const pod = await getPod(cfg, ns, o.pod);
+  const pod = await getRunningPod(cfg, ns, o.pod, o.podRunningTimeoutMs);
   const phase = pod.status?.phase;
   if (phase === 'Succeeded' || phase === 'Failed') {
     throw new Error(`cannot attach a container in a completed pod; current phase is ${phase}`);

@@ -14,6 +14,7 @@ import https from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ApiStatusError, statusFromResponse, type RequestDescription } from './errors.js';
+import { logRequest, logResponse, type VerboseOptions } from './verbose.js';
 import {
   defaultKubeconfig,
   kubeconfigFiles,
@@ -30,6 +31,10 @@ export interface ClientConfig {
   namespace: string;
   headers: Record<string, string>;
   tls: ConnectionOptions;
+  /** `-v` (verbose.ts). */
+  verbose?: VerboseOptions;
+  /** `--request-timeout` in ms; 0 is none. Default 30 s. */
+  requestTimeoutMs?: number;
   /** Set when no kubeconfig was found: told with a refused connection (noKubeconfigMessage). */
   noKubeconfig?: boolean;
 }
@@ -51,6 +56,8 @@ export interface LoadOptions {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
+  verbosity?: number;
+  requestTimeoutMs?: number;
 }
 
 function parseServer(server: string): URL {
@@ -172,7 +179,7 @@ export async function loadClientConfig(
   refuseCredentialsOverHttp(cfg, resolved.cluster.value['insecure-skip-tls-verify'] === true);
   // No file and not in a pod: the unauthenticated localhost:8080 of kubectl's defaults.
   if (files.length === 0 && !resolved.user.value.tokenFile) cfg.noKubeconfig = true;
-  return cfg;
+  return { ...cfg, verbose: { verbosity: opts.verbosity }, requestTimeoutMs: opts.requestTimeoutMs };
 }
 
 /**
@@ -211,9 +218,11 @@ export function apiRequest(
   method: string,
   url: URL,
   body?: unknown,
-  timeoutMs = 30_000,
+  timeoutMs = cfg.requestTimeoutMs ?? 30_000,
 ): Promise<ApiResponse> {
   const verb = method[0] + method.slice(1).toLowerCase();
+  const verbose = cfg.verbose ?? {};
+  const started = performance.now();
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { Accept: 'application/json', ...cfg.headers };
@@ -222,10 +231,12 @@ export function apiRequest(
       headers['Content-Length'] = String(payload.length);
     }
     const mod = url.protocol === 'https:' ? https : http;
+    logRequest(verbose, method, url, headers);
     const req = mod.request(
       url,
       { method, headers, ...(url.protocol === 'https:' ? cfg.tls : {}) },
       (res) => {
+        logResponse(verbose, method, url, res, started);
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -246,7 +257,8 @@ export function apiRequest(
         res.on('error', (err) => reject(new Error(`${verb} "${url.href}": ${err.message}`)));
       },
     );
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    if (timeoutMs > 0)
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED' && cfg.noKubeconfig) reject(new Error(noKubeconfigMessage(url.host)));
       else reject(new Error(`${verb} "${url.href}": ${err.message}`));

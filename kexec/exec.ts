@@ -9,9 +9,10 @@
  *    (stream-session.ts);
  * 3. exit with the remote command's exit code.
  */
+import { getRunningPod } from './pod-running.js';
 import { loadClientConfig, type ClientConfig } from './client.js';
 import type { ExecOptions } from './cmd/exec.js';
-import { defaultContainer, getPod, streamUrl } from './pod.js';
+import { defaultContainer, streamUrl } from './pod.js';
 import { resolveStreamProtocol } from './remotecommand-executor.js';
 import { runStreamSession, setupTty, type KexecIO } from './stream-session.js';
 
@@ -30,7 +31,7 @@ export async function runExec(o: ExecOptions, io: KexecIO): Promise<number> {
   const protocol = resolveStreamProtocol(o.protocol, io.env);
   const cfg = await loadClientConfig(o);
   const ns = cfg.namespace;
-  const pod = await getPod(cfg, ns, o.pod);
+  const pod = await getRunningPod(cfg, ns, o.pod, o.podRunningTimeoutMs);
   const phase = pod.status?.phase;
   if (phase === 'Succeeded' || phase === 'Failed') {
     throw new Error(`cannot exec into a container in a completed pod; current phase is ${phase}`);

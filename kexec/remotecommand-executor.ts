@@ -20,6 +20,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { Status } from '../shared/status.js';
+import type { UpgradeResponse } from '../shared/remotecommand/websocket-client.js';
 
 /** The one WebSocket subprotocol offered (client-go `remotecommand.StreamProtocolV5Name`). */
 export const WEBSOCKET_PROTOCOL = 'v5.channel.k8s.io';
@@ -40,6 +41,10 @@ export interface StreamClientOptions {
   stderr?: Writable | null;
   tty?: boolean;
   resize?: (send: (size: { width: number; height: number }) => void) => () => void;
+  /** The 101's head and the subprotocol chosen (kexec -v, verbose.ts). */
+  onUpgrade?: (res: UpgradeResponse) => void;
+  /** WebSocket pings this often (client-go: 5 s). */
+  pingIntervalMs?: number;
   /** Subprotocols offered: the WebSocket client is given [WEBSOCKET_PROTOCOL]. */
   protocols?: readonly string[];
 }

@@ -10,6 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Status } from '../shared/status.js';
 import type { ClientConfig } from './client.js';
 import { ApiStatusError, ExitCodeError } from './errors.js';
+import { logResponse } from './verbose.js';
 import { streamRemoteCommand, type StreamClients, type StreamProtocol } from './remotecommand-executor.js';
 
 /** A terminal input stream as Node gives it (process.stdin when it is a TTY). */
@@ -40,6 +41,9 @@ export function setupTty(o: { stdin: boolean; tty: boolean; quiet: boolean }, io
  * Streams one exec/attach session at `url`; resolves to 0 or throws ExitCodeError (the remote
  * command's code) or ApiStatusError (any other failure Status).
  */
+/** client-go remotecommand `pingPeriod`. */
+export const PING_INTERVAL_MS = 5000;
+
 export async function runStreamSession(
   cfg: ClientConfig,
   url: URL,
@@ -50,13 +54,22 @@ export async function runStreamSession(
   const wasRaw = io.stdin.isRaw ?? false;
   if (p.tty) io.stdin.setRawMode?.(true);
   let result: { status: Status; exitCode: number };
+  const verbose = cfg.verbose ?? {};
   try {
+    let started = performance.now();
     result = await streamRemoteCommand(
       p.protocol,
       {
         url: url.href,
         headers: cfg.headers,
         tls: cfg.tls,
+        // client-go's WebSocket executor pings every 5 s (SPDY sessions are not pinged).
+        pingIntervalMs: PING_INTERVAL_MS,
+        onUpgrade: (res) => {
+          const method = res.headers.upgrade?.toLowerCase() === 'websocket' ? 'GET' : 'POST';
+          logResponse(verbose, method, url, res, started, res.protocol);
+          started = performance.now();
+        },
         stdin: p.stdin ? io.stdin : null,
         stdout: io.stdout,
         stderr: p.tty ? null : io.stderr,

@@ -53,11 +53,17 @@ export class EventRecorder {
     this.enqueue(reason, () => this.sink.create(ns, ev));
   }
 
-  /** Drops what is queued, records nothing more, and waits for the write under way. */
-  async close(): Promise<void> {
+  /**
+   * Drops what is queued and records nothing more; waits for the write under way, but never
+   * longer than `graceMs` (a stopping kubelet must not hang on an apiserver that is gone).
+   */
+  async close(graceMs = 1000): Promise<void> {
     this.closed = true;
     this.queue.length = 0;
-    await this.draining;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([this.draining, bound]);
+    clearTimeout(timer);
   }
 
   private enqueue(reason: string, write: () => Promise<unknown>): void {

@@ -12,6 +12,9 @@ export interface RequestOptions {
   body?: string;
   /** PEM CA bundle to trust (https only). */
   ca?: string | Buffer;
+  /** A client certificate and its key (https only), e.g. the apiserver's for a kubelet. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
 }
 
 export interface Reply {
@@ -31,6 +34,7 @@ export function request(url: string | URL, opts: RequestOptions = {}): Promise<R
         method: opts.method ?? 'GET',
         headers: opts.headers,
         ...(u.protocol === 'https:' && opts.ca ? { ca: opts.ca } : {}),
+        ...(u.protocol === 'https:' && opts.cert ? { cert: opts.cert, key: opts.key } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

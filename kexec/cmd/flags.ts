@@ -9,12 +9,27 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { STREAM_PROTOCOLS, type StreamProtocol } from '../remotecommand-executor.js';
+import { parseTimeout } from '../verbose.js';
+import { verbosityArgument } from '../../shared/cli-flags.js';
 
 /** Flags every subcommand that talks to the apiserver accepts (kubectl's global flags). */
 export interface ConnectionFlags {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
+  /** `-v`: 6 requests, codes and timings (and Audit-Ids); 7 request headers; 8 response headers. */
+  verbosity?: number;
+  /** `--request-timeout` in ms (0: none). */
+  requestTimeoutMs?: number;
+  /** `--pod-running-timeout` in ms: how long exec and attach wait for a Pending pod (default 1m). */
+  podRunningTimeoutMs?: number;
+}
+
+/** The verbose flags as commander hands them over (strings), before connectionFlags checks them. */
+interface RawVerboseFlags {
+  v?: string;
+  requestTimeout?: string;
+  podRunningTimeout?: string;
 }
 
 /** exec's and attach's flags as commander hands them over, before Complete. */
@@ -27,7 +42,16 @@ export type StreamFlags = ConnectionFlags & {
 };
 
 /** kubectl's global flags that take a value, which may come before the subcommand. */
-export const GLOBAL_VALUE_FLAGS = new Set(['--kubeconfig', '--context', '-n', '--namespace']);
+export const GLOBAL_VALUE_FLAGS = new Set([
+  '--kubeconfig',
+  '--context',
+  '-n',
+  '--namespace',
+  '-v',
+  '--v',
+  '--request-timeout',
+  '--pod-running-timeout',
+]);
 
 export function addConnectionFlags(cmd: Command): Command {
   return cmd
@@ -36,7 +60,10 @@ export function addConnectionFlags(cmd: Command): Command {
       'path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config; the lab writes .lab/kubeconfig)',
     )
     .option('--context <name>', 'the kubeconfig context to use')
-    .option('-n, --namespace <namespace>', 'namespace of the pod (default: the context namespace)');
+    .option('-n, --namespace <namespace>', 'namespace of the pod (default: the context namespace)')
+    .option('-v, --v <level>', 'log level: 6 requests and timings, 8 headers and the negotiated subprotocol')
+    .option('--request-timeout <duration>', 'how long to wait for one API request (0: no limit; default 30s)')
+    .option('--pod-running-timeout <duration>', 'how long to wait for the pod to be running (default 1m)');
 }
 
 export const CONTAINER_HELP = 'container name (default: the pod’s default container)';
@@ -69,9 +96,30 @@ export function protocolFlag(value: unknown, commandPath: string): StreamProtoco
   );
 }
 
-export function connectionFlags(flags: ConnectionFlags, commandPath: string): ConnectionFlags {
+export function connectionFlags(
+  flags: ConnectionFlags & RawVerboseFlags,
+  commandPath: string,
+): ConnectionFlags {
   if (flags.namespace === '') throw new UsageError('--namespace must not be empty', commandPath);
-  return { kubeconfig: flags.kubeconfig, context: flags.context, namespace: flags.namespace };
+  const parsed = (name: string, value: string | undefined, parse: (v: string) => number) => {
+    if (value === undefined) return undefined;
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new UsageError(
+        `invalid argument ${JSON.stringify(value)} for "${name}": ${(err as Error).message}`,
+        commandPath,
+      );
+    }
+  };
+  return {
+    kubeconfig: flags.kubeconfig,
+    context: flags.context,
+    namespace: flags.namespace,
+    verbosity: parsed('-v', flags.v, verbosityArgument),
+    requestTimeoutMs: parsed('--request-timeout', flags.requestTimeout, parseTimeout),
+    podRunningTimeoutMs: parsed('--pod-running-timeout', flags.podRunningTimeout, parseTimeout),
+  };
 }
 
 /** exec's and attach's common Complete: the pod, the container and the stream flags. */

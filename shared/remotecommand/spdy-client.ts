@@ -35,7 +35,7 @@ export interface SpdyClientOptions extends ChannelClientOptions {
 const MAX_STATUS_BYTES = 1024 * 1024;
 
 export async function runSpdyClient(opts: SpdyClientOptions): Promise<ChannelClientResult> {
-  const { socket, head, protocol } = await dialSpdy(
+  const { socket, head, protocol, response } = await dialSpdy(
     {
       url: opts.url,
       headers: opts.headers,
@@ -50,6 +50,7 @@ export async function runSpdyClient(opts: SpdyClientOptions): Promise<ChannelCli
     socket.destroy();
     throw new Error(`server chose an unknown protocol version ${JSON.stringify(protocol)}`);
   }
+  if (response) opts.onUpgrade?.({ ...response, protocol });
   const conn = new SpdyConnection(socket, { ...opts.connection, role: 'client', head });
   const abort = (): void => void conn.close();
   if (opts.signal?.aborted) abort();

@@ -7,6 +7,7 @@
  * (same channel handling). A handshake that is answered with anything but 101 becomes an
  * UpgradeRefusedError carrying the server's Status (../httpstream/upgrade-refusal.ts).
  */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
@@ -33,6 +34,21 @@ export interface ChannelClientOptions {
   handshakeTimeoutMs?: number;
   /** Aborting closes the connection at once (the session then fails as a lost connection). */
   signal?: AbortSignal;
+  /** Told the 101's status, headers and the subprotocol the server chose (kexec -v). */
+  onUpgrade?: (res: UpgradeResponse) => void;
+  /**
+   * WebSocket pings this often, so that proxies do not drop an idle session (client-go's
+   * remotecommand WebSocket executor pings every 5 s); none when absent.
+   */
+  pingIntervalMs?: number;
+}
+
+/** The head of a 101 and what it agreed on. */
+export interface UpgradeResponse {
+  statusCode?: number;
+  statusMessage?: string;
+  headers: IncomingHttpHeaders;
+  protocol: string;
 }
 
 export interface ChannelClientResult {
@@ -72,11 +88,20 @@ export function runChannelClient(opts: ChannelClientOptions): Promise<ChannelCli
     });
 
     ws.on('error', (err) => settle(() => reject(err)));
+    let upgrade: IncomingMessage | undefined;
+    ws.on('upgrade', (res) => (upgrade = res));
+    let pinger: NodeJS.Timeout | undefined;
+    ws.once('close', () => clearInterval(pinger));
     const abort = (): void => ws.terminate();
     if (opts.signal?.aborted) abort();
     else opts.signal?.addEventListener('abort', abort, { once: true });
 
     ws.on('open', () => {
+      if (upgrade) {
+        const { statusCode, statusMessage, headers } = upgrade;
+        opts.onUpgrade?.({ statusCode, statusMessage, headers, protocol: ws.protocol });
+      }
+      if (opts.pingIntervalMs) pinger = setInterval(() => ws.ping(), opts.pingIntervalMs).unref();
       proto = protocolByName(ws.protocol);
       if (!proto) {
         ws.terminate();

@@ -7,7 +7,7 @@
  * (the 101 names the chosen protocol; none means the first/legacy one; any other answer is an
  * upgrade failure carrying the server's Status, never followed when it is a redirect).
  */
-import http from 'node:http';
+import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
@@ -30,6 +30,8 @@ export interface SpdyDialed {
   head: Buffer;
   /** The protocol the server chose ('' when it named none). */
   protocol: string;
+  /** The 101's status line and headers (for a client's -v). */
+  response?: { statusCode?: number; statusMessage?: string; headers: IncomingHttpHeaders };
 }
 
 /** Resolves with the upgraded socket; a non-101 answer rejects with an UpgradeRefusedError. */
@@ -71,7 +73,8 @@ export function dialSpdy(opts: SpdyDialOptions, protocols: readonly string[]): P
         return;
       }
       const chosen = res.headers[HEADER_PROTOCOL_VERSION.toLowerCase()];
-      resolve({ socket, head, protocol: (Array.isArray(chosen) ? chosen[0] : chosen) ?? '' });
+      const response = { statusCode: res.statusCode, statusMessage: res.statusMessage, headers: res.headers };
+      resolve({ socket, head, protocol: (Array.isArray(chosen) ? chosen[0] : chosen) ?? '', response });
     });
     req.on('response', (res) => {
       settle();

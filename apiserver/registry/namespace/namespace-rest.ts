@@ -18,7 +18,7 @@ import { notFound, type FieldError } from '../../api/errors.js';
 import type { Store } from '../../storage/store.js';
 import { GenericStore, type Strategy } from '../generic-store.js';
 import type { Context, DeleteOptions } from '../rest.js';
-import { validateObjectMeta } from '../validation.js';
+import { isDNS1123Label, validateObjectMeta } from '../validation.js';
 
 /** The namespaces every cluster has (kube-apiserver's system namespaces, and the lease one). */
 export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'] as const;
@@ -108,7 +108,9 @@ export class NamespaceREST extends GenericStore {
 
   /** NamespaceLifecycle for a create: the namespace must exist. */
   async admitCreate(namespace: string): Promise<void> {
-    if (!namespace) return;
+    // A name that is no DNS-1123 label names no namespace: the object's validation answers it
+    // with upstream's 422 (metadata.namespace: Invalid value), not a 400 from the key lookup.
+    if (!namespace || isDNS1123Label(namespace).length > 0) return;
     if (!(await this.opts.store.get(this.key(SYSTEM_CONTEXT, namespace)))) {
       throw notFound('namespaces', namespace);
     }
