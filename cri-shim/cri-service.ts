@@ -138,8 +138,8 @@ export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedS
       info: {},
     })),
 
-    RunPodSandbox: unary<'RunPodSandbox'>((req) => ({
-      pod_sandbox_id: runtime.runPodSandbox(req.config as T.PodSandboxConfig, req.runtime_handler).id,
+    RunPodSandbox: unary<'RunPodSandbox'>(async (req) => ({
+      pod_sandbox_id: (await runtime.runPodSandbox(req.config as T.PodSandboxConfig, req.runtime_handler)).id,
     })),
     StopPodSandbox: unary<'StopPodSandbox'>(async (req) => {
       await runtime.stopPodSandbox(req.pod_sandbox_id);
@@ -177,8 +177,8 @@ export function criServiceImplementation(opts: CriServiceOptions): grpc.UntypedS
     CreateContainer: unary<'CreateContainer'>((req) => ({
       container_id: runtime.createContainer(req.pod_sandbox_id, req.config as T.ContainerConfig).id,
     })),
-    StartContainer: unary<'StartContainer'>((req) => {
-      runtime.startContainer(req.container_id);
+    StartContainer: unary<'StartContainer'>(async (req) => {
+      await runtime.startContainer(req.container_id);
       return {};
     }),
     StopContainer: unary<'StopContainer'>(async (req) => {

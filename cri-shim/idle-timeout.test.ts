@@ -6,7 +6,6 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { once } from 'node:events';
-import net from 'node:net';
 import { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
@@ -145,25 +144,18 @@ describe('with a 300 ms idle timeout', () => {
   });
 
   test('an idle port-forward connection is closed (1001 "idle timeout")', async () => {
-    const held = new Set<net.Socket>();
-    const target = net.createServer((c) => {
-      held.add(c); // accepted and left silent
-      c.on('error', () => {});
-    });
-    target.listen(0, '127.0.0.1');
-    await once(target, 'listening');
-    const port = (target.address() as net.AddressInfo).port;
+    // Accepted and left silent, inside the pod where port-forward dials.
+    const target = await fx.podServer('silent');
     try {
-      const { url } = await fx.rt.portForward({ pod_sandbox_id: fx.sandboxId, port: [port] });
-      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}?port=${port}`, ['v4.channel.k8s.io']);
+      const { url } = await fx.rt.portForward({ pod_sandbox_id: fx.sandboxId, port: [target.port] });
+      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}?port=${target.port}`, ['v4.channel.k8s.io']);
       const started = Date.now();
       const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
       expect(code).toBe(1001);
       expect(reason.toString()).toBe('idle timeout');
       expect(Date.now() - started).toBeGreaterThanOrEqual(IDLE_MS);
     } finally {
-      for (const c of held) c.destroy();
-      target.close();
+      await target.close();
     }
   });
 });

@@ -1,27 +1,37 @@
 /**
- * How a container's processes are isolated: the part runc plays under containerd.
+ * How a container's processes are isolated: the part runc plays under containerd, with
+ * bubblewrap building each container's filesystem and the native helper `kexec-nsexec`
+ * (cri-shim/native/) joining namespaces and dropping privileges.
  *
- * - `bwrap` (bubblewrap): every process of a container — its main process and each exec — runs in
- *   new PID and UTS namespaces with the pod's hostname and a fresh root built from read-only binds
- *   of the host's /usr and /etc (plus the /bin, /lib… links of a merged-/usr system), a private
- *   /proc and /dev, and the container's own writable directories bound on /root, /tmp and /var.
- *   The environment is exactly the image's and the container's (`--clearenv` + `--setenv`).
- *   `--die-with-parent` ties each process to the shim: if the shim dies, its containers die too.
- *   Unlike runc, execs get their own PID namespace (they share the filesystem and hostname, not
- *   the process tree), and there are no cgroups, user namespaces or network namespaces.
- *   No `--new-session`: it would take the controlling terminal away from TTY sessions.
+ * - `bwrap`: one sandbox per pod, as runc/containerd give. The pod's init (pod-sandbox.ts) holds
+ *   its network, IPC and UTS namespaces. A container's main process is bubblewrap's PID 1
+ *   (`--as-pid-1`) in new PID and mount namespaces, started inside the pod's other namespaces and
+ *   the container's cgroup by `kexec-nsexec join`: a fresh root of read-only binds of the host's
+ *   /usr, /etc, /opt (and /bin, /lib… links), its own /proc with the runtime's read-only and
+ *   masked paths (runc/containerd defaults: /proc/sys, /proc/irq, /proc/bus, /proc/fs,
+ *   /proc/sysrq-trigger read-only; /proc/kcore, /proc/keys, /proc/timer_list, /proc/acpi …
+ *   masked), a minimal /dev, and the container's writable /root, /tmp and /var. Bubblewrap then
+ *   runs `kexec-nsexec init` (bound read-only at INIT_PATH), which takes the container's user,
+ *   capabilities, no_new_privs and seccomp profile (security-context.ts) and execs the command.
+ *   Every exec JOINS that container (`kexec-nsexec exec --target PID`, as `runc exec`): same pid,
+ *   mount, network, IPC and UTS namespaces and cgroup, same privileges, so `ps` shows the main
+ *   process and a daemon an exec started outlives it. A terminal is made inside the container
+ *   (its own devpts) and relayed, as runc's console. `--die-with-parent` and the helpers'
+ *   parent-death signal tie everything to the shim.
  * - `none`: a plain child process whose working directory is the container's root directory and
- *   whose HOME points there. Absolute paths (`ls /root`) see the HOST. For machines without
- *   bubblewrap; the shim says so loudly at start-up. In place of `--die-with-parent`, the
- *   runtime's death watch (death-watch.ts) kills each container process's group and session
- *   when the shim dies.
+ *   whose HOME points there. Absolute paths (`ls /root`) see the HOST; no namespaces, no limits,
+ *   no privilege drop. The documented unsafe mode, for machines without bubblewrap; the shim says
+ *   so loudly at start-up. In place of `--die-with-parent`, the runtime's death watch
+ *   (death-watch.ts) kills each container process's group and session when the shim dies.
  *
- * `auto` picks bwrap when `bwrap --ro-bind / / true` works here, else none.
+ * `auto` picks bwrap when `bwrap --ro-bind / / true` works here and the helper is built, else none.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Logger } from '../shared/logging.js';
+import { fromPackageRoot } from '../shared/package-root.js';
+import { privilegeArgs, type Privileges } from './security-context.js';
 
 export type IsolationRequest = 'auto' | 'bwrap' | 'none';
 export type IsolationMode = 'bwrap' | 'none';
@@ -44,25 +54,45 @@ export interface ProcessSpec {
   env: NodeJS.ProcessEnv;
 }
 
-/** Whether bubblewrap can build a sandbox here (it needs user namespaces or root). */
-export function bwrapWorks(): boolean {
+/** The native helper (scripts/build-native.sh builds it into dist/native/). */
+export function nsexecPath(): string {
+  return fromPackageRoot('dist', 'native', 'kexec-nsexec');
+}
+
+/** Why a bubblewrap sandbox cannot be built here, or undefined when it can. */
+export function bwrapProblem(): string | undefined {
   const r = spawnSync('bwrap', ['--ro-bind', '/', '/', 'true'], { stdio: 'ignore', timeout: 5000 });
-  return r.status === 0;
+  if (r.status !== 0) return '`bwrap --ro-bind / / true` failed (is bubblewrap installed?)';
+  if (!fs.existsSync(nsexecPath()))
+    return `the native helper ${nsexecPath()} is missing (run \`npm run build:native\`; it needs gcc and libseccomp-dev)`;
+  return undefined;
+}
+
+/** Whether pods can be real sandboxes here (bubblewrap works and the helper is built). */
+export function bwrapWorks(): boolean {
+  return bwrapProblem() === undefined;
 }
 
 export function chooseIsolation(requested: IsolationRequest, log: Logger): IsolationMode {
   if (requested === 'none') {
-    log('WARNING: --isolation none: container processes run UNISOLATED on the host (cwd = container dir)');
+    log(
+      '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' +
+        'WARNING: --isolation none: container processes run UNISOLATED on the host as the\n' +
+        "shim's user (cwd = container dir): no namespaces, no capability drop, no seccomp, no\n" +
+        "limits, port-forward reaches the host's loopback. Anyone with exec rights owns this host.\n" +
+        '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
+    );
     return 'none';
   }
-  if (bwrapWorks()) return 'bwrap';
-  if (requested === 'bwrap')
-    throw new Error('--isolation bwrap: `bwrap --ro-bind / / true` failed (is bubblewrap installed?)');
+  const problem = bwrapProblem();
+  if (!problem) return 'bwrap';
+  if (requested === 'bwrap') throw new Error(`--isolation bwrap: ${problem}`);
   log(
     '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' +
-      'WARNING: bubblewrap (bwrap) is not usable here: containers are NOT isolated.\n' +
-      'Processes run on the host with cwd = the container directory; `ls /root` shows the HOST.\n' +
-      'Install it (Debian/Ubuntu: apt-get install bubblewrap) for real container filesystems.\n' +
+      `WARNING: no container isolation here: ${problem}.\n` +
+      'Containers are NOT isolated: processes run on the host with cwd = the container\n' +
+      'directory; `ls /root` shows the HOST. Install bubblewrap, gcc and libseccomp-dev\n' +
+      '(Debian/Ubuntu) and run `npm run build` for real pod sandboxes.\n' +
       '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
   );
   return 'none';
@@ -72,7 +102,7 @@ const RO_DIRS = ['/usr', '/etc', '/opt'];
 const MAYBE_LINKS = ['/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32'];
 const WRITABLE = ['root', 'tmp', 'var'] as const;
 
-function hostMounts(): string[] {
+export function hostMounts(): string[] {
   const args: string[] = [];
   for (const d of RO_DIRS) if (fs.existsSync(d)) args.push('--ro-bind', d, d);
   for (const d of MAYBE_LINKS) {
@@ -129,19 +159,82 @@ export function resolveExecutable(
   return undefined;
 }
 
+/** Where the helper is bound inside every container, for bubblewrap to run as PID 1. */
+export const INIT_PATH = '/dev/.kexec-init';
+
 /**
- * How to spawn `argv` inside the container (never through a shell). With `tty` the spec is meant
- * for a pseudo-terminal (terminal-process.ts); under bwrap it then starts through a host `sh` that
- * binds the terminal's own `/dev/pts/N` into the container: bwrap's fresh devpts would not contain
- * it, and `tty` would answer `/dev/console` (bwrap binds the host terminal there). Only that one
- * pts node is visible, never the host's other terminals. The container's argv is still passed as
- * arguments, not through the shell.
+ * How every pod and container init starts: bubblewrap with a pid namespace whose PID 1 is the
+ * command itself (no reaper of bubblewrap's in between, as a container's entrypoint), killed with
+ * its parent, reporting that PID 1's host pid on fd 4 (`kexec-nsexec join --pid-file`).
+ */
+/** The fd on which `kexec-nsexec join --seccomp-pass` hands the filter to the container's init. */
+export const SECCOMP_FD = 5;
+/** The fd on which a container's init tells `join` it is set up (then the pid file appears). */
+export const READY_FD = 6;
+
+export const BWRAP_INIT = ['bwrap', '--info-fd', '4', '--die-with-parent', '--unshare-pid', '--as-pid-1'];
+
+/** The runtime default's read-only and masked /proc paths (runc/containerd, moby's MaskedPaths). */
+const READONLY_PROC = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+const MASKED_PROC = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/interrupts',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+];
+
+/**
+ * /proc hardening as bubblewrap arguments. Read-only: the path bound on itself read-only (the
+ * kernel's /proc/sys etc. are the same in every pid namespace). Masked: a file is covered by
+ * /dev/null (unreadable there: bubblewrap's binds are nodev), a directory by an empty read-only
+ * tmpfs. Paths this kernel does not have are skipped (a bind needs its target).
+ */
+function procHardening(): string[] {
+  const args: string[] = [];
+  for (const p of READONLY_PROC) if (fs.existsSync(p)) args.push('--ro-bind', p, p);
+  for (const p of MASKED_PROC) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(p);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory()) args.push('--tmpfs', p, '--remount-ro', p);
+    else args.push('--ro-bind', '/dev/null', p);
+  }
+  return args;
+}
+
+/** How a bubblewrap container's processes start: its cgroup and what it joins. */
+export interface SandboxContext {
+  helper: string;
+  privileges: Privileges;
+  /** The container's cgroup directories (cgroups.ts), joined by the main process and every exec. */
+  cgroupDirs: string[];
+  /** main: the pod's init (network, IPC, UTS); exec: the container's init (everything). */
+  target: number;
+  /** main: where the helper writes the container init's pid. */
+  pidFile?: string;
+  /** The compiled seccomp filter of these privileges (SeccompPrograms), unless unconfined. */
+  seccompFile?: string;
+}
+
+/**
+ * How to spawn a container's main process or an exec (never through a shell). With `tty` the spec
+ * is meant for a pseudo-terminal (terminal-process.ts): the helper then makes the container's own
+ * terminal inside it and relays to ours, as runc's console.
  */
 export function processSpec(
   mode: IsolationMode,
   view: ContainerView,
   argv: readonly string[],
-  opts: { tty?: boolean } = {},
+  opts: { tty?: boolean; sandbox?: SandboxContext } = {},
 ): ProcessSpec {
   if (argv.length === 0) throw new Error('empty command');
   // A process on a terminal gets TERM=xterm, as containerd sets for a tty container and a tty exec
@@ -156,33 +249,66 @@ export function processSpec(
       env: { ...view.env, HOME: view.dirs.root, HOSTNAME: view.hostname },
     };
   }
+  const sb = opts.sandbox;
+  if (!sb) throw new Error('a bubblewrap process needs its sandbox context');
   const env = { ...view.env, HOSTNAME: view.hostname };
-  const args = [
-    '--die-with-parent',
-    '--unshare-pid',
-    '--unshare-uts',
-    '--hostname',
-    view.hostname,
+  const cgroups = sb.cgroupDirs.flatMap((d) => ['--cgroup', d]);
+  if (!sb.pidFile) {
+    // An exec: join the running container. The environment is the container's, passed as ours.
+    const args = ['exec', '--target', String(sb.target), ...cgroups, ...(opts.tty ? ['--tty'] : [])];
+    args.push(
+      ...privilegeArgs(sb.privileges, { file: sb.seccompFile }),
+      '--cwd',
+      view.workingDir,
+      '--',
+      ...argv,
+    );
+    return { file: sb.helper, args, cwd: '/', env };
+  }
+  const p = sb.privileges;
+  const ro = p.readOnlyRootFilesystem;
+  const bwrap = [
+    ...BWRAP_INIT,
     ...hostMounts(),
     '--proc',
     '/proc',
-    ...(opts.tty ? [] : ['--dev', '/dev']),
-    ...WRITABLE.flatMap((w) => ['--bind', view.dirs[w], `/${w}`]),
+    // A privileged container keeps /proc writable and unmasked, as upstream.
+    ...(p.privileged ? [] : procHardening()),
+    '--dev',
+    '/dev',
+    ...WRITABLE.flatMap((w) => [ro ? '--ro-bind' : '--bind', view.dirs[w], `/${w}`]),
+    '--ro-bind',
+    sb.helper,
+    INIT_PATH,
+    ...(ro ? ['--remount-ro', '/'] : []),
     '--chdir',
     view.workingDir,
     '--clearenv',
     ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
     '--',
-    // On a terminal the command leads its own session inside the pid namespace, with the pty as
-    // its controlling terminal: otherwise the terminal's foreground group is bwrap's, outside the
-    // namespace, and an interactive shell cannot hand the terminal back when it exits ("Cannot
-    // set tty process group", exit 2). --wait keeps the exit code.
-    ...(opts.tty ? ['setsid', '--ctty', '--wait'] : []),
+    INIT_PATH,
+    'init',
+    '--ready-fd',
+    String(READY_FD),
+    ...(opts.tty ? ['--console-fd', '3'] : []),
+    ...privilegeArgs(p, { fd: sb.seccompFile ? SECCOMP_FD : undefined }),
+    '--',
     ...argv,
   ];
+  const args = [
+    'join',
+    '--target',
+    String(sb.target),
+    '--ns',
+    'net,ipc,uts',
+    ...cgroups,
+    '--pid-file',
+    sb.pidFile,
+    ...(sb.seccompFile ? ['--seccomp-pass', sb.seccompFile] : []),
+    ...(opts.tty ? ['--console'] : []),
+    '--',
+    ...bwrap,
+  ];
   // bwrap itself needs a PATH to be found; the container's env is set by --clearenv/--setenv.
-  const hostEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-  if (!opts.tty) return { file: 'bwrap', args, cwd: '/', env: hostEnv };
-  const script = 'p=$(tty) || exit 126; exec bwrap --dev /dev --tmpfs /dev/pts --dev-bind "$p" "$p" "$@"';
-  return { file: '/bin/sh', args: ['-c', script, 'sh', ...args], cwd: '/', env: hostEnv };
+  return { file: sb.helper, args, cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } };
 }

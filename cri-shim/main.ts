@@ -14,7 +14,7 @@
  * `[x509_key_pair_streaming] tls_cert_file`/`tls_key_file`; the names here follow the kubelet's
  * `--tls-cert-file`/`--tls-private-key-file`). Both or neither.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutArgument } from './idle-timeout.js';
 import { startCriShim } from './server.js';
 import type { IsolationRequest } from './isolation.js';
@@ -59,6 +59,16 @@ const program = new Command('cri-shim')
     '--streaming-tls-private-key-file <file>',
     "the streaming server's private key (PEM) for --streaming-tls-cert-file. containerd: x509_key_pair_streaming.tls_key_file",
   )
+  .option(
+    '--pod-pids-limit <n>',
+    "pids.max of every pod's cgroup (the kubelet's --pod-max-pids; 0 = unlimited); bwrap only",
+    (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected an integer >= 0');
+      return n;
+    },
+    1024,
+  )
   .addOption(
     new Option('--isolation <mode>', 'process isolation: bubblewrap, none, or bwrap when it works')
       .choices(['auto', 'bwrap', 'none'])
@@ -80,6 +90,7 @@ async function main(): Promise<void> {
     streamingConnectionIdleTimeout: number;
     streamingTlsCertFile?: string;
     streamingTlsPrivateKeyFile?: string;
+    podPidsLimit: number;
     v: number;
     loggingFormat: LoggingFormat;
   }>();
@@ -100,6 +111,7 @@ async function main(): Promise<void> {
     images: o.images,
     isolation: o.isolation,
     spdyOnly: o.spdyOnly,
+    podPidsLimit: o.podPidsLimit,
     streamingConnectionIdleTimeoutMs: o.streamingConnectionIdleTimeout,
     streamingTls:
       o.streamingTlsCertFile && o.streamingTlsPrivateKeyFile

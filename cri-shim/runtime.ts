@@ -4,8 +4,12 @@
  *
  * Plays containerd's CRI plugin `sbserver`/`server` (container_create.go, container_start.go,
  * container_stop.go, sandbox_remove.go …) with isolation from `isolation.ts` in place of runc.
- * Differences, on purpose: a sandbox has no pause process or network namespace (its hostname is
- * applied to every container process); state lives in memory (a restarted shim starts empty).
+ * Under bubblewrap a sandbox is a pod init holding the pod's network, IPC and UTS namespaces
+ * (pod-sandbox.ts) in a pod cgroup with a pids limit; each container runs in the pod's
+ * namespaces, in pid and mount namespaces of its own, in a cgroup of its own with its memory
+ * limit (cgroups.ts), with the privileges of its security context (security-context.ts).
+ * A main process the OOM killer ended is reported `OOMKilled` (exit 137), as containerd does.
+ * Differences, on purpose: state lives in memory (a restarted shim starts empty).
  *
  * The main process's stdout and stderr go to its log file in the CRI log format
  * (`container-log.ts`). Where, as containerd decides it: `log_path` of CreateContainer joined to
@@ -38,11 +42,22 @@ import { ContainerLog } from './container-log.js';
 import { DeathWatch } from './death-watch.js';
 import { CriError } from './errors.js';
 import type { ImageConfig, ImageStore } from './images.js';
-import { processSpec, resolveExecutable, type ContainerView, type IsolationMode } from './isolation.js';
+import {
+  nsexecPath,
+  processSpec,
+  resolveExecutable,
+  type ContainerView,
+  type IsolationMode,
+  type SandboxContext,
+} from './isolation.js';
+import { POD_INIT_PRIVILEGES, startPodInit, waitForInitPid } from './pod-sandbox.js';
+import { privilegesOf, SeccompPrograms, type Privileges } from './security-context.js';
 import {
   exitCodeOf,
   exited,
   killGroup,
+  killPid,
+  pidGone,
   killSession,
   spawnGroup,
   spawnTerminal,
@@ -50,6 +65,7 @@ import {
 } from './process-group.js';
 import { TerminalProcess } from './terminal-process.js';
 import { type Logger } from '../shared/logging.js';
+import type { CgroupManager } from './cgroups.js';
 
 /** How long `shutdown()` waits for killed container processes to be gone. */
 export const SHUTDOWN_WAIT_MS = 5000;
@@ -69,6 +85,13 @@ export interface Sandbox {
   createdAt: number;
   dir: string;
   containers: Set<string>;
+  /** The pod keeps the host's network (hostNetwork: NamespaceMode NODE). */
+  hostNetwork: boolean;
+  /** bwrap: the pod init (pod-sandbox.ts) and its pid inside its namespaces' view from the host. */
+  init?: ChildProcess;
+  initPid: number;
+  /** The pod's cgroup, relative to the runtime's (cgroups.ts); '' without cgroups. */
+  cgroup: string;
 }
 
 export interface Container {
@@ -104,6 +127,14 @@ export interface Container {
   stdinOnceSpent: boolean;
   /** Emits 'output' (stream: 'stdout' | 'stderr', chunk) from the main process, and 'exit'. */
   events: EventEmitter;
+  /** Its user, capabilities, seccomp profile (from the CRI security context). */
+  privileges: Privileges;
+  /** memory limit in bytes; 0 = none. */
+  memoryLimit: number;
+  /** bwrap: the container's init (its main process, PID 1 inside), which every exec joins. */
+  initPid: number;
+  /** The container's cgroup directories, joined by its main process and every exec. */
+  cgroupDirs: string[];
 }
 
 export interface RuntimeOptions {
@@ -113,7 +144,14 @@ export interface RuntimeOptions {
   log: Logger;
   /** Longest log line before it is split into partial (P) lines; default 16 KiB (containerd). */
   maxLogLineBytes?: number;
+  /** Pod and container cgroups (bwrap only); without them pods run without limits. */
+  cgroups?: CgroupManager;
+  /** pids.max of every pod's cgroup (the kubelet's --pod-max-pids); 0 = unlimited. */
+  podPidsLimit?: number;
 }
+
+/** The default pids limit of a pod. */
+export const DEFAULT_POD_PIDS_LIMIT = 1024;
 
 export class ContainerRuntime {
   readonly sandboxes = new Map<string, Sandbox>();
@@ -121,8 +159,11 @@ export class ContainerRuntime {
   /** Kills the container processes if the cri-shim dies (`none` only: bwrap has --die-with-parent). */
   private readonly deathWatch: DeathWatch | undefined;
   private shuttingDown = false;
+  /** bwrap: the compiled seccomp filters, one per capability set. */
+  private readonly seccomp: SeccompPrograms;
 
   constructor(readonly opts: RuntimeOptions) {
+    this.seccomp = new SeccompPrograms(nsexecPath(), path.join(opts.root, 'seccomp'));
     this.deathWatch = opts.isolation === 'none' ? new DeathWatch(opts.log) : undefined;
     fs.mkdirSync(path.join(opts.root, 'sandboxes'), { recursive: true });
     fs.mkdirSync(path.join(opts.root, 'containers'), { recursive: true });
@@ -130,9 +171,17 @@ export class ContainerRuntime {
 
   // ---- sandboxes ----
 
-  runPodSandbox(config: T.PodSandboxConfig | null, runtimeHandler = ''): Sandbox {
+  async runPodSandbox(config: T.PodSandboxConfig | null, runtimeHandler = ''): Promise<Sandbox> {
     const md = config?.metadata;
     if (!config || !md?.name) throw CriError.invalid('sandbox config must have metadata.name');
+    this.refuseWhileShuttingDown();
+    const ns = config.linux?.security_context?.namespace_options;
+    // Each container has a pid namespace of its own and the pod one IPC namespace: hostPID,
+    // hostIPC and shareProcessNamespace are not supported here (a containerd node gives them).
+    if (ns && (ns.pid === 'NODE' || ns.pid === 'POD' || ns.ipc === 'NODE'))
+      throw CriError.invalid(
+        'host pid or ipc namespaces and a shared pid namespace are not supported by this runtime',
+      );
     const id = newId();
     const dir = path.join(this.opts.root, 'sandboxes', id);
     fs.mkdirSync(dir, { recursive: true });
@@ -148,14 +197,70 @@ export class ContainerRuntime {
       createdAt: nowNs(),
       dir,
       containers: new Set(),
+      hostNetwork: ns?.network === 'NODE',
+      initPid: 0,
+      cgroup: '',
     };
     fs.writeFileSync(
       path.join(dir, 'sandbox.json'),
       JSON.stringify({ id, metadata: sb.metadata, hostname: sb.hostname }),
     );
+    if (this.opts.isolation === 'bwrap') {
+      try {
+        await this.startPodInit(sb);
+      } catch (err) {
+        await this.cleanUpSandbox(sb);
+        throw CriError.internal(`failed to start sandbox ${short(id)}: ${(err as Error).message}`);
+      }
+    }
     this.sandboxes.set(id, sb);
-    this.opts.log(`sandbox ${short(id)} ${sb.metadata.namespace}/${sb.metadata.name} ready`);
+    this.opts.log(
+      `sandbox ${short(id)} ${sb.metadata.namespace}/${sb.metadata.name} ready` +
+        (sb.initPid ? ` (pod init pid ${sb.initPid}${sb.hostNetwork ? ', host network' : ''})` : ''),
+    );
     return sb;
+  }
+
+  /** The pod init and its cgroup; when the init dies, the sandbox is NOTREADY (the kubelet remakes it). */
+  private async startPodInit(sb: Sandbox): Promise<void> {
+    const cg = this.opts.cgroups;
+    let cgroupDirs: string[] = [];
+    if (cg) {
+      sb.cgroup = `pod-${short(sb.id)}`;
+      const pids = this.opts.podPidsLimit ?? DEFAULT_POD_PIDS_LIMIT;
+      cgroupDirs = cg.create(sb.cgroup, { pids: pids > 0 ? pids : undefined }).dirs;
+    }
+    const pidFile = path.join(sb.dir, 'init.pid');
+    const init = startPodInit({
+      helper: nsexecPath(),
+      hostname: sb.hostname,
+      hostNetwork: sb.hostNetwork,
+      cgroupDirs,
+      pidFile,
+      seccompFile: this.seccomp.fileFor(POD_INIT_PRIVILEGES)!,
+    });
+    sb.init = init;
+    init.once('exit', () => {
+      if (sb.state === 'SANDBOX_READY' && this.sandboxes.has(sb.id)) {
+        this.opts.log(`sandbox ${short(sb.id)}: pod init exited; the sandbox is not ready`);
+      }
+      sb.state = 'SANDBOX_NOTREADY';
+    });
+    init.once('error', () => {});
+    sb.initPid = await waitForInitPid(init, pidFile, 'the pod init');
+  }
+
+  /** Kills the pod init and removes the pod's cgroup (with anything still in it). */
+  private async cleanUpSandbox(sb: Sandbox): Promise<void> {
+    if (sb.init && sb.init.exitCode === null && sb.init.signalCode === null) {
+      const gone = exited(sb.init);
+      killGroup(sb.init.pid);
+      await gone;
+    }
+    if (sb.cgroup)
+      await this.opts.cgroups?.remove(sb.cgroup).catch((err: unknown) => {
+        this.opts.log(`sandbox ${short(sb.id)}: removing its cgroup: ${(err as Error).message}`);
+      });
   }
 
   sandbox(id: string): Sandbox {
@@ -172,6 +277,11 @@ export class ContainerRuntime {
     const sb = this.sandbox(id);
     await Promise.all([...sb.containers].map((cid) => this.stopContainer(cid, 0)));
     sb.state = 'SANDBOX_NOTREADY';
+    if (sb.init && sb.init.exitCode === null && sb.init.signalCode === null) {
+      const gone = exited(sb.init);
+      killGroup(sb.init.pid);
+      await gone;
+    }
   }
 
   /** Kills and removes everything of the sandbox; removing an unknown sandbox is not an error (CRI). */
@@ -181,6 +291,7 @@ export class ContainerRuntime {
     await Promise.all([...sb.containers].map((cid) => this.removeContainer(cid)));
     sb.state = 'SANDBOX_NOTREADY';
     this.sandboxes.delete(id);
+    await this.cleanUpSandbox(sb);
     fs.rmSync(sb.dir, { recursive: true, force: true });
     this.opts.log(`sandbox ${short(id)} removed`);
   }
@@ -194,6 +305,8 @@ export class ContainerRuntime {
     const imageRef = config.image?.user_specified_image || config.image?.image || '';
     if (!imageRef) throw CriError.invalid('container config must name an image');
     const image = this.opts.images.resolve(imageRef);
+    const privileges = privilegesOf(config.linux?.security_context);
+    const memoryLimit = Math.max(0, Number(config.linux?.resources?.memory_limit_in_bytes ?? 0));
     const id = newId();
     const dir = path.join(this.opts.root, 'containers', id);
     const dirs = { root: path.join(dir, 'root'), tmp: path.join(dir, 'tmp'), var: path.join(dir, 'var') };
@@ -234,7 +347,13 @@ export class ContainerRuntime {
       stdinOnceSpent: false,
       // One 'output' and one 'exit' listener per attached client: no fixed limit.
       events: new EventEmitter().setMaxListeners(0),
+      privileges,
+      memoryLimit,
+      initPid: 0,
+      cgroupDirs: [],
     };
+    // A non-root user must be able to write its /tmp, as in any image.
+    fs.chmodSync(dirs.tmp, 0o1777);
     this.containers.set(id, c);
     sb.containers.add(id);
     this.opts.log(
@@ -252,7 +371,7 @@ export class ContainerRuntime {
     return c;
   }
 
-  startContainer(id: string): void {
+  async startContainer(id: string): Promise<void> {
     const c = this.container(id);
     if (c.state !== 'CONTAINER_CREATED') {
       throw CriError.precondition(`container ${short(id)} is in ${c.state} state, not CONTAINER_CREATED`);
@@ -273,15 +392,12 @@ export class ContainerRuntime {
       return fail(`failed to create container log ${JSON.stringify(c.logPath)}: ${(err as Error).message}`);
     }
     let child: RuntimeProcess;
+    let sandbox: SandboxContext | undefined;
     try {
+      sandbox = this.mainContext(c);
+      const spec = processSpec(this.opts.isolation, c.view, c.argv, { tty: c.tty, sandbox });
       // With `tty` the main process gets a terminal, as runc's console: its stderr is its stdout.
-      child = c.tty
-        ? spawnTerminal(processSpec(this.opts.isolation, c.view, c.argv, { tty: true }))
-        : spawnGroup(processSpec(this.opts.isolation, c.view, c.argv), [
-            c.stdin ? 'pipe' : 'ignore',
-            'pipe',
-            'pipe',
-          ]);
+      child = c.tty ? spawnTerminal(spec) : spawnGroup(spec, [c.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe']);
     } catch (err) {
       log.close();
       return fail(`failed to start the container process: ${(err as Error).message}`);
@@ -308,6 +424,16 @@ export class ContainerRuntime {
       log.close();
       c.exitCode = err ? 128 : exitCodeOf(code, signal);
       c.reason = err ? 'StartError' : c.exitCode === 0 ? 'Completed' : 'Error';
+      // containerd marks a container whose cgroup saw an OOM kill (its TaskOOM event) OOMKilled.
+      const sb = this.sandboxes.get(c.sandboxId);
+      if (
+        !err &&
+        c.exitCode !== 0 &&
+        sb?.cgroup &&
+        this.opts.cgroups?.oomKills(`${sb.cgroup}/${short(c.id)}`)
+      ) {
+        c.reason = 'OOMKilled';
+      }
       c.message = err?.message ?? '';
       c.state = 'CONTAINER_EXITED';
       c.finishedAt = nowNs();
@@ -324,7 +450,52 @@ export class ContainerRuntime {
         if (child.pid === undefined) finish(null, null, err);
       },
     });
-    this.opts.log(`container ${short(id)} started: pid ${child.pid} ${JSON.stringify(c.argv)}`);
+    if (sandbox?.pidFile) {
+      try {
+        c.initPid = await waitForInitPid(child, sandbox.pidFile, 'the container');
+      } catch (err) {
+        killTree(child);
+        throw CriError.internal(`failed to start container ${short(id)}: ${(err as Error).message}`);
+      }
+    }
+    this.opts.log(
+      `container ${short(id)} started: pid ${child.pid}${c.initPid ? ` (init ${c.initPid})` : ''} ${JSON.stringify(c.argv)}`,
+    );
+  }
+
+  /** bwrap: the main process's sandbox context: the pod's namespaces, a cgroup of its own. */
+  private mainContext(c: Container): SandboxContext | undefined {
+    if (this.opts.isolation !== 'bwrap') return undefined;
+    const sb = this.sandbox(c.sandboxId);
+    if (!sb.initPid || sb.state !== 'SANDBOX_READY')
+      throw new Error(`sandbox ${short(sb.id)} is not running`);
+    if (sb.cgroup && this.opts.cgroups) {
+      const rel = `${sb.cgroup}/${short(c.id)}`;
+      c.cgroupDirs = this.opts.cgroups.create(rel, { memoryBytes: c.memoryLimit || undefined }).dirs;
+    }
+    const pidFile = path.join(c.dir, 'init.pid');
+    fs.rmSync(pidFile, { force: true });
+    return {
+      helper: nsexecPath(),
+      privileges: c.privileges,
+      cgroupDirs: c.cgroupDirs,
+      target: sb.initPid,
+      pidFile,
+      seccompFile: this.seccomp.fileFor(c.privileges),
+    };
+  }
+
+  /** bwrap: an exec's sandbox context: everything of the container's init, as `runc exec`. */
+  private execContext(c: Container): SandboxContext | undefined {
+    if (this.opts.isolation !== 'bwrap') return undefined;
+    if (!c.initPid) throw CriError.precondition(`container ${short(c.id)} has not started yet`);
+    return {
+      helper: nsexecPath(),
+      privileges: c.privileges,
+      cgroupDirs: c.cgroupDirs,
+      target: c.initPid,
+      seccompFile: this.seccomp.fileFor(c.privileges),
+    };
   }
 
   /**
@@ -342,7 +513,11 @@ export class ContainerRuntime {
     }
     const gone = Promise.all([...(c.mainDone ? [c.mainDone] : []), ...[...c.execs].map((p) => exited(p))]);
     if (timeoutSec > 0) {
-      for (const p of procs) killGroup(p.pid, 'SIGTERM');
+      // Under bwrap the container's init gets the SIGTERM, as runc's kill: a PID 1 that handles it
+      // shuts down gracefully; one that does not (it ignores signals it has no handler for) is
+      // killed after the timeout. Execs get theirs directly.
+      if (c.initPid && c.main) killPid(c.initPid, 'SIGTERM');
+      for (const p of procs) if (p !== c.main || !c.initPid) killGroup(p.pid, 'SIGTERM');
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutSec * 1000)));
       const late = await Promise.race([gone.then(() => false), timedOut]);
@@ -351,6 +526,9 @@ export class ContainerRuntime {
     }
     for (const p of procs) killGroup(p.pid, 'SIGKILL');
     await gone;
+    // SIGKILLed, the helper and bubblewrap go at once; the container's init (same process group)
+    // may still be tearing its pid namespace down.
+    if (c.initPid) await pidGone(c.initPid, SHUTDOWN_WAIT_MS);
   }
 
   /** Kills what still runs and deletes the container and its directories (idempotent). */
@@ -359,7 +537,13 @@ export class ContainerRuntime {
     if (!c) return;
     await this.stopContainer(id, 0);
     this.containers.delete(id);
-    this.sandboxes.get(c.sandboxId)?.containers.delete(id);
+    const sb = this.sandboxes.get(c.sandboxId);
+    sb?.containers.delete(id);
+    if (sb?.cgroup && c.cgroupDirs.length) {
+      await this.opts.cgroups?.remove(`${sb.cgroup}/${short(c.id)}`).catch((err: unknown) => {
+        this.opts.log(`container ${short(id)}: removing its cgroup: ${(err as Error).message}`);
+      });
+    }
     fs.rmSync(c.dir, { recursive: true, force: true });
     this.opts.log(`container ${short(id)} removed`);
   }
@@ -388,7 +572,8 @@ export class ContainerRuntime {
     if (!resolveExecutable(this.opts.isolation, c.view, argv[0]!)) {
       throw CriError.internal(`exec: ${JSON.stringify(argv[0])}: executable file not found in $PATH`);
     }
-    const child = spawnGroup(processSpec(this.opts.isolation, c.view, argv), stdio);
+    const sandbox = this.execContext(c);
+    const child = spawnGroup(processSpec(this.opts.isolation, c.view, argv, { sandbox }), stdio);
     this.trackExec(c, child);
     return child;
   }
@@ -406,7 +591,8 @@ export class ContainerRuntime {
     }
     let child: TerminalProcess;
     try {
-      child = spawnTerminal(processSpec(this.opts.isolation, c.view, argv, { tty: true }), size);
+      const sandbox = this.execContext(c);
+      child = spawnTerminal(processSpec(this.opts.isolation, c.view, argv, { tty: true, sandbox }), size);
     } catch (err) {
       throw CriError.internal(`failed to exec in container: ${(err as Error).message}`);
     }
@@ -443,6 +629,8 @@ export class ContainerRuntime {
     ]);
     clearTimeout(timer);
     if (late) this.opts.log(`shutdown: container processes still not gone after ${SHUTDOWN_WAIT_MS} ms`);
+    await Promise.all([...this.sandboxes.values()].map((sb) => this.cleanUpSandbox(sb)));
+    await this.opts.cgroups?.close().catch(() => {});
     await this.deathWatch?.close();
   }
 

@@ -23,6 +23,7 @@ import { imageServiceImplementation } from './image-service.js';
 import { ImageStore } from './images.js';
 import { chooseIsolation, type IsolationMode, type IsolationRequest } from './isolation.js';
 import { RequestCache } from './request-cache.js';
+import { CgroupManager } from './cgroups.js';
 import { CriShimMetrics } from './metrics.js';
 import { ContainerRuntime } from './runtime.js';
 import { StreamingServer, type StreamingTlsOptions } from './streaming-server.js';
@@ -60,6 +61,8 @@ export interface CriShimOptions {
   streamingTls?: { certFile: string; keyFile: string };
   /** For tests: a smaller request cache. */
   requestCache?: RequestCache;
+  /** pids.max of every pod (the kubelet's --pod-max-pids); default 1024; 0 = unlimited. */
+  podPidsLimit?: number;
 }
 
 export interface CriShim {
@@ -97,6 +100,9 @@ async function bindGrpc(
       // nothing there
     }
     await bind(`unix://${socketPath}`);
+    // Whoever can connect runs commands as root in every container (ExecSync): owner only, as
+    // containerd's socket.
+    fs.chmodSync(socketPath, 0o600);
     return { endpoint: `unix://${socketPath}`, socketPath };
   }
   if (listen.startsWith('tcp://')) {
@@ -135,12 +141,20 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
   const isolation = chooseIsolation(opts.isolation ?? 'auto', log);
   const root = path.resolve(opts.root);
   const images = new ImageStore(path.resolve(opts.images ?? DEFAULT_IMAGES_DIR()));
+  let cgroups: CgroupManager | undefined;
+  if (isolation === 'bwrap') {
+    const found = CgroupManager.detect();
+    if (typeof found === 'string') log(`WARNING: pods run without memory and pids limits: ${found}`);
+    else cgroups = found;
+  }
   const runtime = new ContainerRuntime({
     root,
     images,
     isolation,
     log,
     maxLogLineBytes: opts.maxLogLineBytes,
+    cgroups,
+    podPidsLimit: opts.podPidsLimit,
   });
   const cache = opts.requestCache ?? new RequestCache();
 
@@ -170,7 +184,7 @@ export async function startCriShim(opts: CriShimOptions): Promise<CriShim> {
     throw err;
   }
   log(
-    `CRI on ${bound.endpoint}, streaming on ${streamingUrl}${opts.spdyOnly ? ' (SPDY only)' : ''}, isolation ${isolation}, images ${images.root} (${images.list().join(', ') || 'none'})`,
+    `CRI on ${bound.endpoint}, streaming on ${streamingUrl}${opts.spdyOnly ? ' (SPDY only)' : ''}, isolation ${isolation}${cgroups ? ` (cgroup v${cgroups.version} limits)` : ''}, images ${images.root} (${images.list().join(', ') || 'none'})`,
   );
 
   let closing: Promise<void> | undefined;

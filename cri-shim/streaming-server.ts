@@ -59,7 +59,8 @@ import {
 import { serveAttach } from './attach-session.js';
 import { serveExec } from './exec-session.js';
 import { DEFAULT_STREAMING_IDLE_TIMEOUT_MS, idleTimeoutMessage, watchIdle } from './idle-timeout.js';
-import { forwardPort } from './port-forward.js';
+import { nsexecPath } from './isolation.js';
+import { forwardPort, type ForwardTarget } from './port-forward.js';
 import type {
   AttachRequestEntry,
   ExecRequestEntry,
@@ -357,6 +358,16 @@ export class StreamingServer {
   }
 
   /** SPDY port-forward: the ports come from each stream pair's `port` header, as upstream. */
+  /** Where a port-forward dials: the pod's network namespace under bwrap, else the host. */
+  private forwardTarget(sandboxId: string): ForwardTarget {
+    const initPid = this.opts.runtime.sandboxes.get(sandboxId)?.initPid;
+    return {
+      sandboxId,
+      log: this.opts.log,
+      netns: initPid ? { pid: initPid, helper: nsexecPath() } : undefined,
+    };
+  }
+
   private serveSpdyPortForward(req: IncomingMessage, socket: Duplex, head: Buffer, token: string): void {
     const entry = this.opts.cache.consume(token);
     if (!entry || entry.kind !== 'portforward' || !this.opts.runtime.sandboxes.has(entry.sandboxId)) {
@@ -377,7 +388,7 @@ export class StreamingServer {
       stopIdle();
       this.spdySessions.delete(session);
     });
-    const target = { sandboxId: entry.sandboxId, log: this.opts.log };
+    const target = this.forwardTarget(entry.sandboxId);
     session.on('pair', (pair) => {
       void forwardPort(pair, target).then(() => {
         pair.error.end();
@@ -412,7 +423,7 @@ export class StreamingServer {
       stopIdle();
       this.portForwards.delete(session);
     });
-    const target = { sandboxId: entry.sandboxId, log: this.opts.log };
+    const target = this.forwardTarget(entry.sandboxId);
     // Upstream runs one forwarder per port and closes the connection when all have returned.
     void Promise.all(session.streams.map((s) => forwardPort(s, target))).then(() => session.finish());
   }

@@ -58,9 +58,8 @@ let caFile = '';
 let otherCaPem = '';
 let fx: ShimFixture;
 let containerId = '';
-let echo: net.Server;
+let echo: { port: number; close(): Promise<void> } | undefined;
 let echoPort = 0;
-const echoSockets = new Set<net.Socket>();
 const logs: string[] = [];
 
 beforeAll(async () => {
@@ -80,20 +79,14 @@ beforeAll(async () => {
     log: (l) => logs.push(l),
   });
   containerId = await fx.start({ name: 'main', command: ['sleep', '1000'] });
-  echo = net.createServer((s) => {
-    echoSockets.add(s);
-    s.on('close', () => echoSockets.delete(s));
-    s.on('error', () => {});
-    s.pipe(s);
-  });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  echoPort = (echo.address() as net.AddressInfo).port;
+  // Where port-forward reaches it: inside the pod under bwrap.
+  echo = await fx.podServer('echo');
+  echoPort = echo.port;
 }, 60_000);
 
 afterAll(async () => {
+  await echo?.close();
   await fx?.close();
-  for (const s of echoSockets) s.destroy();
-  await new Promise((r) => (echo ? echo.close(r) : r(undefined)));
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

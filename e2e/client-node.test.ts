@@ -30,7 +30,7 @@ import {
   TerminalSink,
   withTimeout,
 } from './support/client-node.js';
-import { eventually, pidsWhere, waitForPort } from './support/processes.js';
+import { eventually, pidsWhere, waitForPodPort, waitForPort } from './support/processes.js';
 import { E2E_RUNTIMES, LOCAL_IMAGE_POLICY, STTY_SIZE_SOON } from './support/runtimes.js';
 
 describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
@@ -84,9 +84,14 @@ describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
     ];
     for (const p of pods) await core.createNamespacedPod({ namespace: 'default', body: p });
     for (const p of pods) await waitRunning(p.metadata!.name!);
-    // The pod's own address: a containerd pod has a network namespace of its own.
-    const web = await core.readNamespacedPod({ name: 'web', namespace: 'default' });
-    await waitForPort(WEB_PORT, 15_000, web.status!.podIP!);
+    // Every pod has a network namespace of its own: a containerd pod is reached at its address,
+    // a cri-shim pod (loopback only) is probed from inside.
+    if (runtime === 'cri-shim') {
+      await waitForPodPort(lab.kubeconfigPath, 'web', WEB_PORT);
+    } else {
+      const web = await core.readNamespacedPod({ name: 'web', namespace: 'default' });
+      await waitForPort(WEB_PORT, 15_000, web.status!.podIP!);
+    }
   }, 120_000);
 
   afterAll(async () => {

@@ -3,8 +3,9 @@
  * first), through lab/lab.ts startLab with its default https apiserver and lab CA (so the
  * kubeconfig's certificate-authority is read by kexec's own loader).
  *
- * Port-forward: lab sandboxes share the host's network (cri-shim/port-forward.ts), so a TCP
- * server on the host's 127.0.0.1 stands in for a server in the pod.
+ * Port-forward: to pod `hostnet`, a `hostNetwork: true` pod, which shares the host's network
+ * namespace as upstream (cri-shim/port-forward.ts), so a TCP server on the host's 127.0.0.1 is a
+ * server in that pod.
  */
 import { jest } from '@jest/globals';
 import { once } from 'node:events';
@@ -14,6 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
 import { startLab, type Lab } from '../lab/lab.js';
+import { demoPod, ensurePod, waitForPodRunning } from '../lab/pods.js';
+import { loadClientConfig } from '../kexec/client.js';
 import { start } from '../kexec/test-support/io.js';
 
 jest.setTimeout(60_000);
@@ -28,6 +31,11 @@ let closedPort = 0;
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kexec-lab-'));
   lab = await startLab({ dir: path.join(dir, 'lab'), port: 0, log: () => {} });
+  const cfg = await loadClientConfig({ kubeconfig: lab.kubeconfigPath });
+  const pod = demoPod({ name: 'hostnet' });
+  const spec = { ...pod.spec, hostNetwork: true };
+  await ensurePod(cfg, { ...pod, spec });
+  await waitForPodRunning(cfg, 'default', 'hostnet');
   backend = net.createServer({ allowHalfOpen: true }, (s) => {
     backendSockets.add(s);
     s.on('close', () => backendSockets.delete(s));
@@ -72,7 +80,7 @@ describe.each(['websocket', 'spdy'] as const)('kexec port-forward through the la
         'port-forward',
         '--protocol',
         protocol,
-        'demo',
+        'hostnet',
         `:${backendPort}`,
         `:${closedPort}`,
       ],

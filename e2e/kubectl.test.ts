@@ -13,7 +13,7 @@ import path from 'node:path';
 import pty from 'node-pty';
 import { startLab, type Lab } from '../lab/lab.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
-import { waitForPort } from './support/processes.js';
+import { waitForPodPort, waitForPort } from './support/processes.js';
 import { E2E_RUNTIMES, podYaml, STTY_SIZE_SOON } from './support/runtimes.js';
 
 describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
@@ -45,9 +45,14 @@ describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
       '--timeout=60s',
     ]);
     expect(ready.stderr).toBe('');
-    // The pod's own address: a containerd pod has a network namespace of its own.
-    const ip = await admin.run(['get', 'pod', 'web', '-o', 'jsonpath={.status.podIP}']);
-    await waitForPort(WEB_PORT, 15_000, ip.stdout.toString());
+    // Every pod has a network namespace of its own: a containerd pod is reached at its address,
+    // a cri-shim pod (loopback only) is probed from inside.
+    if (runtime === 'cri-shim') {
+      await waitForPodPort(lab.kubeconfigPath, 'web', WEB_PORT);
+    } else {
+      const ip = await admin.run(['get', 'pod', 'web', '-o', 'jsonpath={.status.podIP}']);
+      await waitForPort(WEB_PORT, 15_000, ip.stdout.toString());
+    }
   }, 120_000);
 
   afterAll(async () => {

@@ -98,12 +98,18 @@ async function api<T>(method: string, p: string, body?: unknown): Promise<{ code
 const getPod = async (name: string): Promise<Pod> =>
   (await api<Pod>('GET', `/api/v1/namespaces/default/pods/${name}`)).body;
 
-async function createPod(name: string, c: Partial<Container>, restartPolicy?: string): Promise<void> {
+async function createPod(
+  name: string,
+  c: Partial<Container>,
+  restartPolicy?: string,
+  hostNetwork?: boolean,
+): Promise<void> {
   const res = await api('POST', '/api/v1/namespaces/default/pods', {
     metadata: { name, namespace: 'default' },
     spec: {
       nodeName: 'node-1',
       ...(restartPolicy ? { restartPolicy } : {}),
+      ...(hostNetwork ? { hostNetwork } : {}),
       containers: [{ name: 'main', image: 'busybox', ...c }],
     },
   });
@@ -189,14 +195,15 @@ describe('port-forward through the kubelet and the apiserver to the real cri-shi
   let srv: net.Server;
   const sockets = new Set<net.Socket>();
   beforeAll(async () => {
-    // The shim's pods share the host network (cri-shim/port-forward.ts): a host listener is "in the pod".
+    // A hostNetwork pod shares the host's network namespace, as upstream: a host listener is "in
+    // the pod" (other pods have their own loopback: e2e/pod-isolation.test.ts).
     srv = net.createServer((s) => {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
       s.on('data', (d: Buffer) => s.write(`pong:${d.toString()}`));
     });
     target = await listen(srv);
-    await createPod('web', {});
+    await createPod('web', {}, undefined, true);
     await waitFor('web Running', async () => (await getPod('web')).status?.phase === 'Running');
   });
   afterAll(async () => {

@@ -36,6 +36,7 @@ import type { EventRecorder } from './event-recorder.js';
 import { podReference } from '../shared/events.js';
 import type { ImageError, ImageManager } from './image-manager.js';
 import { byNewest } from './runtime-lookup.js';
+import { containerLinuxConfig, sandboxLinuxConfig, verifyRunAsNonRoot } from './security-context.js';
 import type { Logger } from '../shared/logging.js';
 
 /** The CRI calls the kubelet makes; the real client, or a fake in tests. */
@@ -338,7 +339,7 @@ export class KubeRuntimeManager {
       // one without a UTS namespace of the pod's own).
       ...(pod.spec.hostNetwork ? {} : { hostname: pod.spec.hostname ?? name! }),
       ...(logDirectory ? { log_directory: logDirectory } : {}),
-      linux: { security_context: { namespace_options: namespacesForPod(pod) } },
+      linux: sandboxLinuxConfig(pod, namespacesForPod(pod)),
       labels: {
         ...pod.metadata.labels,
         [KubernetesPodNameLabel]: name!,
@@ -358,6 +359,8 @@ export class KubeRuntimeManager {
     attempt: number,
   ): Promise<ContainerSyncError | undefined> {
     if (!spec.image) return { reason: 'CreateContainerConfigError', message: 'no image specified' };
+    const nonRoot = verifyRunAsNonRoot(pod, spec);
+    if (nonRoot) return { reason: 'CreateContainerConfigError', message: nonRoot };
     const ensured = await this.images.ensureImageExists(pod, spec, sandboxConfig);
     if ('error' in ensured) return ensured.error;
     this.event(
@@ -394,7 +397,7 @@ export class KubeRuntimeManager {
           stdin: spec.stdin ?? false,
           stdin_once: spec.stdinOnce ?? false,
           tty: spec.tty ?? false,
-          linux: { security_context: { namespace_options: namespacesForPod(pod) } },
+          linux: containerLinuxConfig(pod, spec, namespacesForPod(pod)),
         },
       }));
     } catch (err) {

@@ -216,13 +216,20 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       stop: async () => {
         await dashboard?.close();
         await group.stop().finally(() => lock.release());
+        removeSocketDir(plan);
       },
     };
   } catch (err) {
     await group.abandon();
     lock.release();
+    removeSocketDir(plan);
     throw err;
   }
+}
+
+/** The private directory of the CRI sockets of a long lab dir (plan.ts), once the shims are gone. */
+function removeSocketDir(plan: LabPlan): void {
+  if (plan.socketDir) fs.rmSync(plan.socketDir, { recursive: true, force: true });
 }
 
 /** The lab CA in `DIR/pki` (made at first start, kept after) and the apiserver's serving certificate. */
@@ -283,6 +290,11 @@ async function startRuntimesAndApiServer(
       ),
     ),
   );
+  if (opts.isolation === 'none') {
+    say(
+      'WARNING: --isolation none: pods are NOT isolated; anyone who can exec into a pod is root on this host',
+    );
+  }
   const runtimesReady = plan.nodes.map((n, i) =>
     n.runtime === 'containerd'
       ? startLabContainerd(group, plan, n, pki, opts)

@@ -8,6 +8,7 @@
  * checked before the first component starts).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseKubeletFault, formatKubeletFault } from '../kubelet-sim/fault-injection.js';
 import type { Logger, LoggingFormat } from '../shared/logging.js';
@@ -93,7 +94,12 @@ export function auditLogPath(dir: string): string {
 export type LabRuntime = 'cri-shim' | 'containerd';
 export const LAB_RUNTIMES: readonly LabRuntime[] = ['cri-shim', 'containerd'];
 
-/** The unix socket path limit (sun_path) is 108 bytes; stay below it or use loopback TCP. */
+/**
+ * The unix socket path limit (sun_path) is 108 bytes. A lab dir too long for it gets its sockets
+ * in a private directory (mkdtemp: 0700, owner only) under the temp dir instead: the CRI is never
+ * served over TCP, which any local user and any pod on the host network could reach without
+ * credentials (whoever speaks CRI runs commands as root in every container).
+ */
 const MAX_UNIX_SOCKET_PATH = 100;
 
 /** One kubelet-sim + runtime pair, before it starts. */
@@ -108,7 +114,7 @@ export interface NodePlan {
   kubelet: string;
   /** The cri-shim's `--root`, or containerd's own directory (config, root, state, socket). */
   criRoot: string;
-  /** The cri-shim's `--listen`: a unix socket in the lab dir, or loopback TCP when its path is too long. */
+  /** The cri-shim's `--listen`: a unix socket in the lab dir, or in `socketDir` when that path is too long. */
   criListen: string;
 }
 
@@ -123,6 +129,8 @@ export interface LabPlan {
   nodes: NodePlan[];
   /** The kubelet-sim's `--fault`, checked and spelled as the flag takes it; undefined when off. */
   kubeletFault?: string;
+  /** The private directory holding the CRI sockets of a long lab dir (removed when the lab stops). */
+  socketDir?: string;
   /** The pods' log directories (kubelet-sim `--pod-logs-dir`): `DIR/pod-logs`. */
   podLogsDir: string;
 }
@@ -140,14 +148,13 @@ export function planLab(opts: LabOptions): LabPlan {
   }
   const nodes = Array.from({ length: nodeCount }, (_, i): NodePlan => {
     const suffix = i === 0 ? '' : `-${i + 1}`;
-    const sock = path.join(dir, `cri-shim${suffix}.sock`);
     return {
       name: i === 0 ? nodeName : `node-${i + 1}`,
       runtime,
       criShim: `${runtime}${suffix}`,
       kubelet: `kubelet-sim${suffix}`,
       criRoot: path.join(dir, `${runtime}${suffix}`),
-      criListen: sock.length <= MAX_UNIX_SOCKET_PATH ? `unix://${sock}` : 'tcp://127.0.0.1:0',
+      criListen: `unix://${path.join(dir, `cri-shim${suffix}.sock`)}`,
     };
   });
   if (new Set(nodes.map((n) => n.name)).size !== nodes.length) {
@@ -159,11 +166,19 @@ export function planLab(opts: LabOptions): LabPlan {
     const main = path.join(dist, svc, 'main.js');
     if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
   }
+  // Last, once nothing can fail any more: the private socket directory of a long lab dir.
+  let socketDir: string | undefined;
+  if (nodes.some((n) => n.criListen.length - 'unix://'.length > MAX_UNIX_SOCKET_PATH)) {
+    const tmp = os.tmpdir().length <= 40 ? os.tmpdir() : '/tmp';
+    socketDir = fs.mkdtempSync(path.join(tmp, 'kexec-cri-'));
+    for (const n of nodes) n.criListen = `unix://${path.join(socketDir, path.basename(n.criListen))}`;
+  }
   return {
     dir,
     root,
     dist,
     nodes,
+    socketDir,
     kubeletFault: fault && fault.mode !== 'none' ? formatKubeletFault(fault) : undefined,
     podLogsDir: path.join(dir, 'pod-logs'),
   };

@@ -11,6 +11,7 @@
 import type { Container, KubeObject, Pod } from '../../shared/api/core-v1.js';
 import { jsonEqual } from '../api/json-values.js';
 import type { FieldError } from '../api/errors.js';
+import { validatePodSecurity } from './pod/security-validation.js';
 
 const DNS1123_LABEL_FMT = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
 const DNS1123_SUBDOMAIN_FMT = `${DNS1123_LABEL_FMT}(\\.${DNS1123_LABEL_FMT})*`;
@@ -140,6 +141,7 @@ export function validatePod(pod: Pod): FieldError[] {
     const taken = new Set(containers.map((c) => c.name).filter((n): n is string => typeof n === 'string'));
     errs.push(...validateContainers(init, 'spec.initContainers', taken));
   }
+  errs.push(...validatePodSecurity(pod));
   return errs;
 }
 

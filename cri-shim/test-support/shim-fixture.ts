@@ -4,6 +4,7 @@
  * SPDY, terminal and attach tests.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -18,7 +19,53 @@ export interface ShimFixture {
   sandboxId: string;
   /** Creates and starts a busybox container; returns its id. */
   start(config: Omit<ContainerConfigIn, 'metadata' | 'image'> & { name: string }): Promise<string>;
+  /**
+   * A TCP server where port-forward reaches it: inside the pod (a container of its own) under
+   * bwrap, on the host's loopback under `none`. `echo` sends every byte back and closes when the
+   * client does; `silent` accepts and says nothing.
+   */
+  podServer(kind: 'echo' | 'silent'): Promise<{ port: number; close(): Promise<void> }>;
   close(): Promise<void>;
+}
+
+/** The pod-side server of `podServer`, for the container's python3 (the host's /usr). */
+const POD_SERVER = `
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+def serve(c):
+    while sys.argv[2] == "echo":
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    else:
+        c.recv(1)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+/** A host loopback server (for `--isolation none`, whose pods share the host's network). */
+async function hostServer(kind: 'echo' | 'silent'): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((c) => {
+    sockets.add(c);
+    c.on('close', () => sockets.delete(c));
+    c.on('error', () => {});
+    if (kind === 'echo') c.pipe(c);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const c of sockets) c.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }
 
 export async function startFixture(
@@ -49,6 +96,28 @@ export async function startFixture(
       });
       await rt.startContainer({ container_id });
       return container_id;
+    },
+    async podServer(kind) {
+      if (mode === 'none') return hostServer(kind);
+      const port = 8080;
+      const { container_id } = await rt.createContainer({
+        pod_sandbox_id: sandboxId,
+        config: {
+          metadata: { name: `${kind}-server` },
+          image: { image: 'busybox' },
+          command: ['python3', '-c', POD_SERVER, String(port), kind],
+        },
+      });
+      await rt.startContainer({ container_id });
+      const probe = `import socket; socket.create_connection(("127.0.0.1", ${port}), 1).close()`;
+      const deadline = Date.now() + 10_000;
+      while (
+        (await rt.execSync({ container_id, cmd: ['python3', '-c', probe], timeout: 5 })).exit_code !== 0
+      ) {
+        if (Date.now() > deadline) throw new Error(`the pod's ${kind} server did not listen within 10 s`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return { port, close: async () => void (await rt.removeContainer({ container_id })) };
     },
     async close() {
       rt.close();

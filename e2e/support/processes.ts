@@ -71,9 +71,29 @@ export async function eventually(check: () => boolean, timeoutMs: number, everyM
 }
 
 /**
- * Waits until something accepts TCP connections on 127.0.0.1:`port` (pods share the host's
- * loopback here), like a readiness probe: a pod is Running once its process starts, before the
- * process listens.
+ * Waits until something accepts TCP connections on 127.0.0.1:`port` inside pod `pod` of the
+ * cri-shim (its own network namespace: the host cannot see it), like a readiness probe: a pod is
+ * Running once its process starts, before the process listens. Probes with `kexec` and the
+ * container's `node` (the host's /usr).
+ */
+export async function waitForPodPort(
+  kubeconfig: string,
+  pod: string,
+  port: number,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const probe = `require('net').connect(${port}, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))`;
+  const deadline = Date.now() + timeoutMs;
+  while ((await runKexec(['--kubeconfig', kubeconfig, pod, '--', 'node', '-e', probe])).code !== 0) {
+    if (Date.now() > deadline)
+      throw new Error(`nothing listens on 127.0.0.1:${port} in pod ${pod} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Waits until something accepts TCP connections on `host`:`port` from the host (a containerd
+ * pod's address on the CNI bridge), like a readiness probe.
  */
 export async function waitForPort(port: number, timeoutMs = 15_000, host = '127.0.0.1'): Promise<void> {
   const net = await import('node:net');

@@ -60,10 +60,35 @@ export interface Container {
   stdin?: boolean;
   stdinOnce?: boolean;
   tty?: boolean;
+  securityContext?: SecurityContext;
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   /** `Always`, `IfNotPresent` or `Never`; defaulted by the image manager when unset. */
   imagePullPolicy?: string;
   [field: string]: unknown;
+}
+
+export interface SeccompProfile {
+  type: 'RuntimeDefault' | 'Unconfined' | 'Localhost';
+  localhostProfile?: string;
+}
+
+export interface SecurityContext {
+  privileged?: boolean;
+  capabilities?: { add?: string[]; drop?: string[] };
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  seccompProfile?: SeccompProfile;
+}
+
+export interface PodSecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  supplementalGroups?: number[];
+  seccompProfile?: SeccompProfile;
 }
 
 export interface PodSpec {
@@ -71,6 +96,7 @@ export interface PodSpec {
   containers: Container[];
   initContainers?: Container[];
   ephemeralContainers?: Container[];
+  securityContext?: PodSecurityContext;
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   hostname?: string;
   /** The node's network, PID and IPC namespaces instead of the pod's own. */

@@ -46,10 +46,7 @@ export interface PodSandboxConfig {
   log_directory: string;
   labels: Labels;
   annotations: Labels;
-  linux: {
-    cgroup_parent: string;
-    security_context: { namespace_options: NamespaceOption | null } | null;
-  } | null;
+  linux: LinuxPodSandboxConfig | null;
 }
 export interface PodSandboxConfigIn {
   metadata: Partial<PodSandboxMetadata> & { name: string };
@@ -57,7 +54,60 @@ export interface PodSandboxConfigIn {
   log_directory?: string;
   labels?: Labels;
   annotations?: Labels;
-  linux?: { cgroup_parent?: string; security_context?: { namespace_options?: NamespaceOptionIn } };
+  linux?: In<LinuxPodSandboxConfig>;
+}
+
+// ---- Linux security and resources ----
+
+/** A message as we send it: every field optional, sub-messages too. */
+export type In<T> = { [K in keyof T]?: T[K] extends (infer E)[] ? E[] : In<NonNullable<T[K]>> | T[K] };
+
+/** Int64Value: set (even to 0) or absent (null). */
+export interface Int64Value {
+  value: number;
+}
+export interface SecurityProfile {
+  profile_type: 'RuntimeDefault' | 'Unconfined' | 'Localhost';
+  localhost_ref: string;
+}
+export interface LinuxSandboxSecurityContext {
+  namespace_options: NamespaceOption | null;
+  run_as_user: Int64Value | null;
+  readonly_rootfs: boolean;
+  supplemental_groups: number[];
+  privileged: boolean;
+  run_as_group: Int64Value | null;
+  seccomp: SecurityProfile | null;
+}
+export interface LinuxPodSandboxConfig {
+  cgroup_parent: string;
+  security_context: LinuxSandboxSecurityContext | null;
+}
+export interface Capability {
+  add_capabilities: string[];
+  drop_capabilities: string[];
+}
+export interface LinuxContainerSecurityContext {
+  capabilities: Capability | null;
+  privileged: boolean;
+  namespace_options: NamespaceOption | null;
+  run_as_user: Int64Value | null;
+  run_as_username: string;
+  readonly_rootfs: boolean;
+  supplemental_groups: number[];
+  no_new_privs: boolean;
+  run_as_group: Int64Value | null;
+  seccomp: SecurityProfile | null;
+}
+export interface LinuxContainerResources {
+  cpu_period: number;
+  cpu_quota: number;
+  cpu_shares: number;
+  memory_limit_in_bytes: number;
+}
+export interface LinuxContainerConfig {
+  resources: LinuxContainerResources | null;
+  security_context: LinuxContainerSecurityContext | null;
 }
 
 export interface RunPodSandboxRequest {
@@ -142,7 +192,7 @@ export interface ContainerConfig {
   stdin: boolean;
   stdin_once: boolean;
   tty: boolean;
-  linux: { security_context: { namespace_options: NamespaceOption | null } | null } | null;
+  linux: LinuxContainerConfig | null;
 }
 export interface ContainerConfigIn {
   metadata: { name: string; attempt?: number };
@@ -157,7 +207,7 @@ export interface ContainerConfigIn {
   stdin?: boolean;
   stdin_once?: boolean;
   tty?: boolean;
-  linux?: { security_context?: { namespace_options?: NamespaceOptionIn } };
+  linux?: In<LinuxContainerConfig>;
 }
 
 export interface CreateContainerRequest {
