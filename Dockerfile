@@ -14,7 +14,7 @@
 # The arg is declared in the build stage only: neither it nor the CA is in the final image.
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends g++ make python3 \
+  && apt-get install -y --no-install-recommends g++ make python3 libseccomp-dev \
   && rm -rf /var/lib/apt/lists/*
 # node-gyp builds against this Node's own headers (the image has them) instead of downloading them.
 ENV npm_config_nodedir=/usr/local
@@ -30,7 +30,8 @@ RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
   && npm rebuild node-pty \
   && rm -rf node_modules/node-pty/build/Release/obj.target node_modules/node-pty/build/Release/.deps
 COPY . .
-RUN npm run build \
+# The cri-shim's native helper (namespaces, capabilities, seccomp) must build: no silent fallback.
+RUN KEXEC_REQUIRE_NATIVE=1 npm run build \
   && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
   && mkdir /out \
   && cp -a package.json bin dist node_modules /out/ \

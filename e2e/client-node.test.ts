@@ -159,18 +159,27 @@ describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
     }, 50_000);
 
     it('tty: the command sees the size from the TerminalSizeQueue, and a resize', async () => {
+      // containerd applies a resize on its own schedule (through the shim), so the line on stdin
+      // may arrive first: ask (bounded) until the size has changed.
+      const STTY_RESIZED_SOON =
+        'for i in $(seq 1 100); do s=$(stty size); [ "$s" != "40 132" ] && break; sleep 0.05; done; echo "$s"';
       const term = new TerminalSink(132, 40);
       const stdin = new PassThrough();
-      const res = await clientExec(kc, 'demo', ['sh', '-c', `${STTY_SIZE_SOON}; tty; read x; stty size`], {
-        stdin,
-        terminal: term,
-        onOpen: async () => {
-          await term.waitFor((t) => /^\/dev\/pts\/\d+\r?$/m.test(t), 10_000, 'the tty line');
-          // client-node sends {"height":30,"width":100} on channel 4, then the line on channel 0.
-          term.resize(100, 30);
-          stdin.write('\n');
+      const res = await clientExec(
+        kc,
+        'demo',
+        ['sh', '-c', `${STTY_SIZE_SOON}; tty; read x; ${STTY_RESIZED_SOON}`],
+        {
+          stdin,
+          terminal: term,
+          onOpen: async () => {
+            await term.waitFor((t) => /^\/dev\/pts\/\d+\r?$/m.test(t), 10_000, 'the tty line');
+            // client-node sends {"height":30,"width":100} on channel 4, then the line on channel 0.
+            term.resize(100, 30);
+            stdin.write('\n');
+          },
         },
-      });
+      );
       expect(res.exitCode).toBe(0);
       const lines = res.stdout
         .toString()

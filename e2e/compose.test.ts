@@ -141,7 +141,7 @@ describeDocker('docker-compose.yml on a real Docker engine', () => {
     const r = await inImage(
       'timeout 60 node dist/cri-shim/main.js --listen unix:///tmp/cri.sock --root /tmp/cri 2>&1 | grep -m1 -e "NOT isolated" -e READY',
     );
-    expect(r.stdout).toContain('bubblewrap (bwrap) is not usable here: containers are NOT isolated');
+    expect(r.stdout).toContain('Containers are NOT isolated: processes run on the host');
   });
 
   it('real kubectl on the host execs through the published port (the certificate names localhost)', async () => {

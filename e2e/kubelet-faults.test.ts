@@ -9,17 +9,18 @@
  * fault connection carried, and answers any extra one, so a splice would show on both ends.
  *
  * One lab: it starts with `kubeletFault` (the first mode, through the lab's own option), and only
- * the kubelet-sim is restarted with another `--fault` for each later mode. Needs `npm run build`.
+ * the kubelet-sim is switched to each later mode at run time (`/debug/flags/fault`). Needs `npm run build`.
  */
 import { parseLogRecord } from '../shared/logging.js';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import https from 'node:https';
 import tls from 'node:tls';
 import { startLab, type Lab } from '../lab/lab.js';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
-import { launchSpecOf, restart, waitUntil, type Restarted } from './support/faults.js';
+import { waitUntil } from './support/faults.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 
 let dir = '';
@@ -31,9 +32,6 @@ const logs: string[] = [];
 let target: net.Server;
 let targetUrl = '';
 let targetConnections = 0;
-
-/** The kubelet-sim serving now: the lab's own, then a restarted one per mode. */
-let kubelet: { pid: number; restarted?: Restarted };
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kubelet-faults-'));
@@ -49,11 +47,9 @@ beforeAll(async () => {
     log: (l) => logs.push(l),
   });
   ca = fs.readFileSync(lab.caFile!);
-  kubelet = { pid: lab.pids['kubelet-sim']! };
 }, 90_000);
 
 afterAll(async () => {
-  await kubelet?.restarted?.stop();
   await lab?.stop();
   if (target) await closeServer(target);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -71,22 +67,32 @@ const kubeletLines = () =>
     .filter((l): l is string => typeof l === 'string');
 const answered = () => kubeletLines().filter((l) => / answered (GET|POST) \//.test(l));
 
-/** Stops the kubelet-sim now serving and starts it again, same argv, with `--fault value`. */
-async function switchFault(value: string): Promise<void> {
-  const spec = launchSpecOf(kubelet.pid);
-  const i = spec.argv.indexOf('--fault');
-  if (i >= 0) spec.argv.splice(i, 2);
-  spec.argv.push('--fault', value);
-  if (kubelet.restarted) {
-    await kubelet.restarted.stop();
-  } else {
-    process.kill(kubelet.pid, 'SIGTERM');
-    expect(await waitUntil(() => !fs.existsSync(`/proc/${kubelet.pid}`), 10_000)).toBe(true);
-  }
-  const restarted = await restart(spec, (chunk) => {
-    for (const line of chunk.split('\n')) logs.push(`[kubelet-sim] ${line}`);
-  });
-  kubelet = { pid: restarted.child.pid!, restarted };
+/**
+ * Switches the lab's kubelet-sim to another fault drill at run time, as the dashboard does:
+ * `PUT /debug/flags/fault` through the apiserver's node proxy, as the admin. (Restarting the
+ * kubelet-sim with another `--fault` no longer works: the lab's supervisor brings its own back.)
+ */
+async function switchFault(value: string): Promise<string> {
+  const url = new URL(`/api/v1/nodes/node-1/proxy/debug/flags/fault`, lab.apiserverUrl);
+  const call = (method: string, body?: string) =>
+    new Promise<{ code: number; text: string }>((resolve, reject) => {
+      const req = https.request(
+        url,
+        { method, ca, headers: { Authorization: `Bearer ${lab.adminToken}`, 'Content-Type': 'text/plain' } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ code: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const put = await call('PUT', value);
+  expect(put.code).toBe(200);
+  const now = await call('GET');
+  expect(now.code).toBe(200);
+  return now.text.trim();
 }
 
 /** Waits (bounded) for the kubelet-sim to log the end of the fault connection `answeredLine` names. */
@@ -177,10 +183,13 @@ const MODES: Mode[] = [
 
 describe.each(MODES.map((m, i) => [m.mode, m, i] as const))('kubelet-sim --fault %s', (_name, m, index) => {
   beforeAll(async () => {
-    // The lab started in the first mode (LabOptions.kubeletFault); later ones restart the kubelet.
-    if (index > 0) await switchFault(m.flag());
-    const argv = fs.readFileSync(`/proc/${kubelet.pid}/cmdline`, 'utf8').split('\0');
-    expect(argv.slice(argv.indexOf('--fault'), argv.indexOf('--fault') + 2)).toEqual(['--fault', m.flag()]);
+    // The lab started in the first mode (LabOptions.kubeletFault); later ones switch at run time.
+    if (index > 0) {
+      expect(await switchFault(m.flag())).toBe(m.flag());
+    } else {
+      const argv = fs.readFileSync(`/proc/${lab.pids['kubelet-sim']}/cmdline`, 'utf8').split('\0');
+      expect(argv.slice(argv.indexOf('--fault'), argv.indexOf('--fault') + 2)).toEqual(['--fault', m.flag()]);
+    }
   }, 30_000);
 
   it.each(KUBECTL_CLIENTS.map((c, i) => [c.name, c, i] as const))(
