@@ -16,7 +16,7 @@ import path from 'node:path';
 import { startLab, type Lab } from '../lab/lab.js';
 import { packageRoot } from '../shared/package-root.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
-import { collect, waitForPort } from './support/processes.js';
+import { collect, waitForPodPort } from './support/processes.js';
 import { podYaml } from './support/runtimes.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -48,7 +48,7 @@ beforeAll(async () => {
     '--timeout=60s',
   ]);
   expect(ready.stderr).toBe('');
-  await waitForPort(WEB_PORT);
+  await waitForPodPort(lab.kubeconfigPath, 'web', WEB_PORT);
 }, 120_000);
 
 afterAll(async () => {
