@@ -194,8 +194,13 @@ describe('a 3-node lab', () => {
       await waitFor(/(^|# )echo-ok\r*$/m, 'echo');
       term.write('stty size\r');
       await waitFor(/(^|# )20 90\r*$/m, 'initial size');
+      // The resize travels kexec (SIGWINCH) → apiserver → kubelet → runtime → pty while the typed
+      // `stty size` may already run: ask again (bounded) until the new size is in.
       term.resize(100, 30);
-      term.write('stty size\r');
+      for (let i = 0; i < 30 && !/(^|# )30 100\r*$/m.test(out); i++) {
+        term.write('stty size\r');
+        await eventually(() => /(^|# )30 100\r*$/m.test(out), 500);
+      }
       await waitFor(/(^|# )30 100\r*$/m, 'resized size');
       term.write('exit\r');
       let timer: NodeJS.Timeout | undefined;
