@@ -91,20 +91,12 @@ const DEFAULTS = {
 /** How long a peer that broke the protocol (or flooded) has to read our GOAWAY. */
 const FAILED_LINGER_MS = 1000;
 
-interface QueuedFrame {
-  /** The frame's bytes; a DATA frame is its head and its payload, written without joining them. */
-  bytes: Buffer | [Buffer, Buffer] | undefined;
-  control: boolean;
-  done: () => void;
-}
-
 export class SpdyConnection extends EventEmitter<ConnectionEvents> implements StreamHost {
   readonly maxDataFrameSize: number;
   private readonly opts: typeof DEFAULTS;
   private readonly streams = new Map<number, SpdyStream>();
   private readonly encoder = new FrameEncoder();
   private readonly parser: FrameParser;
-  private readonly queue: QueuedFrame[] = [];
   private drainWaiters: (() => void)[] = [];
   private readonly blocked = new Set<SpdyStream>();
   private parserBehind = false;
@@ -148,7 +140,7 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('drain', () => this.releaseDrainWaiters());
     // The peer's end (or the socket's loss) takes effect once the parser has handed over every
-    // frame received before it: header blocks decompress asynchronously.
+    // frame received before it.
     const parserDone = new Promise<void>((resolve) => this.parser.once('close', resolve));
     const endOfInput = (reason: CloseReason): void => {
       this.pendingReason ??= reason;
@@ -254,9 +246,9 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
 
   sendFrame(frame: Frame): Promise<void> {
     if (this.closing) return Promise.resolve();
-    let encoded: Buffer | [Buffer, Buffer] | Promise<Buffer>;
+    let bytes: Buffer | [Buffer, Buffer];
     try {
-      encoded =
+      bytes =
         frame.type === 'DATA' && frame.data.length > 0
           ? [dataFrameHead(frame.streamId, frame.data.length, frame.fin), frame.data]
           : this.encoder.encode(frame);
@@ -275,21 +267,7 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
             resolve();
           }
         : resolve;
-      const entry: QueuedFrame = { bytes: undefined, control, done };
-      this.queue.push(entry);
-      if (!(encoded instanceof Promise)) {
-        entry.bytes = encoded;
-        this.pump();
-      } else {
-        encoded.then(
-          (bytes) => {
-            entry.bytes = bytes;
-            this.pump();
-          },
-          (err: unknown) =>
-            this.fail(err instanceof SpdyError ? err : new SpdyError('PROTOCOL_ERROR', String(err))),
-        );
-      }
+      this.write(bytes, control, done);
     });
   }
 
@@ -311,24 +289,21 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
 
   // --- writing ----------------------------------------------------------------------------------
 
-  private pump(): void {
-    while (this.queue.length > 0 && this.queue[0]!.bytes) {
-      const entry = this.queue.shift()!;
-      if (this.closing || this.socket.destroyed || !this.socket.writable) {
-        entry.done();
-        continue;
-      }
-      // Only DATA corks: control frames alone (a burst of PING answers) go out as they come, as
-      // the flood accounting (control-frames.ts) expects.
-      if (!entry.control) this.cork();
-      const bytes = entry.bytes!;
-      const ok = Buffer.isBuffer(bytes) ? this.socket.write(bytes) : this.writeParts(bytes);
-      // "Written" means handed to the socket: for DATA after the uncork, not while the cork holds
-      // it (a caller may destroy the socket once its write is done).
-      if (!ok) this.drainWaiters.push(entry.done);
-      else if (entry.control) entry.done();
-      else this.corkedDone.push(entry.done);
-    }
+  /**
+   * Writes one frame's bytes (a DATA frame as its head and its payload, never joined); `done` runs
+   * once the socket has taken them.
+   */
+  private write(bytes: Buffer | [Buffer, Buffer], control: boolean, done: () => void): void {
+    if (this.socket.destroyed || !this.socket.writable) return done();
+    // Only DATA corks: control frames alone (a burst of PING answers) go out as they come, as
+    // the flood accounting (control-frames.ts) expects.
+    if (!control) this.cork();
+    const ok = Buffer.isBuffer(bytes) ? this.socket.write(bytes) : this.writeParts(bytes);
+    // "Written" means handed to the socket: for DATA after the uncork, not while the cork holds
+    // it (a caller may destroy the socket once its write is done).
+    if (!ok) this.drainWaiters.push(done);
+    else if (control) done();
+    else this.corkedDone.push(done);
   }
 
   private writeParts([head, payload]: [Buffer, Buffer]): boolean {
@@ -502,7 +477,7 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
         type: 'GOAWAY',
         lastGoodStreamId: this.lastRemoteId,
         status: GoAwayStatus.ProtocolError,
-      }) as Buffer;
+      });
       this.socket.write(goaway);
     }
     this.teardown({ by: 'local', message: `protocol error: ${err.message}`, error: err }, FAILED_LINGER_MS);
@@ -516,8 +491,6 @@ export class SpdyConnection extends EventEmitter<ConnectionEvents> implements St
     this.streams.clear();
     this.blocked.clear();
     for (const p of this.pings.values()) p.reject(new SpdyError('CONNECTION_CLOSED', 'connection closed'));
-    for (const q of this.queue) q.done();
-    this.queue.length = 0;
     this.releaseDrainWaiters();
     this.encoder.close();
     this.parser.destroy();

@@ -76,7 +76,7 @@ type State =
 
 export class FrameParser extends Writable {
   private readonly limits: FrameLimits;
-  private readonly decompressor = new HeaderDecompressor();
+  private readonly decompressor: HeaderDecompressor;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private state: State = { kind: 'head' };
@@ -87,24 +87,19 @@ export class FrameParser extends Writable {
   ) {
     super({ highWaterMark: 64 * 1024 });
     this.limits = { ...DEFAULT_FRAME_LIMITS, ...limits };
+    this.decompressor = new HeaderDecompressor(this.limits.maxHeaderBlockSize);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    let pending: Promise<void> | void;
     try {
-      pending = this.drain();
+      this.drain();
     } catch (err) {
       cb(asSpdyError(err));
       return;
     }
-    if (pending)
-      pending.then(
-        () => cb(),
-        (err: unknown) => cb(asSpdyError(err)),
-      );
-    else cb();
+    cb();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -113,9 +108,9 @@ export class FrameParser extends Writable {
     cb(err);
   }
 
-  /** Decodes every complete frame buffered; returns a Promise while a header block decompresses. */
-  private drain(): Promise<void> | void {
-    for (;;) {
+  /** Decodes every complete frame buffered (until a frame's handler destroys the parser). */
+  private drain(): void {
+    while (!this.destroyed) {
       const s = this.state;
       if (s.kind === 'head') {
         if (this.buffered < 8) return;
@@ -138,14 +133,7 @@ export class FrameParser extends Writable {
         if (this.buffered < s.length) return;
         const body = this.take(s.length);
         this.state = { kind: 'head' };
-        const frame = this.readControl(s.type, s.flags, body);
-        if (frame instanceof Promise) {
-          return frame.then((f) => {
-            this.onFrame(f);
-            return this.drain();
-          });
-        }
-        this.onFrame(frame);
+        this.onFrame(this.readControl(s.type, s.flags, body));
       }
     }
   }
@@ -205,7 +193,7 @@ export class FrameParser extends Writable {
     }
   }
 
-  private readControl(type: number, flags: number, body: Buffer): Frame | Promise<Frame> {
+  private readControl(type: number, flags: number, body: Buffer): Frame {
     const fin = (flags & FLAG_FIN) !== 0;
     switch (type) {
       case ControlType.SynStream: {
@@ -214,18 +202,23 @@ export class FrameParser extends Writable {
         const priority = body[8]! >> 5;
         const slot = body[9]!;
         const unidirectional = (flags & FLAG_UNIDIRECTIONAL) !== 0;
-        return this.headers(body.subarray(10), streamId).then((headers) => ({
-          type: 'SYN_STREAM' as const,
-          ...{ streamId, associatedToStreamId, priority, slot, fin, unidirectional, headers },
-        }));
+        const headers = this.headers(body.subarray(10), streamId);
+        return {
+          type: 'SYN_STREAM',
+          streamId,
+          associatedToStreamId,
+          priority,
+          slot,
+          fin,
+          unidirectional,
+          headers,
+        };
       }
       case ControlType.SynReply:
       case ControlType.Headers: {
         const streamId = streamIdAt(body, 0, type === ControlType.SynReply ? 'SYN_REPLY' : 'HEADERS');
-        return this.headers(body.subarray(4), streamId).then((headers) => ({
-          type: type === ControlType.SynReply ? ('SYN_REPLY' as const) : ('HEADERS' as const),
-          ...{ streamId, fin, headers },
-        }));
+        const headers = this.headers(body.subarray(4), streamId);
+        return { type: type === ControlType.SynReply ? 'SYN_REPLY' : 'HEADERS', streamId, fin, headers };
       }
       case ControlType.RstStream: {
         const streamId = streamIdAt(body, 0, 'RST_STREAM');
@@ -273,8 +266,8 @@ export class FrameParser extends Writable {
     }
   }
 
-  private async headers(compressed: Buffer, streamId: number): Promise<SpdyHeaders> {
-    const block = await this.decompressor.decompress(compressed, this.limits.maxHeaderBlockSize);
+  private headers(compressed: Buffer, streamId: number): SpdyHeaders {
+    const block = this.decompressor.decompress(compressed);
     return parseHeaderBlock(block, this.limits, streamId);
   }
 

@@ -4,6 +4,7 @@ import { SPDY3_DICTIONARY } from './dictionary.js';
 import { SpdyError } from './errors.js';
 import { controlFrame, ControlType, dataFrame, FrameEncoder, MAX_STREAM_ID, type Frame } from './frames.js';
 import { encodeHeaderBlock, HeaderCompressor, toSpdyHeaders, type SpdyHeaders } from './header-block.js';
+import { FrameParser } from './frame-parser.js';
 import { encodeAll, mergeData, parseChunks, split } from './test-helpers.js';
 
 const streamId = fc.integer({ min: 1, max: MAX_STREAM_ID });
@@ -158,6 +159,27 @@ describe('frame encoder and parser', () => {
       withBlock(ControlType.SynStream, Buffer.concat([sid(1), sid(0), Buffer.alloc(2)]), compressed),
     ]);
     expect(res.frames[0]).toMatchObject({ type: 'SYN_STREAM', headers: new Map([['port', ['80']]]) });
+  });
+
+  it('decodes header frames within the write that carries them (no thread-pool round trip)', () => {
+    // Stream set-up is SYN_STREAM and SYN_REPLY both ways, in turn for every stream: each header
+    // block waiting on zlib's thread pool made an exec's start wait too (kexec-lab issue 16).
+    const encoder = new FrameEncoder();
+    const syn: Frame = {
+      type: 'SYN_STREAM',
+      ...{ streamId: 1, associatedToStreamId: 0, priority: 0, slot: 0, fin: false, unidirectional: false },
+      headers: toSpdyHeaders({ streamType: 'stdout' }),
+    };
+    const bytes = Buffer.concat([
+      encoder.encode(syn),
+      encoder.encode({ type: 'SYN_REPLY', streamId: 2, fin: false, headers: new Map() }),
+    ]);
+    const frames: Frame[] = [];
+    const parser = new FrameParser((f) => frames.push(f));
+    parser.write(bytes);
+    expect(frames.map((f) => f.type)).toEqual(['SYN_STREAM', 'SYN_REPLY']);
+    expect(frames[0]).toEqual(syn);
+    parser.destroy();
   });
 
   it('hands a large DATA frame over in pieces without buffering it whole', async () => {

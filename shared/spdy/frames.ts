@@ -6,10 +6,9 @@
  * byte layout). A control frame is `1 | version(15) | type(16) | flags(8) | length(24) | payload`;
  * a DATA frame is `0 | stream id(31) | flags(8) | length(24) | payload`.
  *
- * Differences: header-bearing frames (SYN_STREAM, SYN_REPLY, HEADERS) are encoded asynchronously,
- * because Node's zlib streams are asynchronous and the compression context is shared by every
- * frame of the connection; FrameEncoder keeps them in order. Frames spdystream never sends
- * (SETTINGS, WINDOW_UPDATE) can be encoded too, for tests and for peers that want them.
+ * FrameEncoder holds the connection's one header compression context, so header-bearing frames
+ * (SYN_STREAM, SYN_REPLY, HEADERS) must be encoded in the order they are sent. Frames spdystream
+ * never sends (SETTINGS, WINDOW_UPDATE) can be encoded too, for tests and for peers that want them.
  */
 import { SpdyError } from './errors.js';
 import { encodeHeaderBlock, HeaderCompressor, type SpdyHeaders } from './header-block.js';
@@ -235,8 +234,8 @@ function words(...ns: number[]): Buffer {
 export class FrameEncoder {
   private readonly compressor = new HeaderCompressor();
 
-  /** The frame's bytes; a Promise for header-bearing frames (the compression is asynchronous). */
-  encode(frame: Frame): Buffer | Promise<Buffer> {
+  /** The frame's bytes (header blocks are compressed in the connection's one context, in order). */
+  encode(frame: Frame): Buffer {
     switch (frame.type) {
       case 'SYN_STREAM': {
         checkStreamId(frame.streamId, 'SYN_STREAM');
@@ -268,15 +267,10 @@ export class FrameEncoder {
     this.compressor.close();
   }
 
-  private async withHeaders(
-    type: number,
-    flags: number,
-    fixed: Buffer,
-    headers: SpdyHeaders,
-  ): Promise<Buffer> {
+  private withHeaders(type: number, flags: number, fixed: Buffer, headers: SpdyHeaders): Buffer {
     // Encoding the block first: an unsendable header fails before the shared context sees it.
     const block = encodeHeaderBlock(headers);
-    const compressed = await this.compressor.compress(block);
+    const compressed = this.compressor.compress(block);
     return controlFrame(type, flags, Buffer.concat([fixed, compressed]));
   }
 }

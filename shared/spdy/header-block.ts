@@ -15,6 +15,7 @@
  *   spdystream fails the frame; an empty name is an error.
  */
 import zlib from 'node:zlib';
+import { Deflate, Inflate, type ZlibOptions } from 'minizlib';
 import { SPDY3_DICTIONARY } from './dictionary.js';
 import { SpdyError } from './errors.js';
 
@@ -115,41 +116,43 @@ function u32(n: number): Buffer {
 }
 
 /**
- * Runs operations on one zlib stream strictly one after another, each ending with a sync flush,
- * and returns what each produced. The stream is the connection's compression context: once it
- * fails, every later operation fails too.
+ * One zlib stream of the connection (its compression context), run synchronously: each block is
+ * one write ending with a sync flush, and its output is there when the call returns. minizlib
+ * drives Node's zlib binding on this thread, as zlib.deflateSync does, but keeps the context
+ * between blocks. Node's own zlib streams queue every write and flush on the thread pool: a
+ * SYN_STREAM then waited for a pool thread and another turn of the event loop, on both ends, once
+ * per stream and in turn, which on a busy machine was most of the time an exec took to start
+ * (kexec-lab issue 16). A header block is at most a few KiB, compressed or not: too little
+ * work to leave the thread for. Once the context fails, every later operation fails too.
  */
 abstract class ZlibContext {
   private chunks: Buffer[] = [];
   private size = 0;
-  private tail: Promise<unknown> = Promise.resolve();
+  private limit = 0;
   private broken: SpdyError | undefined;
-  private current: { reject: (err: SpdyError) => void; limit: number } | undefined;
 
-  constructor(protected readonly z: zlib.Deflate | zlib.Inflate) {
+  constructor(protected readonly z: Deflate | Inflate) {
     z.on('data', (c: Buffer) => this.onData(c));
-    z.on('error', (err: Error) =>
-      this.fail(new SpdyError('BAD_COMPRESSION', `header compression: ${err.message}`)),
+    z.on('error', (err: unknown) =>
+      this.fail(
+        (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE'
+          ? new SpdyError('HEADER_BLOCK_TOO_LARGE', `header block decompresses past ${this.limit} bytes`)
+          : new SpdyError('BAD_COMPRESSION', `header compression: ${(err as Error).message}`),
+      ),
     );
   }
 
-  protected run(input: Buffer, limit: number): Promise<Buffer> {
-    const op = (): Promise<Buffer> =>
-      new Promise<Buffer>((resolve, reject) => {
-        if (this.broken) return reject(this.broken);
-        this.current = { reject, limit };
-        this.chunks = [];
-        this.size = 0;
-        this.z.write(input);
-        this.z.flush(zlib.constants.Z_SYNC_FLUSH, () => {
-          if (this.broken) return reject(this.broken);
-          this.current = undefined;
-          resolve(Buffer.concat(this.chunks, this.size));
-        });
-      });
-    const result = this.tail.then(op, op);
-    this.tail = result.catch(() => undefined);
-    return result;
+  /** Runs `input` through the context; throws the context's SpdyError once it has failed. */
+  protected run(input: Buffer, limit: number): Buffer {
+    if (this.broken) throw this.broken;
+    this.chunks = [];
+    this.size = 0;
+    this.limit = limit;
+    this.z.write(input);
+    if (this.broken) throw this.broken;
+    const out = Buffer.concat(this.chunks, this.size);
+    this.chunks = [];
+    return out;
   }
 
   close(): void {
@@ -157,11 +160,11 @@ abstract class ZlibContext {
   }
 
   private onData(c: Buffer): void {
-    if (!this.current) return;
+    if (this.broken) return;
     this.size += c.length;
-    if (this.size > this.current.limit) {
+    if (this.size > this.limit) {
       this.fail(
-        new SpdyError('HEADER_BLOCK_TOO_LARGE', `header block decompresses past ${this.current.limit} bytes`),
+        new SpdyError('HEADER_BLOCK_TOO_LARGE', `header block decompresses past ${this.limit} bytes`),
       );
       return;
     }
@@ -172,9 +175,7 @@ abstract class ZlibContext {
     if (this.broken) return;
     this.broken = err;
     this.chunks = [];
-    this.current?.reject(err);
-    this.current = undefined;
-    this.z.destroy();
+    this.z.close();
   }
 }
 
@@ -182,21 +183,29 @@ abstract class ZlibContext {
 export class HeaderCompressor extends ZlibContext {
   constructor() {
     // spdystream compresses with zlib.BestCompression.
-    super(zlib.createDeflate({ dictionary: SPDY3_DICTIONARY, level: 9 }));
+    super(new Deflate(zlibOptions({ dictionary: SPDY3_DICTIONARY, level: 9 })));
   }
 
-  compress(block: Buffer): Promise<Buffer> {
+  compress(block: Buffer): Buffer {
     return this.run(block, Number.MAX_SAFE_INTEGER);
   }
 }
 
-/** The receiving context: decompresses each frame's block, refusing to grow past `maxSize`. */
+/**
+ * The receiving context: decompresses each frame's block, refusing to grow past `maxSize` (zlib's
+ * maxOutputLength stops inflating there, so a small bomb never becomes a big buffer).
+ */
 export class HeaderDecompressor extends ZlibContext {
-  constructor() {
-    super(zlib.createInflate({ dictionary: SPDY3_DICTIONARY }));
+  constructor(private readonly maxSize: number) {
+    super(new Inflate(zlibOptions({ dictionary: SPDY3_DICTIONARY, maxOutputLength: maxSize })));
   }
 
-  decompress(compressed: Buffer, maxSize: number): Promise<Buffer> {
-    return this.run(compressed, maxSize);
+  decompress(compressed: Buffer): Buffer {
+    return this.run(compressed, this.maxSize);
   }
+}
+
+/** Node zlib options for a minizlib stream (whose types know only a few of them); every write ends with a sync flush. */
+function zlibOptions(opts: zlib.ZlibOptions): ZlibOptions {
+  return { ...opts, flush: zlib.constants.Z_SYNC_FLUSH } as ZlibOptions;
 }
