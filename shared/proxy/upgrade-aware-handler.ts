@@ -28,6 +28,7 @@ import {
 } from './hop-headers.js';
 import { backendError, ProxyError } from './proxy-error.js';
 import { splice, type SpliceStats } from './splice.js';
+import { resumingTlsOptions } from '../tls/client-sessions.js';
 
 export interface UpgradeAwareHandlerOptions {
   /** The backend: scheme (http or https), host, port, path and query. */
@@ -293,7 +294,12 @@ export class UpgradeAwareHandler {
       agent: false as const,
       maxHeaderSize: this.opts.maxResponseHeaderBytes,
     };
-    if (loc.protocol === 'https:') return watchDial(https.request({ ...this.opts.tls, ...common }));
+    if (loc.protocol === 'https:') {
+      const t = resumingTlsOptions(this.opts.tls, common.host, common.port);
+      const req = https.request({ ...t.options, ...common });
+      req.once('socket', (s) => t.remember(s as TLSSocket));
+      return watchDial(req);
+    }
     if (loc.protocol !== 'http:') throw new Error(`unsupported backend scheme ${loc.protocol}`);
     return watchDial(http.request(common));
   }

@@ -10,7 +10,8 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import { resumingTlsOptions } from '../tls/client-sessions.js';
 import { readRefusal } from '../httpstream/upgrade-refusal.js';
 import { HEADER_PROTOCOL_VERSION, isSpdyUpgrade, SPDY_31 } from './upgrade.js';
 
@@ -39,9 +40,11 @@ export function dialSpdy(opts: SpdyDialOptions, protocols: readonly string[]): P
   const url = new URL(opts.url.replace(/^ws(s?):/, 'http$1:'));
   const request = url.protocol === 'https:' ? https.request : http.request;
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  const secure =
+    url.protocol === 'https:' ? resumingTlsOptions(opts.tls, url.hostname, url.port || 443) : undefined;
   return new Promise((resolve, reject) => {
     const req = request(url, {
-      ...(url.protocol === 'https:' ? opts.tls : {}),
+      ...secure?.options,
       method: 'POST',
       agent: false,
       headers: {
@@ -51,6 +54,7 @@ export function dialSpdy(opts: SpdyDialOptions, protocols: readonly string[]): P
         [HEADER_PROTOCOL_VERSION]: [...protocols],
       },
     });
+    if (secure) req.once('socket', (s) => secure.remember(s as TLSSocket));
     const timer = setTimeout(
       () => req.destroy(new Error(`upgrade timed out after ${timeoutMs} ms`)),
       timeoutMs,
