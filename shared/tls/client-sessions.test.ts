@@ -44,7 +44,7 @@ beforeAll(async () => {
     seen.push({
       reused: s.isSessionReused(),
       authorized: s.authorized,
-      cn: s.getPeerCertificate().subject?.CN,
+      cn: [s.getPeerCertificate().subject?.CN ?? []].flat()[0],
     });
     socket.end(
       `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\n\r\n`,
