@@ -122,10 +122,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+// A failure rejects the top-level await: Node prints it and exits 1.
+await main();
+// Nothing may keep the process up once the figures are out.
+process.exit(0);
