@@ -30,6 +30,13 @@ export interface SpdyClientOptions extends ChannelClientOptions {
   /** How long each stream may wait for the server's SYN_REPLY (client-go: 30 s). */
   streamCreationTimeoutMs?: number;
   connection?: Omit<SpdyConnectionOptions, 'role' | 'head'>;
+  /**
+   * Hand back the result as soon as the exit status is in, and let the connection's close (GOAWAY
+   * both ways, the FINs) finish on its own. For the StreamTranslator, whose client is waiting for
+   * that Status: the close is one more round trip across every hop behind it (kexec-lab issue 16).
+   * By default the result comes once the connection is closed, so a CLI can exit right after it.
+   */
+  resultBeforeClose?: boolean;
 }
 
 const MAX_STATUS_BYTES = 1024 * 1024;
@@ -100,7 +107,8 @@ export async function runSpdyClient(opts: SpdyClientOptions): Promise<ChannelCli
   } finally {
     unsubscribe?.();
     opts.signal?.removeEventListener('abort', abort);
-    await conn.close();
+    const closed = conn.close();
+    if (!opts.resultBeforeClose) await closed;
   }
 }
 

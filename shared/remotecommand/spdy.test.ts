@@ -118,6 +118,41 @@ describe('remotecommand over SPDY/3.1', () => {
     expect(res.status).toMatchObject({ reason: 'NonZeroExitCode' });
   });
 
+  it('with resultBeforeClose hands back the Status before the connection has finished closing', async () => {
+    // A hop between client and runtime that passes the runtime's FIN on only after a while (a far,
+    // busy chain): the result must not wait for it (the StreamTranslator's client waits for it).
+    const { port } = await server((s, q) => cat(s, q));
+    let finPassed = false;
+    const relaySockets = new Set<net.Socket>();
+    // Half-open allowed: the client's FIN must not bring the relay's own FIN forward.
+    const relay = net.createServer({ allowHalfOpen: true }, (c) => {
+      const b = net.connect(port, '127.0.0.1');
+      relaySockets.add(c).add(b);
+      c.pipe(b);
+      b.on('data', (d: Buffer) => c.write(d));
+      b.on('end', () => {
+        const t = setTimeout(() => {
+          finPassed = true;
+          c.end();
+        }, 3000);
+        c.once('close', () => clearTimeout(t));
+      });
+      for (const s of [b, c]) s.on('error', () => {});
+    });
+    const relayPort = await listen(relay);
+    cleanups.push(() => closeServer(relay, relaySockets));
+    const out = sink();
+    const res = await runSpdyClient({
+      url: `http://127.0.0.1:${relayPort}/exec?input=1&output=1&code=4`,
+      stdin: Readable.from([Buffer.from('hi')]),
+      stdout: out.stream,
+      resultBeforeClose: true,
+    });
+    expect(res.exitCode).toBe(4);
+    expect(out.text()).toBe('hi');
+    expect(finPassed).toBe(false);
+  });
+
   it('hands back the exit status only once a slow local writer has taken in all the output', async () => {
     const chunk = Buffer.alloc(16 * 1024, 'x');
     const { url } = await server(async (s) => {

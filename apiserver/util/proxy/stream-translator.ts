@@ -102,6 +102,8 @@ export class StreamTranslatorHandler implements ConnectHandler {
         return () => (forward = undefined);
       },
       signal: gone.signal,
+      // The Status goes to the client while the kubelet connection closes behind it.
+      resultBeforeClose: true,
     }).then(
       // The kubelet's output has ended; what the throttles still hold goes out before the Status.
       async (result) => {
