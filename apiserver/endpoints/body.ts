@@ -5,7 +5,7 @@
  * Mirrors k8s.io/apiserver `pkg/endpoints/handlers/rest.go` (limitedReadBody, the 3 MiB default
  * `--max-request-body-bytes`) and `patch.go` (the accepted patch types): JSON merge patch
  * (RFC 7386), strategic merge patch (strategic-merge-patch.ts, lists merged by key) and JSON
- * patch; server-side apply's `application/apply-patch+yaml` is handlers/apply.ts. Objects come as JSON or YAML, and as protobuf for the few kinds typed clients send so
+ * patch. Server-side apply (the apply-patch+yaml type) is handlers/apply.ts. Objects come as JSON or YAML, and as protobuf for the few kinds typed clients send so
  * (protobuf.ts).
  */
 import type { IncomingMessage } from 'node:http';

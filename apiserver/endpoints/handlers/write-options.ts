@@ -6,8 +6,9 @@
  * patch`.
  *
  * Mirrors apimachinery `pkg/apis/meta/v1/validation/validation.go` (ValidateCreateOptions,
- * ValidateUpdateOptions, ValidatePatchOptions, ValidateFieldManager, FieldManagerMaxLength) and
- * k8s.io/apiserver `pkg/endpoints/handlers/rest.go` (managerOrUserAgent, prefixFromUserAgent).
+ * ValidateUpdateOptions, ValidatePatchOptions, ValidateFieldManager, FieldManagerMaxLength).
+ * Mirrors k8s.io/apiserver `pkg/endpoints/handlers/rest.go` too (managerOrUserAgent,
+ * prefixFromUserAgent).
  */
 import type { IncomingMessage } from 'node:http';
 import { badRequest, invalid, type FieldError } from '../../api/errors.js';

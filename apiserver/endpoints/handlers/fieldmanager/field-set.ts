@@ -6,8 +6,8 @@
  *
  * Mirrors structured-merge-diff `fieldpath/set.go` (Set: Union, Difference, Intersection, Empty),
  * `fieldpath/serialize.go` / `serialize-pe.go` (the FieldsV1 JSON form) and `fieldpath/path.go`
- * (Path.String: `.spec.containers[name="c"].image`, the form conflict messages print), and
- * apimachinery `pkg/util/managedfields/internal/fields.go` (decoding FieldsV1). Differences: the
+ * (Path.String: `.spec.containers[name="c"].image`, the form conflict messages print). Mirrors
+ * apimachinery `pkg/util/managedfields/internal/fields.go` too (decoding FieldsV1). Differences: the
  * elements stay in their encoded string form (no PathElement structs), and a decoded set deeper
  * than MAX_DEPTH is refused rather than walked.
  */
