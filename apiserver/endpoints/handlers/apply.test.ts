@@ -54,6 +54,16 @@ describe('server-side apply', () => {
     const res = await apply('ssa-b', pod('ssa-b', { labels: { app: 'two' } }), 'fieldManager=mgr1');
     expect(res.code).toBe(200);
     expect(res.body.metadata.labels).toEqual({ app: 'two' });
+    // managedFields a client writes are kept (kubectl's client-side → server-side migration
+    // does so): date the applier's entry back, then apply the same again. Nothing changes: no new
+    // resourceVersion, the entry keeps its time.
+    const current = res.body;
+    entry(current, 'mgr1').time = '2020-01-01T00:00:00Z';
+    const put = await api(server, 'PUT', `${PODS}/ssa-b`, { body: current });
+    expect(entry(put.body, 'mgr1').time).toBe('2020-01-01T00:00:00Z');
+    const again = await apply('ssa-b', pod('ssa-b', { labels: { app: 'two' } }), 'fieldManager=mgr1');
+    expect(again.body.metadata.resourceVersion).toBe(put.body.metadata.resourceVersion);
+    expect(entry(again.body, 'mgr1').time).toBe('2020-01-01T00:00:00Z');
   });
 
   it('a second manager changing an owned field gets 409 with FieldManagerConflict causes; force takes it', async () => {

@@ -18,7 +18,7 @@
 import { StatusError } from '../../../../shared/status.js';
 import type { KubeObject } from '../../../../shared/api/core-v1.js';
 import { badRequest } from '../../../api/errors.js';
-import { isRecord } from '../../../api/json-values.js';
+import { isRecord, jsonEqual } from '../../../api/json-values.js';
 import { OBJECT_PATCH_META, PATCH_META, type PatchMeta } from '../../../api/patch-meta.js';
 import { timestamp } from '../../../registry/object-meta.js';
 import { conflictError } from './conflict.js';
@@ -198,8 +198,10 @@ export function applyObject(
     if (err instanceof Conflicts) throw conflictError(err.conflicts);
     throw err;
   }
-  managed.times.set(id, timestamp());
   const object = result.object as KubeObject;
+  // A no-op apply leaves its time alone, so that the store need not write (SMD returns no object).
+  const typeless = (o: object) => ({ ...o, kind: undefined, apiVersion: undefined });
+  if (!live || !jsonEqual(typeless(before as object), typeless(object))) managed.times.set(id, timestamp());
   const entries = encodeManagedFields({ fields: result.managers, times: managed.times });
   if (entries) object.metadata.managedFields = entries;
   return object;

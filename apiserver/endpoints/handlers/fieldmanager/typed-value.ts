@@ -199,15 +199,19 @@ export function merge(live: unknown, config: unknown, meta: PatchMeta | undefine
     if (lt.kind === 'atomic' || !Array.isArray(live)) return structuredClone(config);
     const out = structuredClone(live);
     if (lt.kind === 'set') {
-      for (const x of config) if (!out.some((y) => jsonEqual(x, y))) out.push(structuredClone(x));
+      const present = new Set(out.map(valueElement));
+      for (const x of config) {
+        if (!present.has(valueElement(x))) out.push(structuredClone(x));
+        present.add(valueElement(x));
+      }
       return out;
     }
-    const liveKeys = [...byKey(out, lt, []).keys()];
+    const index = new Map([...byKey(out, lt, []).keys()].map((pe, i) => [pe, i]));
     for (const [pe, item] of byKey(config, lt, [])) {
-      const i = liveKeys.indexOf(pe);
-      const merged = merge(i >= 0 ? out[i] : undefined, item, itemMeta(meta), depth + 1);
-      if (i >= 0) out[i] = merged;
-      else out.push(merged);
+      const i = index.get(pe);
+      const merged = merge(i === undefined ? undefined : out[i], item, itemMeta(meta), depth + 1);
+      if (i === undefined) out.push(merged);
+      else out[i] = merged;
     }
     return out;
   }
