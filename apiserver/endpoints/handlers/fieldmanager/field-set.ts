@@ -29,18 +29,21 @@ export function isEmpty(s: FieldSet): boolean {
   return !s.member && s.children.size === 0;
 }
 
-/** Adds one path (a list of encoded elements) to the set, in place. */
+/** Adds one path (a list of encoded elements) to a set being built, in place. */
 export function insert(s: FieldSet, path: readonly string[]): void {
   let node = s;
-  for (const pe of path) {
-    let child = node.children.get(pe);
-    if (!child) {
-      child = emptySet();
-      node.children.set(pe, child);
-    }
-    node = child;
-  }
+  for (const pe of path) node = descend(node, pe);
   node.member = true;
+}
+
+/** The child at `pe` of a set being built, made when missing. */
+export function descend(s: FieldSet, pe: string): FieldSet {
+  let c = s.children.get(pe);
+  if (!c) {
+    c = emptySet();
+    s.children.set(pe, c);
+  }
+  return c;
 }
 
 /** The node for a path prefix, if the set has one. */
@@ -48,38 +51,44 @@ export function child(s: FieldSet, pe: string): FieldSet | undefined {
   return s.children.get(pe);
 }
 
+// A set is never changed once built (only insert and descend build), so results share the
+// subtrees an operation leaves alone instead of copying them.
+
 export function union(a: FieldSet, b: FieldSet): FieldSet {
-  const out: FieldSet = { member: a.member || b.member, children: new Map() };
-  for (const [pe, c] of a.children)
-    out.children.set(pe, b.children.has(pe) ? union(c, b.children.get(pe)!) : copy(c));
-  for (const [pe, c] of b.children) if (!a.children.has(pe)) out.children.set(pe, copy(c));
+  if (isEmpty(b)) return a;
+  if (isEmpty(a)) return b;
+  const out: FieldSet = { member: a.member || b.member, children: new Map(a.children) };
+  for (const [pe, c] of b.children) {
+    const mine = a.children.get(pe);
+    out.children.set(pe, mine ? union(mine, c) : c);
+  }
   return out;
 }
 
 /** The members of `a` that are not members of `b`. */
 export function difference(a: FieldSet, b: FieldSet): FieldSet {
-  const out: FieldSet = { member: a.member && !b.member, children: new Map() };
-  for (const [pe, c] of a.children) {
-    const other = b.children.get(pe);
-    const d = other ? difference(c, other) : copy(c);
-    if (!isEmpty(d)) out.children.set(pe, d);
+  if (isEmpty(a) || isEmpty(b)) return a;
+  const out: FieldSet = { member: a.member && !b.member, children: new Map(a.children) };
+  for (const [pe, c] of b.children) {
+    const mine = a.children.get(pe);
+    if (!mine) continue;
+    const d = difference(mine, c);
+    if (isEmpty(d)) out.children.delete(pe);
+    else out.children.set(pe, d);
   }
   return out;
 }
 
 export function intersection(a: FieldSet, b: FieldSet): FieldSet {
   const out: FieldSet = { member: a.member && b.member, children: new Map() };
-  for (const [pe, c] of a.children) {
-    const other = b.children.get(pe);
+  const [small, large] = a.children.size <= b.children.size ? [a, b] : [b, a];
+  for (const [pe, c] of small.children) {
+    const other = large.children.get(pe);
     if (!other) continue;
     const i = intersection(c, other);
     if (!isEmpty(i)) out.children.set(pe, i);
   }
   return out;
-}
-
-function copy(s: FieldSet): FieldSet {
-  return union(s, emptySet());
 }
 
 /** Every member path, parents before children, elements in sorted order. */
@@ -95,12 +104,10 @@ export const fieldElement = (name: string): string => `f:${name}`;
 
 /** A key element: `k:{"containerPort":80,"protocol":"TCP"}`, the key fields in name order. */
 export function keyElement(key: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(
-    Object.keys(key)
-      .sort()
-      .map((k) => [k, key[k]]),
-  );
-  return `k:${JSON.stringify(sorted)}`;
+  const fields = Object.keys(key)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${JSON.stringify(key[k])}`);
+  return `k:{${fields.join(',')}}`;
 }
 
 /** A value element, for an item of a set-typed list: `v:"kubernetes"`. */

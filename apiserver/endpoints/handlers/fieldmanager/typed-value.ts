@@ -16,9 +16,11 @@ import { isRecord, jsonEqual } from '../../../api/json-values.js';
 import type { PatchMeta } from '../../../api/patch-meta.js';
 import {
   child,
+  descend,
   emptySet,
   fieldElement,
   insert,
+  isEmpty,
   keyElement,
   MAX_DEPTH,
   valueElement,
@@ -82,32 +84,44 @@ function byKey(list: unknown[], lt: { keys: string[]; defaults: Obj }, path: str
 /** ToFieldSet: every leaf, every list item, every empty map the value sets. */
 export function toFieldSet(value: unknown, meta: PatchMeta | undefined): FieldSet {
   const out = emptySet();
-  const walk = (v: unknown, m: PatchMeta | undefined, path: string[]): void => {
-    if (path.length > MAX_DEPTH) return insert(out, path);
+  const under = (node: FieldSet, pe: string, fill: (c: FieldSet) => void): void => {
+    const c = descend(node, pe);
+    fill(c);
+    if (isEmpty(c)) node.children.delete(pe); // an empty list sets nothing
+  };
+  const walk = (v: unknown, m: PatchMeta | undefined, node: FieldSet, path: string[]): void => {
+    if (path.length > MAX_DEPTH) {
+      node.member = true;
+      return;
+    }
     if (isRecord(v)) {
       const entries = Object.entries(v).filter(([, x]) => x !== undefined);
-      if (!entries.length && path.length) insert(out, path);
-      for (const [k, x] of entries) walk(x, fieldMeta(m, k), [...path, fieldElement(k)]);
+      if (!entries.length && path.length) node.member = true;
+      for (const [k, x] of entries) {
+        const pe = fieldElement(k);
+        under(node, pe, (c) => walk(x, fieldMeta(m, k), c, [...path, pe]));
+      }
       return;
     }
     if (Array.isArray(v)) {
       const lt = listType(m);
-      if (lt.kind === 'atomic') return insert(out, path);
-      if (lt.kind === 'set') {
-        for (const x of v) insert(out, [...path, valueElement(x)]);
-        return;
-      }
-      for (const [pe, item] of byKey(v, lt, path)) {
-        insert(out, [...path, pe]);
-        for (const [k, x] of Object.entries(item as Obj)) {
-          if (x !== undefined) walk(x, fieldMeta(itemMeta(m), k), [...path, pe, fieldElement(k)]);
+      if (lt.kind === 'atomic') node.member = true;
+      else if (lt.kind === 'set') for (const x of v) descend(node, valueElement(x)).member = true;
+      else {
+        for (const [pe, item] of byKey(v, lt, path)) {
+          const c = descend(node, pe);
+          c.member = true;
+          walk(item, itemMeta(m), c, [...path, pe]);
+          // The item's own path is what `.` says; its fields are below it.
+          c.member = true;
         }
       }
       return;
     }
-    insert(out, path);
+    node.member = true;
   };
-  walk(value, meta, []);
+  walk(value, meta, out, []);
+  out.member = false;
   return out;
 }
 
@@ -136,6 +150,8 @@ export function compare(lhs: unknown, rhs: unknown, meta: PatchMeta | undefined)
       }
       return;
     }
+    // Equal subtrees hold no change: one deep comparison instead of a walk (the common case).
+    if (jsonEqual(l, r)) return;
     const ls = shapeOf(l, path.length);
     const rs = shapeOf(r, path.length);
     // null against a map or list is that container empty (a Go nil slice or map), not a change of kind.

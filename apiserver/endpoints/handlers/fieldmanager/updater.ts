@@ -114,7 +114,9 @@ export function applyConfig(
   const lastSet = managers.get(manager);
   const next: ManagedFields = new Map(managers);
   next.set(manager, { set: opts.ignored(toFieldSet(config, opts.meta)), apiVersion, applied: true });
-  const object = lastSet && !isEmpty(lastSet.set) ? prune(merged, next, lastSet.set, opts.meta) : merged;
+  // Only what it applied before and applies no more can go: usually nothing, and no prune.
+  const dropped = lastSet ? difference(lastSet.set, next.get(manager)!.set) : undefined;
+  const object = dropped && !isEmpty(dropped) ? prune(merged, next, lastSet!.set, opts.meta) : merged;
   const cmp = filtered(compare(liveObject, object, opts.meta), opts.ignored);
   return { object, managers: takeOwnership(cmp, next, manager, force) };
 }
