@@ -11,25 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from '../lab/lab.js';
 import { Kubectl, KUBECTL_CLIENTS, type KubectlClient } from './support/kubectl.js';
-import { LOCAL_IMAGE_POLICY } from './support/runtimes.js';
+import { podYaml } from './support/runtimes.js';
 
-const podManifest = (
-  name: string,
-  labels: Record<string, string>,
-  command = ['sleep', '3600'],
-) => `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${name}
-  labels: ${JSON.stringify(labels)}
-spec:
-  nodeName: node-1
-  containers:
-  - name: main
-    image: busybox
-    imagePullPolicy: ${LOCAL_IMAGE_POLICY}
-    command: ${JSON.stringify(command)}
-`;
+const podManifest = (name: string, labels: Record<string, string>, command = ['sleep', '3600']) =>
+  podYaml(name, command, '', labels);
 
 const CONFLICT_ADVICE = 'Please review the fields above--they currently have other managers.';
 
