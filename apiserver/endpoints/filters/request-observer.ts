@@ -57,6 +57,7 @@ export class ObservedRequest {
   quiet = false;
   /** Written to the audit log (all but health checks and /version). */
   audited = true;
+  private annotations?: Record<string, string>;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -110,6 +111,15 @@ export class ObservedRequest {
     socket.once('close', () => this.complete(code || 500));
   }
 
+  /**
+   * An annotation on the audit Events written from now on (upstream audit.AddAuditAnnotation,
+   * which handlers call to record what they decided; the first value of a key stays).
+   */
+  annotate(key: string, value: string): void {
+    this.annotations ??= {};
+    this.annotations[key] ??= value;
+  }
+
   private receive(): void {
     if (this.received) return;
     this.received = true;
@@ -137,7 +147,10 @@ export class ObservedRequest {
   }
 
   private emit(stage: 'RequestReceived' | 'ResponseStarted' | 'ResponseComplete', code?: number): void {
-    if (this.audited) this.deps.audit?.processEvent(auditEvent(this.audit, stage, code));
+    if (this.audited)
+      this.deps.audit?.processEvent(
+        auditEvent(this.audit, stage, code, this.annotations && { ...this.annotations }),
+      );
   }
 }
 
