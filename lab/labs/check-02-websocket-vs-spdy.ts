@@ -30,7 +30,7 @@ export function websocketVsSpdy(dir: string): CheckResult {
   ];
   if (wsSpliced) {
     lines.push(
-      `WebSocket exec ${wsSpliced.auditID} was spliced: the lab ran with --no-stream-translation, so the runtime spoke WebSocket itself.`,
+      `WebSocket exec ${wsSpliced.auditID} was spliced (the lab ran with --no-stream-translation, or the client did not offer v5.channel.k8s.io): the runtime spoke WebSocket itself.`,
     );
   }
   if (!spdy || !ws) lines.push(`(read from the audit log ${path.join(dir, 'audit.log')})`);

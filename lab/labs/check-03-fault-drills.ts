@@ -52,6 +52,10 @@ export async function faultDrills(dir: string): Promise<CheckResult> {
       ? `a fault drill is still on (${on.join(', ')}): switch it off (the dashboard's switch, or PUT none).`
       : 'every kubelet-sim fault drill is off again.',
   ];
-  if (refused) lines.push(`Find why: grep ${refused.auditID} in the lab's console.`);
+  if (refused) {
+    lines.push(
+      `Read the lab's console: the apiserver's lines with ${refused.auditID}, and the kubelet-sim's "fault …: answered" and "connection closed after 1 request(s)" lines beside them.`,
+    );
+  }
   return { ok: Boolean(refused) && on.length === 0, lines };
 }
