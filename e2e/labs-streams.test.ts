@@ -12,6 +12,7 @@ import { CHECKS } from '../lab/labs/checks.js';
 import { readAudit } from '../lab/labs/audit.js';
 import { packageRoot } from '../shared/package-root.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
+import type { RunResult } from './support/processes.js';
 
 /** The policy docs/labs/04-get-cannot-exec.md has the student write. */
 const POLICY = `
@@ -66,6 +67,11 @@ async function until<T>(get: () => T | Promise<T>, done: (v: T) => boolean): Pro
   }
 }
 
+/** A kubectl run that worked: exit 0, this output, nothing on stderr. */
+function expectRan(r: RunResult, out: string): void {
+  expect({ code: r.code, out: r.stdout.toString(), err: r.stderr }).toEqual({ code: 0, out, err: '' });
+}
+
 const check = (n: number) => () => CHECKS[n]!.run(lab.dir);
 const checkPasses = (n: number) => until(check(n), (r) => r.ok);
 /** Check N once its first line matches. */
@@ -76,23 +82,13 @@ test('lab 2: a spliced SPDY exec and a translated WebSocket exec', async () => {
   expect(before.ok).toBe(false);
   expect(before.lines[0]).toMatch(/^no finished SPDY exec yet/);
 
-  const spdy = await adminSpdy.run(['exec', 'demo', '--', 'echo', 'spdy']);
-  expect({ code: spdy.code, out: spdy.stdout.toString(), err: spdy.stderr }).toEqual({
-    code: 0,
-    out: 'spdy\n',
-    err: '',
-  });
+  expectRan(await adminSpdy.run(['exec', 'demo', '--', 'echo', 'spdy']), 'spdy\n');
   // SPDY alone is half the step.
   const half = await checkSays(2, /^SPDY\/3\.1 exec \S+ by admin: spliced/);
   expect(half.ok).toBe(false);
   expect(half.lines[1]).toMatch(/^no finished WebSocket exec translated/);
 
-  const ws = await admin.run(['exec', 'demo', '--', 'echo', 'ws']);
-  expect({ code: ws.code, out: ws.stdout.toString(), err: ws.stderr }).toEqual({
-    code: 0,
-    out: 'ws\n',
-    err: '',
-  });
+  expectRan(await admin.run(['exec', 'demo', '--', 'echo', 'ws']), 'ws\n');
   const after = await checkPasses(2);
   expect(after.ok).toBe(true);
   expect(after.lines[1]).toMatch(/^WebSocket exec \S+ by admin: translated/);
@@ -151,8 +147,7 @@ test('lab 3: the apiserver refuses a failed upgrade, and the drill goes off agai
   expect(after.ok).toBe(true);
   expect(after.lines[1]).toBe('every kubelet-sim fault drill is off again.');
   // And exec works again.
-  const again = await admin.run(['exec', 'demo', '--', 'echo', 'back']);
-  expect({ code: again.code, out: again.stdout.toString() }).toEqual({ code: 0, out: 'back\n' });
+  expectRan(await admin.run(['exec', 'demo', '--', 'echo', 'back']), 'back\n');
 });
 
 /** `npm run lab:user -- …` as the lab has the student run it; the kubeconfig path it prints. */
@@ -215,12 +210,7 @@ test('lab 4: get on pods/exec cannot exec; create can', async () => {
   );
   const canNow = await runner.run(['auth', 'can-i', 'create', 'pods', '--subresource=exec']);
   expect(canNow.stdout.toString()).toBe('yes\n');
-  const ran = await runner.run(['exec', 'demo', '--', 'echo', 'hi']);
-  expect({ code: ran.code, out: ran.stdout.toString(), err: ran.stderr }).toEqual({
-    code: 0,
-    out: 'hi\n',
-    err: '',
-  });
+  expectRan(await runner.run(['exec', 'demo', '--', 'echo', 'hi']), 'hi\n');
   const after = await checkPasses(4);
   expect(after.ok).toBe(true);
   expect(after.lines[0]).toMatch(
