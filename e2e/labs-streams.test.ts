@@ -26,6 +26,7 @@ const POLICY = `
   namespaces: [default]
 `;
 
+const KEXEC = path.join(packageRoot(), 'bin', 'kexec.js');
 const WEBSOCKET = KUBECTL_CLIENTS.find((c) => c.version === 'v1.35' && !c.forceSpdy)!;
 const SPDY = KUBECTL_CLIENTS.find((c) => c.version === 'v1.35' && c.forceSpdy)!;
 
@@ -67,6 +68,13 @@ async function until<T>(get: () => T | Promise<T>, done: (v: T) => boolean): Pro
   }
 }
 
+/** The lab's kexec, as `.lab/bin/kexec` runs it. */
+function kexec(args: string[]) {
+  return spawnSync(process.execPath, [KEXEC, '--kubeconfig', lab.kubeconfigPath, ...args], {
+    timeout: 60_000,
+  });
+}
+
 /** A kubectl run that worked: exit 0, this output, nothing on stderr. */
 function expectRan(r: RunResult, out: string): void {
   expect({ code: r.code, out: r.stdout.toString(), err: r.stderr }).toEqual({ code: 0, out, err: '' });
@@ -82,6 +90,10 @@ test('lab 2: a spliced SPDY exec and a translated WebSocket exec', async () => {
   expect(before.ok).toBe(false);
   expect(before.lines[0]).toMatch(/^no finished SPDY exec yet/);
 
+  // The lab's own first command (kexec), then kubectl forced onto SPDY: both spliced.
+  const viaKexec = kexec(['--protocol', 'spdy', '-v=8', 'demo', '--', 'echo', 'spdy']);
+  expect({ code: viaKexec.status, out: viaKexec.stdout.toString() }).toEqual({ code: 0, out: 'spdy\n' });
+  expect(viaKexec.stderr.toString()).toMatch(/^.*negotiated subprotocol: "v4\.channel\.k8s\.io"$/m);
   expectRan(await adminSpdy.run(['exec', 'demo', '--', 'echo', 'spdy']), 'spdy\n');
   // SPDY alone is half the step.
   const half = await checkSays(2, /^SPDY\/3\.1 exec \S+ by admin: spliced/);
@@ -126,10 +138,10 @@ test('lab 3: the apiserver refuses a failed upgrade, and the drill goes off agai
   };
   await drill('refuse-400');
 
-  const spliced = await adminSpdy.run(['exec', 'demo', '--', 'echo', 'hi']);
-  expect(spliced.code).toBe(1);
+  const spliced = kexec(['--protocol', 'spdy', 'demo', '--', 'echo', 'hi']);
+  expect(spliced.status).toBe(1);
   expect(spliced.stdout.toString()).toBe('');
-  expect(spliced.stderr).toMatch(
+  expect(spliced.stderr.toString()).toMatch(
     /^Error from server \(BadRequest\): upgrade refused by kubelet-sim --fault refuse-400$/m,
   );
   // Over WebSocket the StreamTranslator already answered 101; its own SPDY dial is what is refused.
