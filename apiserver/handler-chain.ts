@@ -112,6 +112,7 @@ export class HandlerChain {
     } catch (err) {
       const status = toStatus(err);
       if ((status.code ?? 500) >= 500) seen.log.error(`${req.method} ${req.url}: ${String(err)}`);
+      seen.logStatus(status);
       if (!res.headersSent) writeStatus(res, status);
       else res.destroy();
     }
@@ -148,6 +149,7 @@ export class HandlerChain {
       const status = toStatus(err);
       if ((status.code ?? 500) >= 500) seen.log.error(`upgrade ${req.method} ${req.url}: ${String(err)}`);
       seen.log(`upgrade ${req.method} ${req.url} refused code=${status.code}`);
+      seen.logStatus(status);
       writeStatusToSocket(socket, status);
     }
   }

@@ -125,7 +125,7 @@ test('lab 3: the apiserver refuses a failed upgrade, and the drill goes off agai
 
   // The drill switched as the lab says without the dashboard: kubectl replace --raw through nodes/proxy.
   const flag = path.join(dir, 'drill');
-  const drill = async (value: string) => {
+  const drill = async (value: string, echoed = value) => {
     fs.writeFileSync(flag, `${value}\n`);
     const r = await admin.run([
       'replace',
@@ -134,7 +134,7 @@ test('lab 3: the apiserver refuses a failed upgrade, and the drill goes off agai
       '-f',
       flag,
     ]);
-    expect({ code: r.code, out: r.stdout.toString().trim() }).toEqual({ code: 0, out: value });
+    expect({ code: r.code, out: r.stdout.toString().trim() }).toEqual({ code: 0, out: echoed });
   };
   await drill('refuse-400');
 
@@ -153,6 +153,19 @@ test('lab 3: the apiserver refuses a failed upgrade, and the drill goes off agai
   expect(refusedButOn.ok).toBe(false);
   expect(refusedButOn.lines[0]).toMatch(/^exec \S+ by admin: the apiserver answered 400 and never 101/);
   expect(refusedButOn.lines[1]).toMatch(/^a fault drill is still on \(node-1: refuse-400\)/);
+
+  // A redirect is refused by the apiserver itself: its Status, with the message, is in the audit log.
+  await drill('redirect', 'redirect=http://127.0.0.1:1/');
+  const redirected = kexec(['--protocol', 'spdy', 'demo', '--', 'echo', 'hi']);
+  expect(redirected.status).toBe(1);
+  expect(redirected.stderr.toString()).toMatch(
+    /^Error from server: invalid upgrade response: status code 302$/m,
+  );
+  const notFollowed = await checkSays(3, /answered 502/);
+  expect(notFollowed.lines[0]).toMatch(
+    /^exec \S+ by admin: the apiserver answered 502 \(invalid upgrade response: status code 302\) and never 101/,
+  );
+  expect(notFollowed.ok).toBe(false);
 
   await drill('none');
   const after = await CHECKS[3]!.run(lab.dir);
@@ -212,7 +225,7 @@ test('lab 4: get on pods/exec cannot exec; create can', async () => {
   const notYet = await CHECKS[4]!.run(lab.dir);
   expect(notYet.ok).toBe(false);
   expect(notYet.lines[0]).toMatch(
-    /^bob was refused exec \S+ over SPDY\/3\.1 \(403\) and has not run one since/,
+    /^bob was refused exec \S+ over SPDY\/3\.1 \(403: pods "demo" is forbidden: User "bob" cannot create resource "pods\/exec" .*\) and has not run one since/,
   );
 
   const runner = new Kubectl(

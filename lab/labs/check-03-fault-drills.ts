@@ -11,11 +11,15 @@
 import path from 'node:path';
 import { apiRequest, apiUrl, loadClientConfig } from '../../kexec/client.js';
 import { KUBECONFIG_FILE } from '../credentials.js';
-import { isExec, readAudit } from './audit.js';
+import { isExec, readAudit, type AuditEvent } from './audit.js';
 import type { CheckResult } from './checks.js';
 
 /** What the apiserver answers when the kubelet's upgrade answer is not a 101 it can splice. */
 const FAILED_UPGRADE_CODES = new Set([400, 500, 502]);
+
+/** `502 (invalid upgrade response: status code 302)`: the code, and the message when the apiserver wrote the Status. */
+const answer = (e: AuditEvent) =>
+  `${e.responseStatus?.code}${e.responseStatus?.message ? ` (${e.responseStatus.message})` : ''}`;
 
 /** `node-1: refuse-400` for every node whose drill is on (or unreadable). */
 async function drillsOn(dir: string): Promise<string[]> {
@@ -46,7 +50,7 @@ export async function faultDrills(dir: string): Promise<CheckResult> {
   const on = await drillsOn(dir);
   const lines = [
     refused
-      ? `exec ${refused.auditID} by ${refused.user?.username}: the apiserver answered ${refused.responseStatus?.code} and never 101 (no ResponseStarted): the failed upgrade was not spliced.`
+      ? `exec ${refused.auditID} by ${refused.user?.username}: the apiserver answered ${answer(refused)} and never 101 (no ResponseStarted): the failed upgrade was not spliced.`
       : 'no exec refused after a failed upgrade yet. Switch a drill on (e.g. refuse-400), then run: kexec --protocol spdy demo -- echo hi',
     on.length
       ? `a fault drill is still on (${on.join(', ')}): switch it off (the dashboard's switch, or PUT none).`

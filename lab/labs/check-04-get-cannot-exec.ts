@@ -43,7 +43,7 @@ export function getCannotExec(dir: string): CheckResult {
     ok: false,
     lines: last
       ? [
-          `${last.user?.username} was refused exec ${last.auditID}${over(last)} (403) and has not run one since.`,
+          `${last.user?.username} was refused exec ${last.auditID}${over(last)} (403${last.responseStatus?.message ? `: ${last.responseStatus.message}` : ''}) and has not run one since.`,
           `Grant create on pods/exec, then exec again as ${last.user?.username}.`,
         ]
       : [

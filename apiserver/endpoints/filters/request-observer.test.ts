@@ -1,7 +1,8 @@
 /**
  * The request observer's audit annotations (upstream audit.AddAuditAnnotation): what a handler
  * adds shows on the Events written after it, the first value of a key stays, and a request nobody
- * annotated has no `annotations` at all.
+ * annotated has no `annotations` at all. A refusal's Status reaches ResponseComplete
+ * (LogResponseObject).
  */
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
@@ -12,7 +13,7 @@ import { ApiServerMetrics } from '../metrics/metrics.js';
 import { newRequestInfo } from '../request-info.js';
 import { newRegistry } from '../../../shared/metrics/registry.js';
 import { structured } from '../../../shared/logging.js';
-import { RequestObserver } from './request-observer.js';
+import { observedRequest, RequestObserver } from './request-observer.js';
 
 function setup(upgrade: string) {
   const events: AuditEvent[] = [];
@@ -72,4 +73,28 @@ test('a request nobody annotated has no annotations', async () => {
     ['RequestReceived', undefined, false],
     ['ResponseComplete', 403, false],
   ]);
+});
+
+test("a refusal's Status goes into ResponseComplete, and its observer is found from the request", async () => {
+  const { events, observer, req, info } = setup('SPDY/3.1');
+  const socket = new PassThrough();
+  const seen = observer.begin(req);
+  expect(observedRequest(req)).toBe(seen);
+  seen.watchSocket(socket);
+  seen.identify(info, USER);
+  observedRequest(req)!.logStatus({
+    metadata: {},
+    status: 'Failure',
+    message: 'invalid upgrade response: status code 302',
+    code: 502,
+  });
+  socket.write('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n');
+  socket.destroy();
+  await once(socket, 'close');
+  expect(events.at(-1)!.responseStatus).toEqual({
+    metadata: {},
+    code: 502,
+    status: 'Failure',
+    message: 'invalid upgrade response: status code 302',
+  });
 });
