@@ -11,6 +11,7 @@ import { startLab, type Lab } from '../lab/lab.js';
 import { CHECKS } from '../lab/labs/checks.js';
 import { readAudit } from '../lab/labs/audit.js';
 import { packageRoot } from '../shared/package-root.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 import type { RunResult } from './support/processes.js';
 
@@ -60,12 +61,9 @@ afterAll(async () => {
  * it closes, which may be just after the client has exited); returns the last answer.
  */
 async function until<T>(get: () => T | Promise<T>, done: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const v = await get();
-    if (done(v) || Date.now() > deadline) return v;
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  let last = await get();
+  await holdsWithin(async () => done((last = await get())), 10_000, 100);
+  return last;
 }
 
 /** The lab's kexec, as `.lab/bin/kexec` runs it. */
