@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parse } from 'yaml';
 
 export interface KubeCluster {
   server?: string;
@@ -95,8 +96,6 @@ function entries<T>(list: unknown, key: 'cluster' | 'user' | 'context', file: st
 }
 
 export async function loadKubeconfigFiles(files: string[]): Promise<MergedKubeconfig> {
-  // Loaded here, not at the top: `kexec --help` never needs it.
-  const { parse } = await import('yaml');
   const merged: MergedKubeconfig = {
     files,
     currentContext: '',
