@@ -68,6 +68,7 @@ import { defaultLog } from './supervisor.js';
 import { startDashboard, type Dashboard } from './dashboard/server.js';
 import type { ReadyInfo } from '../shared/ready-line.js';
 import { fromPackageRoot } from '../shared/package-root.js';
+import { tlsKeylogEnv } from './tls-keylog.js';
 
 export type { LabOptions } from './plan.js';
 export type { ServiceFailure } from './service-group.js';
@@ -147,6 +148,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     log,
     readyTimeoutMs: opts.readyTimeoutMs,
     signal: opts.signal,
+    env: opts.tlsKeylog ? tlsKeylogEnv(path.resolve(opts.tlsKeylog)) : undefined,
   });
   try {
     const pki = opts.insecureHttp ? undefined : await preparePki(group, plan, say);
