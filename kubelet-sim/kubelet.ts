@@ -37,6 +37,7 @@ import { KubeletServer, type KubeletTlsOptions } from './server.js';
 import { StatusManager } from './status-manager.js';
 import { SyncLoop } from './sync-loop.js';
 import { errorMessage, stderrLogger, type Logger } from '../shared/logging.js';
+import { webhookAuthorizer, type KubeletAuthorizationMode } from './kubelet-authorizer.js';
 
 export interface KubeletOptions {
   /** apiserver URL, e.g. `http://127.0.0.1:6443`. */
@@ -45,6 +46,11 @@ export interface KubeletOptions {
   token: string;
   /** Keys that verify the apiserver's token for us (audience `kubelet`); see server.ts. */
   apiserverTokenKeys?: VerificationKeys;
+  /**
+   * `--authorization-mode Webhook`: every request to this kubelet's API is authorized by a
+   * SubjectAccessReview to the apiserver (kubelet-authorizer.ts). Unset: the apiserver's identities only.
+   */
+  authorizationMode?: KubeletAuthorizationMode;
   nodeName: string;
   /** Bind address, also the Node's InternalIP. Default 127.0.0.1. */
   address?: string;
@@ -179,6 +185,11 @@ export class Kubelet implements RunningKubelet {
       logPollIntervalMs: opts.logPollIntervalMs,
       fault: opts.fault,
       tls: opts.tls,
+      // Asked through this.api, which exists before the server's first request is served.
+      authorize:
+        opts.authorizationMode === 'Webhook'
+          ? webhookAuthorizer(this.nodeName, (spec) => this.api.createSubjectAccessReview(spec), log)
+          : undefined,
     });
     this.port = await this.server.listen(opts.port ?? 10250, this.address);
     this.cleanups.push(() => this.server.close());

@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { readPublicKeys } from '../shared/auth/tokens.js';
 import { faultModesHelp, kubeletFaultOption, type KubeletFault } from './fault-injection.js';
 import { startKubelet } from './kubelet.js';
@@ -22,6 +22,7 @@ import { errorMessage, newLogger, stderrLogger } from '../shared/logging.js';
 import { stopWithParent } from '../shared/parent-death-watch.js';
 import { addLoggingFlags, portArgument, type LoggingFlags } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
+import { KUBELET_AUTHORIZATION_MODES, type KubeletAuthorizationMode } from './kubelet-authorizer.js';
 
 export { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 
@@ -40,6 +41,7 @@ interface Flags extends LoggingFlags {
   tlsCertFile?: string;
   tlsPrivateKeyFile?: string;
   clientCaFile?: string;
+  authorizationMode?: KubeletAuthorizationMode;
 }
 
 /** A Go-style duration with one unit: `500ms`, `10s`, `1m`. */
@@ -90,6 +92,12 @@ export function buildCommand(): Command {
       '--client-ca-file <file>',
       'PEM CA whose client certificates authenticate as their CN (the apiserver: kube-apiserver-kubelet-client); needs --tls-cert-file',
     )
+    .addOption(
+      new Option(
+        '--authorization-mode <mode>',
+        "Webhook: authorize every request to this kubelet's API with a SubjectAccessReview to the apiserver, as kubeadm's kubelets do (default: the apiserver's identities only)",
+      ).choices(KUBELET_AUTHORIZATION_MODES),
+    )
     .option(
       '--fault <mode>',
       `lab fault mode for /exec, /attach and /portForward upgrades, a malicious kubelet (kubelet-sim/fault-injection.ts): ${faultModesHelp()} (default: none)`,
@@ -135,6 +143,7 @@ export async function main(argv: string[]): Promise<void> {
     nodeStatusUpdateMs: flags.nodeStatusUpdateFrequency,
     fault: flags.fault,
     tls,
+    authorizationMode: flags.authorizationMode,
     log,
   });
   writeReadyLine({ service: 'kubelet-sim', url: kubelet.url, node: kubelet.nodeName });

@@ -69,6 +69,7 @@ import { startDashboard, type Dashboard } from './dashboard/server.js';
 import type { ReadyInfo } from '../shared/ready-line.js';
 import { fromPackageRoot } from '../shared/package-root.js';
 import { tlsKeylogEnv } from './tls-keylog.js';
+import { ensureKubeletApiPolicy } from './kubelet-api-policy.js';
 
 export type { LabOptions } from './plan.js';
 export type { ServiceFailure } from './service-group.js';
@@ -321,7 +322,11 @@ async function startRuntimesAndApiServer(
       signingKeyFile: creds.keyFile,
       kubeletTokenSigningKeyFile: creds.kubeletTokenKeys?.keyFile,
       maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec ?? 0,
-      authorizationPolicyFile: opts.authorizationPolicyFile && path.resolve(opts.authorizationPolicyFile),
+      // The kubelets ask (Webhook) whether the apiserver may use their API: the lab's grant says yes.
+      authorizationPolicyFiles: [
+        ensureKubeletApiPolicy(plan.dir),
+        ...(opts.authorizationPolicyFile ? [path.resolve(opts.authorizationPolicyFile)] : []),
+      ],
       etcd: etcd?.apiserverArgs,
       streamTranslation: opts.streamTranslation,
       verbosity: opts.verbosity,
@@ -401,6 +406,7 @@ async function startKubelets(
         criEndpoint: criEndpoints[i]!,
         podLogsDir: plan.podLogsDir,
         fault: plan.kubeletFault,
+        authorizationMode: 'Webhook',
         tls: kubeletTls[i]!,
         logging: loggingArgv(verbosity),
       }),

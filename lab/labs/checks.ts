@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { apiRequest, apiUrl, loadClientConfig } from '../../kexec/client.js';
 import { KUBECONFIG_FILE } from '../credentials.js';
+import { kubeletForbidden } from './check-06-kubelet-forbidden.js';
 import { packetCapture } from './check-07-packet-capture.js';
 
 export interface CheckResult {
@@ -107,5 +108,6 @@ export const CHECKS: Record<
 > = {
   1: { title: 'follow one exec through the hops', run: followOneExec },
   5: { title: '--max-connection-bytes-per-sec', run: maxConnectionBytes },
+  6: { title: 'the kubelet says Forbidden', run: kubeletForbidden },
   7: { title: 'a packet capture on lo over https', run: packetCapture },
 };
