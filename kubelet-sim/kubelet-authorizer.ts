@@ -23,6 +23,7 @@ import type { UserInfo } from '../shared/auth/tokens.js';
 import { APISERVER_KUBELET_CLIENT, APISERVER_USER } from '../shared/auth/tokens.js';
 import { failureStatus, type Status } from '../shared/status.js';
 import { errorMessage } from '../shared/logging.js';
+import { METHOD_VERBS } from '../shared/auth/method-verbs.js';
 
 /** `--authorization-mode`: only Webhook is a choice; unset is the apiserver-only stand-in. */
 export type KubeletAuthorizationMode = 'Webhook';
@@ -57,15 +58,6 @@ export type SubjectAccessReviewer = (
 
 /** Answers a request's attributes: undefined lets it through, else the refusal. */
 export type KubeletAuthorizer = (a: KubeletRequestAttributes) => Promise<Status | undefined>;
-
-const METHOD_VERBS: Record<string, string> = {
-  POST: 'create',
-  GET: 'get',
-  HEAD: 'get',
-  PUT: 'update',
-  PATCH: 'patch',
-  DELETE: 'delete',
-};
 
 /** GetRequestAttributes: the verb from the method, `metrics` for /metrics, `proxy` for the rest. */
 export function requestAttributes(
