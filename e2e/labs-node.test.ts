@@ -16,6 +16,7 @@ import { KUBELET_API_POLICY_FILE } from '../lab/kubelet-api-policy.js';
 import { CAPTURE_FILE, KEYLOG_FILE } from '../lab/labs/check-07-packet-capture.js';
 import { packageRoot } from '../shared/package-root.js';
 import { kubectlPath } from '../shared/test-support/kubectl.js';
+import { waitFor } from '../shared/test-support/poll.js';
 
 const KEXEC = path.join(packageRoot(), 'bin', 'kexec.js');
 const FORBIDDEN =
@@ -47,16 +48,6 @@ function kexec(args: string[]) {
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 
-/** Repeats `step` (bounded) until `done` holds for its result; the last result. */
-async function until<T>(step: () => T | Promise<T>, done: (r: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await step();
-    if (done(r) || Date.now() > deadline) return r;
-    await new Promise((res) => setTimeout(res, 200));
-  }
-}
-
 test('lab 6: without its grant the apiserver is Forbidden at the kubelet; with it back, exec works', async () => {
   const before = await CHECKS[6]!.run(lab.dir);
   expect(before.ok).toBe(false);
@@ -68,9 +59,14 @@ test('lab 6: without its grant the apiserver is Forbidden at the kubelet; with i
   const granted = fs.readFileSync(policy, 'utf8');
   fs.writeFileSync(policy, granted.replaceAll('name: kube-apiserver-kubelet-client', 'name: kube-apiserver'));
   // WebSocket (translated: the kubelet's Status arrives on the error channel after the 101).
-  const ws = await until(
-    () => kexec(['demo', '--', 'echo', 'hop']),
-    (r) => r.code !== 0,
+  const ws = await waitFor(
+    'kexec refused once the apiserver has read the file',
+    () => {
+      const r = kexec(['demo', '--', 'echo', 'hop']);
+      return r.code !== 0 && r;
+    },
+    15_000,
+    200,
   );
   expect(ws).toEqual({ code: 1, stdout: '', stderr: `Error from server (Forbidden): ${FORBIDDEN}\n` });
   // SPDY (spliced: the kubelet's 403 passes through the apiserver as it is).
@@ -103,9 +99,15 @@ test('lab 6: without its grant the apiserver is Forbidden at the kubelet; with i
 
   // Put it back; the apiserver reads the file again, and the next exec goes through.
   fs.writeFileSync(policy, granted);
-  const result = await until(
-    async () => (kexec(['demo', '--', 'echo', 'back']), CHECKS[6]!.run(lab.dir)),
-    (r) => r.ok,
+  const result = await waitFor(
+    'an exec that works again, after the grant is back',
+    async () => {
+      kexec(['demo', '--', 'echo', 'back']);
+      const c = await CHECKS[6]!.run(lab.dir);
+      return c.ok && c;
+    },
+    15_000,
+    200,
   );
   expect(result.ok).toBe(true);
   expect(result.lines[1]).toMatch(
@@ -161,9 +163,14 @@ test('lab 7: a capture on lo decrypts with the lab’s --tls-keylog: the exec’
   expect(r.stdout).toBe('captured\n');
   // dumpcap writes as it captures: the check reads the growing file until all three upgrades and
   // the exec's frames are in (a stop right after the exec may lose what is still in its buffer).
-  const result = await until(
-    () => CHECKS[7]!.run(lab.dir),
-    (c) => c.ok && wsFrames(c.lines[1]!) >= 5,
+  const result = await waitFor(
+    'the capture to hold all three upgrades and the exec’s frames',
+    async () => {
+      const c = await CHECKS[7]!.run(lab.dir);
+      return c.ok && wsFrames(c.lines[1]!) >= 5 && c;
+    },
+    15_000,
+    200,
   );
   tshark.kill('SIGINT');
   await exited;
