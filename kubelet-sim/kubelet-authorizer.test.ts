@@ -31,6 +31,7 @@ test('webhook: one SubjectAccessReview per request, its answer obeyed in upstrea
       return answer;
     },
     (l) => lines.push(l),
+    { authorizedTtlMs: 0, unauthorizedTtlMs: 0 },
   );
   const exec = requestAttributes({ name: 'u', groups: ['g'], uid: '42' }, 'POST', '/exec/ns/p/c');
   expect(await authorize(exec)).toBeUndefined();
@@ -70,6 +71,37 @@ test('webhook: one SubjectAccessReview per request, its answer obeyed in upstrea
   });
   expect(lines.at(-1)).toMatch(/ECONNREFUSED$/);
   expect(asked).toHaveLength(4);
+});
+
+test('webhook cache: answers kept for their TTL, allowed and denied apart, per user and verb', async () => {
+  const asked: string[] = [];
+  let allowed = true;
+  const authorize = webhookAuthorizer(
+    'node-1',
+    async (spec) => {
+      asked.push(`${spec.user} ${spec.resourceAttributes.verb}`);
+      return { allowed };
+    },
+    () => {},
+    { authorizedTtlMs: 60_000, unauthorizedTtlMs: 100, maxEntries: 2 },
+  );
+  const as = (name: string, method = 'POST') =>
+    requestAttributes({ name, groups: [] }, method, '/exec/a/b/c');
+  expect(await authorize(as('a'))).toBeUndefined();
+  allowed = false;
+  // Cached: still allowed, not asked again; another verb or user is asked.
+  expect(await authorize(as('a'))).toBeUndefined();
+  expect((await authorize(as('a', 'GET')))?.code).toBe(403);
+  expect((await authorize(as('b')))?.code).toBe(403);
+  expect(asked).toEqual(['a create', 'a get', 'b create']);
+  // A denial is kept for its own, shorter TTL; then asked again.
+  allowed = true;
+  expect((await authorize(as('b')))?.code).toBe(403);
+  await new Promise((res) => setTimeout(res, 150));
+  expect(await authorize(as('b'))).toBeUndefined();
+  // At most maxEntries answers: the oldest ('a create') went first.
+  expect(await authorize(as('a'))).toBeUndefined();
+  expect(asked).toEqual(['a create', 'a get', 'b create', 'b create', 'a create']);
 });
 
 test('default mode: the apiserver identities only', async () => {

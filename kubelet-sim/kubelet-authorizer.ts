@@ -14,10 +14,9 @@
  * Mirrors kubelet `pkg/kubelet/server/auth.go` (GetRequestAttributes), `server.go`
  * InstallAuthFilter (the Forbidden and Authorization error texts; upstream writes them as plain
  * text, here they are Statuses with the same message) and k8s.io/apiserver
- * `plugin/pkg/authorizer/webhook` (the SubjectAccessReview). Differences: no decision cache
- * (upstream keeps allowed answers 5 min and denied ones 30 s,
- * `--authorization-webhook-cache-authorized-ttl` / `-unauthorized-ttl`), so a changed grant shows
- * on the very next request; only `metrics` is split off `proxy`, the paths this kubelet serves.
+ * `plugin/pkg/authorizer/webhook` (the SubjectAccessReview, its answers cached: allowed 5 min,
+ * denied 30 s by default, as upstream). Differences: only `metrics` is split off `proxy`, the
+ * paths this kubelet serves; a failed review is not cached.
  */
 import type { UserInfo } from '../shared/auth/tokens.js';
 import { APISERVER_KUBELET_CLIENT, APISERVER_USER } from '../shared/auth/tokens.js';
@@ -84,36 +83,70 @@ export function forbiddenStatus(a: KubeletRequestAttributes): Status {
 export const apiserverOnly: KubeletAuthorizer = async (a) =>
   a.user.name === APISERVER_USER || a.user.name === APISERVER_KUBELET_CLIENT ? undefined : forbiddenStatus(a);
 
-/** `--authorization-mode Webhook`: a SubjectAccessReview for each request, on the Node `nodeName`. */
+/**
+ * How long the webhook's answers are kept (`--authorization-webhook-cache-authorized-ttl`,
+ * `--authorization-webhook-cache-unauthorized-ttl`; upstream's defaults 5 min and 30 s; 0 keeps
+ * none) and for how many distinct requests at most.
+ */
+export interface WebhookCacheOptions {
+  authorizedTtlMs: number;
+  unauthorizedTtlMs: number;
+  maxEntries?: number;
+}
+
+export const DEFAULT_WEBHOOK_CACHE: WebhookCacheOptions = {
+  authorizedTtlMs: 5 * 60_000,
+  unauthorizedTtlMs: 30_000,
+};
+
+/** `--authorization-mode Webhook`: a SubjectAccessReview per request (and answer cached), on Node `nodeName`. */
 export function webhookAuthorizer(
   nodeName: string,
   review: SubjectAccessReviewer,
   log: (line: string) => void,
+  cache: WebhookCacheOptions = DEFAULT_WEBHOOK_CACHE,
 ): KubeletAuthorizer {
+  // Insertion order is age order: the oldest entry goes first when the cache is full.
+  const answers = new Map<string, { allowed: boolean; reason: string; until: number }>();
+  const maxEntries = cache.maxEntries ?? 1024;
+  const ask = async (a: KubeletRequestAttributes): Promise<{ allowed: boolean; reason: string }> => {
+    const key = JSON.stringify([a.user.name, a.user.uid, a.user.groups, a.verb, a.subresource]);
+    const hit = answers.get(key);
+    if (hit && hit.until > Date.now()) return hit;
+    answers.delete(key);
+    const status = await review({
+      user: a.user.name,
+      groups: a.user.groups,
+      ...(a.user.uid ? { uid: a.user.uid } : {}),
+      resourceAttributes: {
+        verb: a.verb,
+        group: '',
+        version: 'v1',
+        resource: 'nodes',
+        subresource: a.subresource,
+        name: nodeName,
+      },
+    });
+    const answer = { allowed: status.allowed === true, reason: status.reason ?? '' };
+    const ttl = answer.allowed ? cache.authorizedTtlMs : cache.unauthorizedTtlMs;
+    if (ttl > 0) {
+      if (answers.size >= maxEntries) answers.delete(answers.keys().next().value as string);
+      answers.set(key, { ...answer, until: Date.now() + ttl });
+    }
+    return answer;
+  };
   return async (a) => {
-    let status: { allowed?: boolean; reason?: string };
+    let answer: { allowed: boolean; reason: string };
     try {
-      status = await review({
-        user: a.user.name,
-        groups: a.user.groups,
-        ...(a.user.uid ? { uid: a.user.uid } : {}),
-        resourceAttributes: {
-          verb: a.verb,
-          group: '',
-          version: 'v1',
-          resource: 'nodes',
-          subresource: a.subresource,
-          name: nodeName,
-        },
-      });
+      answer = await ask(a);
     } catch (err) {
       const msg = `Authorization error (user=${a.user.name}, verb=${a.verb}, resource=nodes, subresource=${a.subresource})`;
       log(`${msg}: ${errorMessage(err)}`);
       return failureStatus(500, msg);
     }
-    if (status.allowed === true) return undefined;
+    if (answer.allowed) return undefined;
     const denied = forbiddenStatus(a);
-    log(`${denied.message}. Reason: ${JSON.stringify(status.reason ?? '')}.`);
+    log(`${denied.message}. Reason: ${JSON.stringify(answer.reason)}.`);
     return denied;
   };
 }

@@ -22,7 +22,11 @@ import { errorMessage, newLogger, stderrLogger } from '../shared/logging.js';
 import { stopWithParent } from '../shared/parent-death-watch.js';
 import { addLoggingFlags, portArgument, type LoggingFlags } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
-import { KUBELET_AUTHORIZATION_MODES, type KubeletAuthorizationMode } from './kubelet-authorizer.js';
+import {
+  DEFAULT_WEBHOOK_CACHE,
+  KUBELET_AUTHORIZATION_MODES,
+  type KubeletAuthorizationMode,
+} from './kubelet-authorizer.js';
 
 export { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 
@@ -42,6 +46,8 @@ interface Flags extends LoggingFlags {
   tlsPrivateKeyFile?: string;
   clientCaFile?: string;
   authorizationMode?: KubeletAuthorizationMode;
+  authorizationWebhookCacheAuthorizedTtl: number;
+  authorizationWebhookCacheUnauthorizedTtl: number;
 }
 
 /** A Go-style duration with one unit: `500ms`, `10s`, `1m`. */
@@ -51,6 +57,11 @@ function parseDuration(v: string): number {
   const n = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000);
   if (n <= 0) throw new InvalidArgumentError('must be greater than 0');
   return n;
+}
+
+/** A duration that may be 0 (`0`, `0s`: nothing cached). */
+function parseTtl(v: string): number {
+  return /^0(ms|s|m)?$/.test(v) ? 0 : parseDuration(v);
 }
 
 export function buildCommand(): Command {
@@ -99,6 +110,18 @@ export function buildCommand(): Command {
       ).choices(KUBELET_AUTHORIZATION_MODES),
     )
     .option(
+      '--authorization-webhook-cache-authorized-ttl <duration>',
+      "how long the webhook's 'allowed' answers are kept (0 keeps none)",
+      parseTtl,
+      DEFAULT_WEBHOOK_CACHE.authorizedTtlMs,
+    )
+    .option(
+      '--authorization-webhook-cache-unauthorized-ttl <duration>',
+      "how long the webhook's 'denied' answers are kept (0 keeps none)",
+      parseTtl,
+      DEFAULT_WEBHOOK_CACHE.unauthorizedTtlMs,
+    )
+    .option(
       '--fault <mode>',
       `lab fault mode for /exec, /attach and /portForward upgrades, a malicious kubelet (kubelet-sim/fault-injection.ts): ${faultModesHelp()} (default: none)`,
       kubeletFaultOption,
@@ -144,6 +167,10 @@ export async function main(argv: string[]): Promise<void> {
     fault: flags.fault,
     tls,
     authorizationMode: flags.authorizationMode,
+    authorizationWebhookCache: {
+      authorizedTtlMs: flags.authorizationWebhookCacheAuthorizedTtl,
+      unauthorizedTtlMs: flags.authorizationWebhookCacheUnauthorizedTtl,
+    },
     log,
   });
   writeReadyLine({ service: 'kubelet-sim', url: kubelet.url, node: kubelet.nodeName });

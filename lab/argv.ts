@@ -60,6 +60,8 @@ export interface KubeletArgs {
   tls?: readonly string[];
   /** `--authorization-mode Webhook` (kubelet-sim/kubelet-authorizer.ts); unset: the apiserver only. */
   authorizationMode?: 'Webhook';
+  /** Both `--authorization-webhook-cache-*-ttl` (e.g. `1s`); the kubelet-sim's default (5m, 30s) when unset. */
+  authorizationWebhookCacheTtl?: string;
   logging?: readonly string[];
 }
 
@@ -81,6 +83,14 @@ export function kubeletArgv(a: KubeletArgs): string[] {
     ...(a.podLogsDir ? ['--pod-logs-dir', a.podLogsDir] : []),
     ...(a.fault !== undefined && a.fault !== 'none' ? ['--fault', a.fault] : []),
     ...(a.authorizationMode ? ['--authorization-mode', a.authorizationMode] : []),
+    ...(a.authorizationWebhookCacheTtl
+      ? [
+          '--authorization-webhook-cache-authorized-ttl',
+          a.authorizationWebhookCacheTtl,
+          '--authorization-webhook-cache-unauthorized-ttl',
+          a.authorizationWebhookCacheTtl,
+        ]
+      : []),
     ...(a.tls ?? []),
     ...(a.logging ?? []),
   ];
