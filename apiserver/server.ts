@@ -38,7 +38,7 @@ import { newRegistry, type Registry } from '../shared/metrics/registry.js';
 import { StreamSessions } from '../shared/metrics/stream-sessions.js';
 import { newLogBackend } from './audit/log-backend.js';
 import { ApiServerMetrics } from './endpoints/metrics/metrics.js';
-import { RequestObserver } from './endpoints/filters/request-observer.js';
+import { observedRequest, RequestObserver } from './endpoints/filters/request-observer.js';
 import type { KubeletProxyConfig } from './registry/pod/exec-rest.js';
 import { MemoryStore } from './storage/memory-store.js';
 import type { Store } from './storage/store.js';
@@ -157,7 +157,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       log
         .with({ auditID: req.headers['audit-id'] })
         .warn(`kubelet proxy ${req.method} ${req.url}: ${err.code} ${err.message}`);
-      return err.toStatus();
+      const status = err.toStatus();
+      observedRequest(req)?.logStatus(status);
+      return status;
     },
     streams,
     metrics,

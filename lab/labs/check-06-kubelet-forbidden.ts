@@ -17,7 +17,8 @@ import { apiRequest, apiUrl, loadClientConfig, type ClientConfig } from '../../k
 import { APISERVER_KUBELET_CLIENT, APISERVER_USER } from '../../shared/auth/tokens.js';
 import { KUBECONFIG_FILE } from '../credentials.js';
 import { KUBELET_API_POLICY_FILE } from '../kubelet-api-policy.js';
-import { readAudit, type CheckResult } from './checks.js';
+import { isExec, readAudit } from './audit.js';
+import type { CheckResult } from './checks.js';
 
 /**
  * An edited policy file counts within this long: the apiserver reads it within about 0.5 s
@@ -66,12 +67,7 @@ export async function kubeletForbidden(dir: string): Promise<CheckResult> {
   const policy = path.join(dir, KUBELET_API_POLICY_FILE);
   // The apiserver shows kubelets its client certificate over https, its token over plain http.
   const user = cfg.server.protocol === 'https:' ? APISERVER_KUBELET_CLIENT : APISERVER_USER;
-  const execs = readAudit(dir).filter(
-    (e) =>
-      e.objectRef?.resource === 'pods' &&
-      e.objectRef.subresource === 'exec' &&
-      e.stage === 'ResponseComplete',
-  );
+  const execs = readAudit(dir).filter((e) => isExec(e) && e.stage === 'ResponseComplete');
   const spliced = execs.filter((e) => e.responseStatus?.code === 403);
   const translated = await translatedRefusals(cfg);
   if (spliced.length === 0 && translated === 0) {

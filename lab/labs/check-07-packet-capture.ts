@@ -9,7 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { readAudit, type CheckResult } from './checks.js';
+import { isExec, readAudit } from './audit.js';
+import type { CheckResult } from './checks.js';
 
 /** Where the lab's doc tells the student to write the capture and the key log. */
 export const CAPTURE_FILE = 'capture.pcapng';
@@ -107,7 +108,7 @@ export function packetCapture(dir: string): CheckResult {
   if (typeof found === 'string') return { ok: false, lines: [found] };
   const execs = new Set(
     readAudit(dir)
-      .filter((e) => e.objectRef?.resource === 'pods' && e.objectRef.subresource === 'exec')
+      .filter(isExec)
       .map((e) => e.auditID),
   );
   const hit = found.find((f) => f.auditID && execs.has(f.auditID));
