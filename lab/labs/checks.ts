@@ -11,6 +11,8 @@ import { isExec, readAudit, seconds } from './audit.js';
 import { websocketVsSpdy } from './check-02-websocket-vs-spdy.js';
 import { faultDrills } from './check-03-fault-drills.js';
 import { getCannotExec } from './check-04-get-cannot-exec.js';
+import { kubeletForbidden } from './check-06-kubelet-forbidden.js';
+import { packetCapture } from './check-07-packet-capture.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -80,4 +82,6 @@ export const CHECKS: Record<
   3: { title: 'CVE-2018-1002105 and CVE-2020-8559 with the fault drills', run: faultDrills },
   4: { title: 'why get on pods/exec cannot exec', run: getCannotExec },
   5: { title: '--max-connection-bytes-per-sec', run: maxConnectionBytes },
+  6: { title: 'the kubelet says Forbidden', run: kubeletForbidden },
+  7: { title: 'a packet capture on lo over https', run: packetCapture },
 };
