@@ -56,6 +56,15 @@ const owner = (entries: Entry[], manager: string, operation = 'Apply') =>
   entries.find((e) => e.manager === manager && e.operation === operation);
 
 describe('kubectl apply --server-side (kubectl v1.35)', () => {
+  it('names the lab’s own writers by their User-Agent: kexec made the demo pod, the kubelet wrote its status', async () => {
+    const entries = await managedFields('pod', 'demo');
+    expect(owner(entries, 'kexec', 'Update')).toBeDefined();
+    expect(entries).toContainEqual(
+      expect.objectContaining({ manager: 'kubelet', operation: 'Update', subresource: 'status' }),
+    );
+    expect(entries.map((e) => e.manager)).not.toContain('');
+  });
+
   it('creates the pod, which runs; a re-apply changes its label; --show-managed-fields lists the manager', async () => {
     expect(await ok(['apply', '--server-side', '-f', '-'], podManifest('ssa', { app: 'one' }))).toBe(
       'pod/ssa serverside-applied\n',

@@ -10,6 +10,9 @@ import type { CoreEvent } from '../shared/events.js';
 import { StatusError, failureStatus, type Status } from '../shared/status.js';
 import type { KubeObject, List, Node, Pod, WatchEvent } from '../shared/api/core-v1.js';
 import type { SubjectAccessReviewSpec } from './kubelet-authorizer.js';
+import { userAgent } from '../shared/user-agent.js';
+
+const USER_AGENT = userAgent('kubelet');
 
 /** coordination.k8s.io/v1 Lease, as the kubelet writes it (node-lease.ts). */
 export interface Lease extends KubeObject {
@@ -147,7 +150,12 @@ export class ApiServerClient {
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { Authorization: `Bearer ${this.opts.token}`, Accept: 'application/json', ...extra };
+    return {
+      Authorization: `Bearer ${this.opts.token}`,
+      Accept: 'application/json',
+      'User-Agent': USER_AGENT,
+      ...extra,
+    };
   }
 
   private async json<T>(
