@@ -349,6 +349,37 @@ describe('limits', () => {
     expect((await inPod('echo alive')).out).toBe('alive\n');
   }, 60_000);
 
+  it("an exec costs the pod one pid: the runtime's helper stays out of the pod's cgroup (as runc's exec)", async () => {
+    // Without this, a pod at the default pids.max (1024) held only ~510 concurrent execs.
+    const marker = String(4000 + Math.floor(Math.random() * 1000));
+    const child = k.start(['exec', 'demo', '--', 'sleep', marker]);
+    try {
+      const pidsCgroup = (pid: number): string =>
+        fs
+          .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+          .split('\n')
+          .find((l) => /:pids:/.test(l)) ?? '';
+      let sleeper: number | undefined;
+      for (const deadline = Date.now() + 20_000; sleeper === undefined && Date.now() < deadline;) {
+        for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+          try {
+            if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${marker}\0`) sleeper = Number(p);
+          } catch {
+            // gone
+          }
+        }
+        if (sleeper === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(sleeper).toBeDefined();
+      const helper = Number(fs.readFileSync(`/proc/${sleeper}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      expect(fs.readFileSync(`/proc/${helper}/comm`, 'utf8').trim()).toBe('kexec-nsexec');
+      expect(pidsCgroup(sleeper!)).toMatch(/pod-/);
+      expect(pidsCgroup(helper)).not.toBe(pidsCgroup(sleeper!));
+    } finally {
+      child.kill();
+    }
+  }, 60_000);
+
   it('a memory hog is OOM-killed: OOMKilled, exit 137 in the pod status', async () => {
     await kubectlOk(
       ['apply', '-f', '-'],
