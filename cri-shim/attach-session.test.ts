@@ -11,7 +11,7 @@ import { serveAttach } from './attach-session.js';
 import type { AttachRequestEntry } from './request-cache.js';
 import type { Container, ContainerRuntime } from './runtime.js';
 import { openWs, startFixture, type ShimFixture } from './test-support/shim-fixture.js';
-import { eventually } from './test-support/ws-exec-client.js';
+import { waitFor } from '../shared/test-support/poll.js';
 
 // ---- unit: serveAttach with fakes ----
 
@@ -109,7 +109,7 @@ test('several clients feed stdin; stdinOnce closes it when the first one detache
   void serveAttach(runtime, req, b as unknown as RemoteCommandSession, () => {});
   (a.stdin as PassThrough).write('from a\n');
   (b.stdin as PassThrough).write('from b\n');
-  await eventually(() => got.join('') === 'from a\nfrom b\n', 2000, 'both inputs');
+  await waitFor('both inputs', () => got.join('') === 'from a\nfrom b\n', 2000);
   expect(stdin.writableEnded).toBe(false);
   await a.close(); // a detaches: stdinOnce ends the container's stdin
   expect(stdin.writableEnded).toBe(true);

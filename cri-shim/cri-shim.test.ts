@@ -11,7 +11,9 @@ import { connectRuntime, GrpcStatus, isGrpcError, type RuntimeServiceClient } fr
 import { bwrapWorks, chooseIsolation, type IsolationMode } from './isolation.js';
 import { RequestCache } from './request-cache.js';
 import { startCriShim, type CriShim } from './server.js';
-import { alive, eventually, groupMembers, wsExec, wsRefusal } from './test-support/ws-exec-client.js';
+import { waitFor } from '../shared/test-support/poll.js';
+import { wsExec, wsRefusal } from '../shared/test-support/ws-exec.js';
+import { alive, groupMembers } from '../shared/test-support/procfs.js';
 
 const HAVE_BWRAP = bwrapWorks();
 const MODES: IsolationMode[] = HAVE_BWRAP ? ['bwrap', 'none'] : ['none'];
@@ -287,7 +289,7 @@ describe.each(MODES)('cri-shim with isolation %s', (mode) => {
       },
     }).catch(() => {});
     expect(pid).toBeGreaterThan(0);
-    await eventually(() => !alive(pid) && groupMembers(pid).length === 0, 5000, 'exec group to die');
+    await waitFor('exec group to die', () => !alive(pid) && groupMembers(pid).length === 0, 5000);
   });
 
   test('a stopped container refuses exec with FAILED_PRECONDITION; RemovePodSandbox leaves nothing', async () => {

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { DeathWatch } from './death-watch.js';
-import { eventually } from './test-support/ws-exec-client.js';
+import { waitFor } from '../shared/test-support/poll.js';
 
 const started: ChildProcess[] = [];
 afterEach(() => {
@@ -54,13 +54,13 @@ test('ending the pipe kills every listed session, its other process groups inclu
   const [a, b] = [tag(), tag()];
   watch.track(session(a).pid);
   watch.track(session(b, true).pid);
-  await eventually(
+  await waitFor(
+    "both sessions' sleeps to start",
     () => withArg(a).length === 2 && withArg(b).length === 2,
     5000,
-    "both sessions' sleeps to start",
   );
   await watch.close();
-  await eventually(() => withArg(a).length + withArg(b).length === 0, 5000, 'both sessions to be killed');
+  await waitFor('both sessions to be killed', () => withArg(a).length + withArg(b).length === 0, 5000);
 });
 
 test('a session it was told to forget is left alone', async () => {
@@ -71,13 +71,13 @@ test('a session it was told to forget is left alone', async () => {
   watch.track(forgotten.pid);
   watch.track(session(killed).pid);
   watch.untrack(forgotten.pid);
-  await eventually(
+  await waitFor(
+    "both sessions' sleeps to start",
     () => withArg(kept).length === 2 && withArg(killed).length === 2,
     5000,
-    "both sessions' sleeps to start",
   );
   await watch.close();
-  await eventually(() => withArg(killed).length === 0, 5000, 'the listed session to be killed');
+  await waitFor('the listed session to be killed', () => withArg(killed).length === 0, 5000);
   expect(withArg(kept)).toHaveLength(2);
   expect(lines).toEqual([]);
 });

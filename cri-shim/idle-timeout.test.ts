@@ -17,7 +17,9 @@ import {
 } from './idle-timeout.js';
 import { bwrapWorks } from './isolation.js';
 import { openWs, startFixture, type ShimFixture } from './test-support/shim-fixture.js';
-import { alive, eventually, wsExec } from './test-support/ws-exec-client.js';
+import { waitFor } from '../shared/test-support/poll.js';
+import { wsExec } from '../shared/test-support/ws-exec.js';
+import { alive } from '../shared/test-support/procfs.js';
 
 const MODE = bwrapWorks() ? 'bwrap' : 'none';
 const IDLE_MS = 300;
@@ -91,7 +93,7 @@ describe('with a 300 ms idle timeout', () => {
     expect(took).toBeGreaterThanOrEqual(IDLE_MS);
     expect(took).toBeLessThan(5000);
     const pid = pidOf(cmd);
-    await eventually(() => !alive(pid), 5000, `exec pid ${pid} to be killed`);
+    await waitFor(`exec pid ${pid} to be killed`, () => !alive(pid), 5000);
   });
 
   test('an idle exec over SPDY ends the same way', async () => {
@@ -106,7 +108,7 @@ describe('with a 300 ms idle timeout', () => {
       message: expect.stringMatching(/idle timeout/) as unknown,
     });
     const pid = pidOf(cmd);
-    await eventually(() => !alive(pid), 5000, `exec pid ${pid} to be killed`);
+    await waitFor(`exec pid ${pid} to be killed`, () => !alive(pid), 5000);
   });
 
   test('output every 100 ms for 1 s keeps the session open: it exits 0', async () => {
@@ -140,7 +142,7 @@ describe('with a 300 ms idle timeout', () => {
     s.ws.close(1000);
     const end = await s.closed;
     expect(end.status).toBeUndefined();
-    await eventually(() => !alive(pid), 5000, `exec pid ${pid} to be killed`);
+    await waitFor(`exec pid ${pid} to be killed`, () => !alive(pid), 5000);
   });
 
   test('an idle port-forward connection is closed (1001 "idle timeout")', async () => {

@@ -9,7 +9,7 @@ import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
 import { UpgradeRefusedError } from '../shared/httpstream/upgrade-refusal.js';
 import { bwrapWorks } from './isolation.js';
 import { openWs, startFixture, type ShimFixture } from './test-support/shim-fixture.js';
-import { wsExec, wsRefusal } from './test-support/ws-exec-client.js';
+import { wsExec, wsRefusal } from '../shared/test-support/ws-exec.js';
 
 const MODE = bwrapWorks() ? 'bwrap' : 'none';
 

@@ -24,6 +24,8 @@ import { UpgradeRefusedError } from '../shared/httpstream/upgrade-refusal.js';
 import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
 import { dialSpdyPortForward } from '../shared/portforward/spdy-client.js';
 import { openPortForwardTunnel } from '../shared/portforward/websocket-client.js';
+import { parseReadyLine, type CriShimReady } from '../shared/ready-line.js';
+import { waitFor } from '../shared/test-support/poll.js';
 import { bwrapWorks } from './isolation.js';
 import { startCriShim } from './server.js';
 import { startFixture, type ShimFixture } from './test-support/shim-fixture.js';
@@ -39,15 +41,6 @@ function sink(): { w: Writable; text: () => string } {
     },
   });
   return { w, text: () => Buffer.concat(chunks).toString() };
-}
-
-/** Polls (bounded) until `cond` holds. */
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 let tmp = '';
@@ -142,7 +135,7 @@ describe('a cri-shim with --streaming-tls-cert-file', () => {
     const input = new Readable({ read() {} });
     const run = runChannelClient({ url, stdin: input, stdout: out.w, stderr: sink().w, tls: { ca: caPem } });
     input.push('attached over tls\n');
-    await until(() => out.text().includes('attached over tls\n'), 'the attached output');
+    await waitFor('the attached output', () => out.text().includes('attached over tls\n'));
     await fx.rt.stopContainer({ container_id: id, timeout: 0 });
     expect((await run).exitCode).toBe(137);
   });
@@ -153,7 +146,7 @@ describe('a cri-shim with --streaming-tls-cert-file', () => {
     const got: Buffer[] = [];
     tunnel.on('data', (c: Buffer) => got.push(c));
     tunnel.write('ping over wss');
-    await until(() => Buffer.concat(got).toString() === 'ping over wss', 'the WebSocket echo');
+    await waitFor('the WebSocket echo', () => Buffer.concat(got).toString() === 'ping over wss');
     tunnel.destroy();
 
     const spdy = await fx.rt.portForward({ pod_sandbox_id: fx.sandboxId, port: [] });
@@ -162,7 +155,7 @@ describe('a cri-shim with --streaming-tls-cert-file', () => {
     const back: Buffer[] = [];
     conn.data.on('data', (c: Buffer) => back.push(c));
     conn.data.write('ping over spdy+tls');
-    await until(() => Buffer.concat(back).toString() === 'ping over spdy+tls', 'the SPDY echo');
+    await waitFor('the SPDY echo', () => Buffer.concat(back).toString() === 'ping over spdy+tls');
     await client.close();
   });
 
@@ -213,7 +206,9 @@ describe('a cri-shim with --streaming-tls-cert-file', () => {
     const bytes = Buffer.concat(received);
     expect(bytes.toString('latin1')).not.toMatch(/HTTP\//);
     expect(bytes.length === 0 || bytes[0] === 21).toBe(true);
-    await until(() => logs.some((l) => l.startsWith('TLS handshake error from 127.0.0.1:')), 'the log line');
+    await waitFor('the log line', () =>
+      logs.some((l) => l.startsWith('TLS handshake error from 127.0.0.1:')),
+    );
     // An http client sees the connection end without a response.
     const plain = await new Promise<unknown>((resolve) => {
       const req = http.get({ host: url.hostname, port: url.port, path: url.pathname, agent: false }, (res) =>
@@ -339,9 +334,12 @@ describe('cri-shim main.js (dist/: npm run build)', () => {
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
-      const m = /^READY (.*)$/m.exec(out);
-      if (m && !ready) {
-        ready = JSON.parse(m[1]!) as { streamingUrl: string };
+      const line = out
+        .split('\n')
+        .slice(0, -1)
+        .find((l) => parseReadyLine(l)); // whole lines only
+      if (line && !ready) {
+        ready = parseReadyLine(line) as CriShimReady;
         child.kill('SIGTERM');
       }
     });

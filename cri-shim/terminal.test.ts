@@ -8,14 +8,9 @@ import fs from 'node:fs';
 import { Writable } from 'node:stream';
 import { runSpdyClient } from '../shared/remotecommand/spdy-client.js';
 import { bwrapWorks, type IsolationMode } from './isolation.js';
-import {
-  openWs,
-  processesWithArgv,
-  sessionMembers,
-  startFixture,
-  type ShimFixture,
-} from './test-support/shim-fixture.js';
-import { alive, eventually } from './test-support/ws-exec-client.js';
+import { openWs, startFixture, type ShimFixture } from './test-support/shim-fixture.js';
+import { waitFor } from '../shared/test-support/poll.js';
+import { alive, processesWithArgv, sessionMembers } from '../shared/test-support/procfs.js';
 
 const MODES: IsolationMode[] = bwrapWorks() ? ['bwrap', 'none'] : ['none'];
 
@@ -121,12 +116,12 @@ describe.each(MODES)('terminals with isolation %s', (mode) => {
     const sleeps = () => processesWithArgv(['sleep', mark]);
     const s = await openWs(await ttyExec(['sh', '-c', `sleep ${mark} & sleep ${mark} & wait`], true));
     s.resize(80, 24);
-    await eventually(() => [...c.execs].some((p) => !before.has(p)), 5000, 'the exec to start');
+    await waitFor('the exec to start', () => [...c.execs].some((p) => !before.has(p)), 5000);
     const pid = [...c.execs].find((p) => !before.has(p))!.pid!;
-    await eventually(() => sleeps().length === 2, 5000, 'the sleeps to start');
+    await waitFor('the sleeps to start', () => sleeps().length === 2, 5000);
     s.ws.terminate();
-    await eventually(() => !alive(pid) && sleeps().length === 0, 5000, 'the processes to die');
-    await eventually(() => !c.execs.size || [...c.execs].every((p) => before.has(p)), 5000, 'exec forgotten');
+    await waitFor('the processes to die', () => !alive(pid) && sleeps().length === 0, 5000);
+    await waitFor('exec forgotten', () => !c.execs.size || [...c.execs].every((p) => before.has(p)), 5000);
   });
 
   test('a tty container runs its main process on a terminal; attach sees it and types into it', async () => {

@@ -20,7 +20,9 @@ import { closeServer, listen } from '../shared/test-support/loopback.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { kubeletTlsArgs } from '../lab/pki.js';
 import { request, type Reply } from './support/https.js';
-import { eventually, pidsWhere, runKexec, startKexec } from './support/processes.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { pidsWhere } from '../shared/test-support/procfs.js';
+import { runKexec, startKexec } from './support/processes.js';
 import { E2E_RUNTIMES, labOn } from './support/runtimes.js';
 
 let dir = '';
@@ -133,10 +135,10 @@ describe.each(E2E_RUNTIMES)('on the %s runtime', (runtime) => {
       child.kill('SIGKILL');
       await once(child, 'close');
       if (runtime === 'cri-shim') {
-        expect(await eventually(() => sleeping().length === 0, 5000)).toBe(true);
+        expect(await holdsWithin(() => sleeping().length === 0, 5000)).toBe(true);
         return;
       }
-      expect(await eventually(() => sleeping().length === 0, 2000)).toBe(false);
+      expect(await holdsWithin(() => sleeping().length === 0, 2000)).toBe(false);
       for (const pid of sleeping()) process.kill(pid, 'SIGKILL');
     });
   });

@@ -30,7 +30,9 @@ import {
   TerminalSink,
   withTimeout,
 } from './support/client-node.js';
-import { eventually, pidsWhere, waitForPodPort, waitForPort } from './support/processes.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { pidsWhere } from '../shared/test-support/procfs.js';
+import { waitForPodPort, waitForPort } from './support/processes.js';
 import { E2E_RUNTIMES, LOCAL_IMAGE_POLICY, STTY_SIZE_SOON } from './support/runtimes.js';
 
 describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
@@ -534,14 +536,14 @@ describe.each(E2E_RUNTIMES)('runtime %s', (runtime) => {
         const [ready] = (await withTimeout(once(ws, 'message'), 10_000, 'ready message')) as [Buffer];
         expect([...ready]).toEqual([1]);
         const sleeping = () => pidsWhere((argv) => argv.join(' ') === `sleep ${marker}`);
-        expect(await eventually(() => sleeping().length === 1, 5000)).toBe(true);
+        expect(await holdsWithin(() => sleeping().length === 1, 5000)).toBe(true);
 
         ws.send(message);
         const [code] = await withTimeout(closed, 10_000, 'close after a malformed message');
         expect(code).toBe(1002);
         expect(ws.readyState).toBe(ws.CLOSED);
         // The session's command is gone with it.
-        expect(await eventually(() => sleeping().length === 0, 5000)).toBe(true);
+        expect(await holdsWithin(() => sleeping().length === 0, 5000)).toBe(true);
 
         for (const [name, pid] of Object.entries(lab.pids)) expect([name, alive(pid)]).toEqual([name, true]);
         const failed = await Promise.race([lab.failed, Promise.resolve(undefined)]);

@@ -21,6 +21,7 @@ import { freePort } from '../lab/etcd.js';
 import pty from 'node-pty';
 import { packageRoot } from '../shared/package-root.js';
 import { kubectlPath } from '../shared/test-support/kubectl.js';
+import { waitFor } from '../shared/test-support/poll.js';
 import {
   DOCKER_CLI,
   dockerUnavailable,
@@ -188,19 +189,21 @@ describeDocker('docker-compose.yml on a real Docker engine', () => {
     let seen = '';
     term.onData((d) => (seen += d));
     const exit = new Promise<number>((r) => term.onExit(({ exitCode }) => r(exitCode)));
-    const waitFor = async (re: RegExp) => {
-      const deadline = Date.now() + 90_000;
-      while (!re.test(seen)) {
-        if (Date.now() > deadline)
-          throw new Error(`no ${re} on the terminal; saw: ${JSON.stringify(seen.slice(-500))}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
+    const onTerminal = (re: RegExp) =>
+      waitFor(
+        `${re} on the terminal`,
+        () => {
+          if (re.test(seen)) return true;
+          throw new Error(`saw: ${JSON.stringify(seen.slice(-500))}`);
+        },
+        90_000,
+        100,
+      );
     try {
-      await waitFor(/# $/m);
+      await onTerminal(/# $/m);
       term.write('echo $((6*7)); tty\r');
-      await waitFor(/^42\r?$/m);
-      await waitFor(/\/dev\/pts\/\d+/);
+      await onTerminal(/^42\r?$/m);
+      await onTerminal(/\/dev\/pts\/\d+/);
       term.write('exit 3\r');
       expect(await exit).toBe(3);
     } finally {

@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { startLab, type Lab } from '../lab/lab.js';
-import { launchSpecOf, waitUntil } from './support/faults.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { launchSpecOf } from './support/faults.js';
 import { request } from './support/https.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 import { runKexec } from './support/processes.js';
@@ -167,7 +168,7 @@ describe('the apiserver on etcd, SIGKILLed and started again', () => {
       watch2.events.some(
         (e) => e.type === 'MODIFIED' && e.object.metadata?.labels?.['after-restart'] === 'yes',
       );
-    expect(await waitUntil(sawLabel, 10_000)).toBe(true);
+    expect(await holdsWithin(sawLabel, 10_000)).toBe(true);
     watch2.stop();
     expect(watch2.events.filter((e) => e.type === 'ERROR')).toEqual([]);
     expect(watch2.events.filter((e) => e.type === 'ADDED')).toEqual([]);

@@ -15,8 +15,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from '../lab/lab.js';
-import { descendants, waitUntil } from './support/faults.js';
-import { collect, pidsWhere, runKexec, startKexec } from './support/processes.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { descendants, pidsWhere, running } from '../shared/test-support/procfs.js';
+import { collect, runKexec, startKexec } from './support/processes.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -97,15 +98,8 @@ describe.each(['cri-shim', 'kubelet-sim', 'apiserver'] as const)('SIGKILL of the
 
     // No process left in any container: the exec, and with the runtime gone every container
     // process (bwrap --die-with-parent).
-    expect(await waitUntil(() => sleeping().length === 0, 5000)).toBe(true);
-    const alive = (p: number) => {
-      try {
-        return !fs.readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z ');
-      } catch {
-        return false;
-      }
-    };
-    expect(await waitUntil(() => inContainers.every((p) => !alive(p)), 5000)).toBe(true);
+    expect(await holdsWithin(() => sleeping().length === 0, 5000)).toBe(true);
+    expect(await holdsWithin(() => inContainers.every((p) => !running(p)), 5000)).toBe(true);
 
     // The lab's supervisor brings the hop back (Restart=on-failure; after an apiserver with
     // in-memory storage it registers the nodes and the demo pod again): the lab serves again.

@@ -21,7 +21,9 @@ import { PassThrough } from 'node:stream';
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
 import { packageRoot } from '../shared/package-root.js';
 import { runChannelClient } from '../shared/remotecommand/websocket-client.js';
-import { waitUntil } from './support/faults.js';
+import type { CriShimReady } from '../shared/ready-line.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { readyLineOf } from '../shared/test-support/ready.js';
 
 const CRI_SHIM = path.join(packageRoot(), 'dist', 'cri-shim', 'main.js');
 const MARKER_KEY = 'KEXEC_LAB_ISOLATION_NONE_TEST';
@@ -69,25 +71,13 @@ function startShim(dir: string): Promise<RunningShim> {
   const stderr: string[] = [];
   child.stderr!.on('data', (c: Buffer) => stderr.push(c.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`cri-shim: no READY line within 15 s\n${stderr.join('')}`));
-    }, 15_000);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`cri-shim exited early (${code ?? signal})\n${stderr.join('')}`));
-    });
-    child.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      const m = /^READY (.*)$/m.exec(buf);
-      if (!m) return;
-      clearTimeout(timer);
-      const ready = JSON.parse(m[1]!) as { endpoint: string; streamingUrl: string };
-      resolve({ child, endpoint: ready.endpoint, streamingUrl: ready.streamingUrl, stderr, exited });
-    });
-  });
+  return readyLineOf<CriShimReady>(child, 'cri-shim').then((ready) => ({
+    child,
+    endpoint: ready.endpoint,
+    streamingUrl: ready.streamingUrl,
+    stderr,
+    exited,
+  }));
 }
 
 /** The sleeps each process starts; the first of each exec's pair is backgrounded (a grandchild). */
@@ -153,7 +143,7 @@ describe('cri-shim --isolation none leaves no container process behind', () => {
       const argvs = marked(marker).map((p) => p.argv.join(' '));
       return ALL.every((s) => argvs.includes(s));
     };
-    const ok = await waitUntil(running, 10_000);
+    const ok = await holdsWithin(running, 10_000);
     if (!ok) throw new Error(`not all sleeps started: ${JSON.stringify(marked(marker))}`);
   });
 
@@ -179,7 +169,7 @@ describe('cri-shim --isolation none leaves no container process behind', () => {
 
   /** Waits (5 s at most) for every marked process to be gone; returns what is left. */
   async function leftovers(): Promise<string[]> {
-    await waitUntil(() => marked(marker).length === 0, 5000);
+    await holdsWithin(() => marked(marker).length === 0, 5000);
     return marked(marker).map((p) => `${p.pid}: ${p.argv.join(' ')}`);
   }
 
@@ -191,7 +181,7 @@ describe('cri-shim --isolation none leaves no container process behind', () => {
 
   it('a SIGTERM stop kills the main process, the execs and their children within 5 s', async () => {
     shim!.child.kill('SIGTERM');
-    const stopped = await waitUntil(() => shim!.child.exitCode !== null, 5000);
+    const stopped = await holdsWithin(() => shim!.child.exitCode !== null, 5000);
     expect({ stopped, code: shim!.child.exitCode, stderr: stopped ? '' : shim!.stderr.join('') }).toEqual({
       stopped: true,
       code: 0,

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { closeServer, listen } from '../shared/test-support/loopback.js';
+import { closedPort, upperCaseEcho } from '../shared/test-support/loopback.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { demoPod, ensurePod, waitForPodRunning } from '../lab/pods.js';
 import { loadClientConfig } from '../kexec/client.js';
@@ -23,10 +23,9 @@ jest.setTimeout(60_000);
 
 let lab: Lab | undefined;
 let dir = '';
-let backend: net.Server;
-const backendSockets = new Set<net.Socket>();
+let backend: Awaited<ReturnType<typeof upperCaseEcho>>;
 let backendPort = 0;
-let closedPort = 0;
+let refusedPort = 0;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kexec-lab-'));
@@ -36,22 +35,14 @@ beforeAll(async () => {
   const spec = { ...pod.spec, hostNetwork: true };
   await ensurePod(cfg, { ...pod, spec });
   await waitForPodRunning(cfg, 'default', 'hostnet');
-  backend = net.createServer({ allowHalfOpen: true }, (s) => {
-    backendSockets.add(s);
-    s.on('close', () => backendSockets.delete(s));
-    s.on('data', (c: Buffer) => s.write(c.toString().toUpperCase()));
-    s.on('end', () => s.end());
-    s.on('error', () => {});
-  });
-  backendPort = await listen(backend);
-  const gone = net.createServer();
-  closedPort = await listen(gone);
-  await closeServer(gone);
+  backend = await upperCaseEcho();
+  backendPort = backend.port;
+  refusedPort = await closedPort();
 });
 
 afterAll(async () => {
   await lab?.stop();
-  await closeServer(backend, backendSockets);
+  await backend.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -82,12 +73,12 @@ describe.each(['websocket', 'spdy'] as const)('kexec port-forward through the la
         protocol,
         'hostnet',
         `:${backendPort}`,
-        `:${closedPort}`,
+        `:${refusedPort}`,
       ],
       { signal: ac.signal },
     );
     const ready = await Promise.race([
-      pf.stdout.waitFor(new RegExp(`127\\.0\\.0\\.1:(\\d+) -> ${closedPort}\n`)),
+      pf.stdout.waitFor(new RegExp(`127\\.0\\.0\\.1:(\\d+) -> ${refusedPort}\n`)),
       pf.done.then(() => undefined),
     ]);
     expect({ ready: !!ready, stderr: pf.stderr.data }).toEqual({ ready: true, stderr: '' });
@@ -99,7 +90,7 @@ describe.each(['websocket', 'spdy'] as const)('kexec port-forward through the la
     await pf.stderr.waitFor(/lost connection to pod\n/);
     expect(pf.stderr.data).toMatch(
       new RegExp(
-        `^error: an error occurred forwarding ${bad} -> ${closedPort}: error forwarding port ${closedPort} to pod [0-9a-f]+, uid : dial tcp4 127\\.0\\.0\\.1:${closedPort}: connect: connection refused\nerror: lost connection to pod\n$`,
+        `^error: an error occurred forwarding ${bad} -> ${refusedPort}: error forwarding port ${refusedPort} to pod [0-9a-f]+, uid : dial tcp4 127\\.0\\.0\\.1:${refusedPort}: connect: connection refused\nerror: lost connection to pod\n$`,
       ),
     );
     expect(await pf.done).toBe(1);

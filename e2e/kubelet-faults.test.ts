@@ -20,7 +20,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { startLab, type Lab } from '../lab/lab.js';
 import { closeServer, listen } from '../shared/test-support/loopback.js';
-import { waitUntil } from './support/faults.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
 
 let dir = '';
@@ -99,7 +99,7 @@ async function switchFault(value: string): Promise<string> {
 async function kubeletConnectionClosed(m: Mode, answeredLine: string): Promise<string | undefined> {
   const id = /\[#(\d+)\]/.exec(answeredLine)![1]!;
   const line = () => kubeletLines().find((l) => l.startsWith(`fault ${m.mode} [#${id}]: connection closed`));
-  await waitUntil(() => line() !== undefined, 5000);
+  await holdsWithin(() => line() !== undefined, 5000);
   return line();
 }
 
@@ -203,7 +203,7 @@ describe.each(MODES.map((m, i) => [m.mode, m, i] as const))('kubelet-sim --fault
       const translated = client.version !== 'v1.20' && !client.forceSpdy; // WebSocket first: the StreamTranslator
       expect(res.stderr).toMatch(translated ? m.translated : m.spliced);
       // The failure is the fault's: the kubelet-sim answered exactly this exec, and only once.
-      expect(await waitUntil(() => answered().length > before, 5000)).toBe(true);
+      expect(await holdsWithin(() => answered().length > before, 5000)).toBe(true);
       const mine = answered().slice(before);
       expect(mine).toHaveLength(1);
       expect(mine[0]).toMatch(
@@ -238,7 +238,7 @@ describe.each(MODES.map((m, i) => [m.mode, m, i] as const))('kubelet-sim --fault
       const length = /^content-length: *(\d+)\r$/im.exec(text.slice(0, end));
       return end >= 0 && !!length && got.length >= end + 4 + Number(length[1]);
     };
-    expect(await waitUntil(() => complete() || closed, 10_000)).toBe(true);
+    expect(await holdsWithin(() => complete() || closed, 10_000)).toBe(true);
     expect(complete()).toBe(true);
     const first = got.toString('latin1');
     const head = first.slice(0, first.indexOf('\r\n\r\n'));
@@ -258,14 +258,14 @@ describe.each(MODES.map((m, i) => [m.mode, m, i] as const))('kubelet-sim --fault
     }
     // The apiserver closes the client connection after a failed upgrade, whatever follows; had it
     // spliced, the kubelet-sim would log the second request and answer it (a second status line).
-    const closedInTime = await waitUntil(() => closed, 5000);
+    const closedInTime = await holdsWithin(() => closed, 5000);
     expect(kubeletLines().filter((l) => l.includes('SECOND REQUEST'))).toEqual([]);
     expect(got.toString('latin1').match(/^HTTP\/1\.[01] \d{3} /gm)).toHaveLength(1);
     expect(closedInTime).toBe(true);
 
     // The kubelet end: exactly one faulty answer for this exec, and its connection closed having
     // carried that one request and nothing else.
-    expect(await waitUntil(() => answered().length > before, 5000)).toBe(true);
+    expect(await holdsWithin(() => answered().length > before, 5000)).toBe(true);
     const mine = answered().slice(before);
     expect(mine).toHaveLength(1);
     expect(await kubeletConnectionClosed(m, mine[0]!)).toMatch(m.closedClean);

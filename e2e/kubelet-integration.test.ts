@@ -21,8 +21,8 @@ import {
 import { connectRuntime, type RuntimeServiceClient } from '../shared/cri/client.js';
 import type { Node, Pod } from '../shared/api/core-v1.js';
 import { startKubelet, type RunningKubelet } from '../kubelet-sim/kubelet.js';
-import { waitFor } from '../kubelet-sim/test-support/wait.js';
-import { wsExec } from './support/ws-exec.js';
+import { waitFor } from '../shared/test-support/poll.js';
+import { wsExec } from '../shared/test-support/ws-exec.js';
 
 // With bubblewrap the container sees the image's files at /root; without it (isolation none) the
 // process runs on the host with the container's root directory as its working directory.
@@ -133,7 +133,7 @@ describe('kubelet-sim with the real apiserver and cri-shim', () => {
     ]);
 
     const r = await wsExec(`${kubelet!.url}/exec/default/demo/main?${LS_ROOT}&output=1&error=1`, {
-      Authorization: `Bearer ${asApiserver}`,
+      headers: { Authorization: `Bearer ${asApiserver}` },
     });
     expect(r.protocol).toBe('v5.channel.k8s.io');
     expect(r.stdout.split('\n').filter(Boolean).sort()).toEqual(['README.txt', 'hello.sh', 'notes']);
@@ -143,7 +143,7 @@ describe('kubelet-sim with the real apiserver and cri-shim', () => {
   it('the whole chain: exec through the apiserver reaches the container via this kubelet', async () => {
     const r = await wsExec(
       `${apiserver.url}/api/v1/namespaces/default/pods/demo/exec?${LS_ROOT}&stdout=true&stderr=true`,
-      { Authorization: `Bearer ${admin}` },
+      { headers: { Authorization: `Bearer ${admin}` } },
     );
     expect(r.stdout.split('\n').filter(Boolean).sort()).toEqual(['README.txt', 'hello.sh', 'notes']);
     expect(r.status).toEqual({ metadata: {}, status: 'Success' });

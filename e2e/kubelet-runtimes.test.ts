@@ -15,7 +15,8 @@ import { startLab, type Lab } from '../lab/lab.js';
 import { connectRuntime, KubernetesPodNameLabel, type RuntimeServiceClient } from '../shared/cri/client.js';
 import { launchSpecOf, restart, type Restarted } from './support/faults.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
-import { eventually } from './support/processes.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+
 import { E2E_RUNTIMES, LOCAL_IMAGE_POLICY } from './support/runtimes.js';
 
 const podYaml = (name: string, command: string[], extra: Record<string, string> = {}) =>
@@ -126,7 +127,7 @@ describe.each(E2E_RUNTIMES)('the kubelet-sim on %s', (runtime) => {
     expect(got.split('\n').sort()).toEqual(['', `hello ${mark}`, 'oops']);
     expect(fs.readFileSync(path.join(logDir, 'main', '0.log'), 'utf8')).toContain(`stdout F hello ${mark}`);
     await ok(['delete', 'pod', 'talker', '--timeout=30s']);
-    expect(await eventually(() => !fs.existsSync(logDir), 10_000)).toBe(true);
+    expect(await holdsWithin(() => !fs.existsSync(logDir), 10_000)).toBe(true);
     expect(await sandboxesOf('talker')).toEqual([]);
   });
 
@@ -152,7 +153,7 @@ describe.each(E2E_RUNTIMES)('the kubelet-sim on %s', (runtime) => {
         }),
       );
       const reasons = () => new Set([...seen.matchAll(/^nopull (\S+)$/gm)].map((m) => m[1]));
-      expect(await eventually(() => reasons().has('ImagePullBackOff'), 20_000)).toBe(true);
+      expect(await holdsWithin(() => reasons().has('ImagePullBackOff'), 20_000)).toBe(true);
       expect([...reasons()].sort()).toEqual(['ErrImagePull', 'ImagePullBackOff']);
     } finally {
       watch.kill();
@@ -173,7 +174,7 @@ describe.each(E2E_RUNTIMES)('the kubelet-sim on %s', (runtime) => {
     const pid = lab.pids['kubelet-sim']!;
     const spec = launchSpecOf(pid);
     process.kill(pid, 'SIGTERM');
-    expect(await eventually(() => !fs.existsSync(`/proc/${pid}`), 15_000)).toBe(true);
+    expect(await holdsWithin(() => !fs.existsSync(`/proc/${pid}`), 15_000)).toBe(true);
     restarted.push(await restart(spec, (l) => logs.push(`[kubelet-sim again] ${l}`)));
 
     // A fresh exec through the new kubelet proves it serves; the pod is the same one.

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { apiRequest, apiUrl, loadClientConfig } from '../kexec/client.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { CHECKS } from '../lab/labs/checks.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
 import { packageRoot } from '../shared/package-root.js';
 
 const KEXEC = path.join(packageRoot(), 'bin', 'kexec.js');
@@ -34,12 +35,9 @@ function kexec(args: string[], input?: Buffer) {
 
 /** Polls a check (the audit log is written as the stream closes) until it passes, bounded. */
 async function checkPasses(n: number, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await CHECKS[n]!.run(lab.dir);
-    if (r.ok || Date.now() > deadline) return r;
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  let last = await CHECKS[n]!.run(lab.dir);
+  await holdsWithin(async () => (last = await CHECKS[n]!.run(lab.dir)).ok, timeoutMs, 100);
+  return last;
 }
 
 test('lab 1: one exec followed through the hops', async () => {

@@ -13,7 +13,9 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../shared/package-root.js';
-import { collect, eventually, pidsWhere, runKexec, startKexec } from './support/processes.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { descendants, pidsWhere, running } from '../shared/test-support/procfs.js';
+import { collect, runKexec, startKexec } from './support/processes.js';
 
 const LAB_MAIN = path.join(packageRoot(), 'dist', 'lab', 'main.js');
 
@@ -30,41 +32,9 @@ function startLabProcess(): ChildProcess {
   });
 }
 
-/** Every process under `root` now (children of children…), by /proc's ppid. */
-function descendants(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      parent.set(Number(entry), ppid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const found: number[] = [];
-  let frontier = [root];
-  while (frontier.length) {
-    const next = [...parent].filter(([, ppid]) => frontier.includes(ppid)).map(([pid]) => pid);
-    found.push(...next);
-    frontier = next;
-  }
-  return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /** The pid of the lab's service running `dist/<program>/main.js` now. */
 function servicePid(program: string): number | undefined {
-  const mine = new Set(descendants(lab!.pid!));
+  const mine = new Set(descendants(lab!.pid!, { zombies: true }));
   return pidsWhere((argv) => argv.some((a) => a.endsWith(`dist/${program}/main.js`))).find((p) =>
     mine.has(p),
   );
@@ -81,7 +51,7 @@ beforeAll(async () => {
   lab = startLabProcess();
   lab.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   lab.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  expect(await eventually(() => output.includes('Press Ctrl-C') || lab!.exitCode !== null, 60_000)).toBe(
+  expect(await holdsWithin(() => output.includes('Press Ctrl-C') || lab!.exitCode !== null, 60_000)).toBe(
     true,
   );
   expect(output).toContain('Press Ctrl-C');
@@ -89,10 +59,10 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  if (lab?.pid && alive(lab.pid)) {
-    const left = descendants(lab.pid);
+  if (lab?.pid && running(lab.pid)) {
+    const left = descendants(lab.pid, { zombies: true });
     lab.kill('SIGKILL');
-    await eventually(() => left.every((p) => !alive(p)), 15_000);
+    await holdsWithin(() => left.every((p) => !running(p)), 15_000);
   }
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -125,7 +95,7 @@ it.each(['cri-shim', 'kubelet-sim', 'apiserver'])(
     const done = collect(inFlight);
     let started = '';
     inFlight.stdout!.on('data', (c: Buffer) => (started += c.toString()));
-    expect(await eventually(() => started.includes('started'), 15_000)).toBe(true);
+    expect(await holdsWithin(() => started.includes('started'), 15_000)).toBe(true);
 
     const pid = servicePid(hop);
     expect(pid).toBeDefined();
@@ -168,16 +138,16 @@ it('a client-supplied ?access_token= reaches no log line', async () => {
       .on('error', reject);
   });
   expect(code).toBe(401);
-  expect(await eventually(() => output.includes('access_token=<masked>'), 10_000)).toBe(true);
+  expect(await holdsWithin(() => output.includes('access_token=<masked>'), 10_000)).toBe(true);
   expect(output).not.toContain('SECRET-lifecycle-42');
 }, 30_000);
 
 it('SIGKILL of the lab leaves no service or container process behind', async () => {
-  const tree = descendants(lab!.pid!);
+  const tree = descendants(lab!.pid!, { zombies: true });
   // apiserver, kubelet-sim, cri-shim and at least the demo pod's process.
   expect(tree.length).toBeGreaterThanOrEqual(4);
   lab!.kill('SIGKILL');
-  const gone = await eventually(() => tree.every((p) => !alive(p)), 15_000);
-  expect(tree.filter(alive)).toEqual([]);
+  const gone = await holdsWithin(() => tree.every((p) => !running(p)), 15_000);
+  expect(tree.filter(running)).toEqual([]);
   expect(gone).toBe(true);
 }, 30_000);

@@ -25,7 +25,7 @@ import { openPortForwardTunnel } from '../shared/portforward/websocket-client.js
 import { closeServer, listen } from '../shared/test-support/loopback.js';
 import type { Container, Pod } from '../shared/api/core-v1.js';
 import { startKubelet, type RunningKubelet } from '../kubelet-sim/kubelet.js';
-import { waitFor } from '../kubelet-sim/test-support/wait.js';
+import { waitFor } from '../shared/test-support/poll.js';
 
 const ISOLATION = bwrapWorks() ? 'bwrap' : 'none';
 const key = randomBytes(32);

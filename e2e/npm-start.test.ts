@@ -8,7 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../shared/package-root.js';
-import { collect, eventually, pidsWhere, runKexec } from './support/processes.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { pidsWhere } from '../shared/test-support/procfs.js';
+import { collect, runKexec } from './support/processes.js';
 
 let dir = '';
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -50,5 +52,5 @@ it('npm start brings the lab up, kexec works against it, Ctrl-C stops everything
   const exit = await done;
   expect(exit.stderr).toContain('[lab] SIGINT: stopping the lab');
   expect(exit.stderr).toMatch(/\[lab\] stopped\n/);
-  expect(await eventually(() => ours().length === 0, 5000)).toBe(true);
+  expect(await holdsWithin(() => ours().length === 0, 5000)).toBe(true);
 }, 120_000);

@@ -15,7 +15,9 @@ import pty from 'node-pty';
 import { startLab, type Lab, type LabNode } from '../lab/lab.js';
 import { launchSpecOf, restart, type Restarted } from './support/faults.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
-import { eventually, KEXEC_BIN, pidsWhere, runKexec } from './support/processes.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { pidsWhere } from '../shared/test-support/procfs.js';
+import { KEXEC_BIN, runKexec } from './support/processes.js';
 
 let dir = '';
 let lab: Lab;
@@ -116,8 +118,8 @@ describe('a 3-node lab', () => {
     expect(await ok(['logs', 'sched'])).toBe(`hello ${mark}\n`);
 
     await ok(['delete', 'pod', 'sched', '--timeout=30s']);
-    expect(await eventually(() => withMarker(mark)().length === 0, 20_000)).toBe(true);
-    expect(await eventually(() => !fs.existsSync(cdir), 20_000)).toBe(true);
+    expect(await holdsWithin(() => withMarker(mark)().length === 0, 20_000)).toBe(true);
+    expect(await holdsWithin(() => !fs.existsSync(cdir), 20_000)).toBe(true);
   }, 59_000);
 
   it('reaches a pod on node 3 of 3 with kexec and kubectl exec', async () => {
@@ -146,7 +148,7 @@ describe('a 3-node lab', () => {
     const pid = lab.pids['kubelet-sim-2']!;
     const spec = launchSpecOf(pid);
     process.kill(pid, 'SIGTERM');
-    expect(await eventually(() => !fs.existsSync(`/proc/${pid}`) || isZombie(pid), 15_000)).toBe(true);
+    expect(await holdsWithin(() => !fs.existsSync(`/proc/${pid}`) || isZombie(pid), 15_000)).toBe(true);
     // The pod's processes belong to the runtime, not to the kubelet: still there.
     expect(withMarker(mark)().sort()).toEqual(before);
 
@@ -183,7 +185,7 @@ describe('a 3-node lab', () => {
     term.onData((d) => (out += d));
     const exited = new Promise<{ exitCode: number }>((resolve) => term.onExit((e) => resolve(e)));
     const waitFor = async (re: RegExp, what: string) => {
-      if (!(await eventually(() => re.test(out), 15_000))) {
+      if (!(await holdsWithin(() => re.test(out), 15_000))) {
         term.kill();
         throw new Error(`no ${what} within 15 s; got ${JSON.stringify(out)}`);
       }
@@ -199,7 +201,7 @@ describe('a 3-node lab', () => {
       term.resize(100, 30);
       for (let i = 0; i < 30 && !/(^|# )30 100\r*$/m.test(out); i++) {
         term.write('stty size\r');
-        await eventually(() => /(^|# )30 100\r*$/m.test(out), 500);
+        await holdsWithin(() => /(^|# )30 100\r*$/m.test(out), 500);
       }
       await waitFor(/(^|# )30 100\r*$/m, 'resized size');
       term.write('exit\r');

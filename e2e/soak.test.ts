@@ -13,8 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { startLab, type Lab } from '../lab/lab.js';
-import { holdings, labExec, rssBytes, waitUntil, type Holdings } from './support/faults.js';
-import { pidsWhere } from './support/processes.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { holdings, labExec, rssBytes, type Holdings } from './support/faults.js';
+import { pidsWhere } from '../shared/test-support/procfs.js';
 
 const SERVICES = ['apiserver', 'kubelet-sim', 'cri-shim'] as const;
 const FD_SLACK = 4;
@@ -47,7 +48,7 @@ function snapshot(): Record<string, Holdings> {
 /** Waits (bounded) until every service holds no more than at `base`; returns the last snapshot. */
 async function backTo(base: Record<string, Holdings>): Promise<Record<string, Holdings>> {
   let now = snapshot();
-  await waitUntil(() => {
+  await holdsWithin(() => {
     now = snapshot();
     return SERVICES.every(
       (s) =>
@@ -124,7 +125,7 @@ describe('a slow reader', () => {
       signal: ac.signal,
     }).catch((err: unknown) => err);
     // Read for a bounded while (3 s), then hang up: the 1 GiB is never meant to finish.
-    await waitUntil(() => read >= 4 * MiB, 3000);
+    await holdsWithin(() => read >= 4 * MiB, 3000);
     // What the producer has written so far (/proc/PID/io wchar): with backpressure, little more
     // than the client read plus what the pipes and socket buffers of three hops hold.
     const [head] = pidsWhere((a) => a.join(' ') === PRODUCER);
@@ -143,6 +144,6 @@ describe('a slow reader', () => {
       });
     }
     // And the abandoned `head` is gone.
-    expect(await waitUntil(() => pidsWhere((a) => a.join(' ') === PRODUCER).length === 0, 5000)).toBe(true);
+    expect(await holdsWithin(() => pidsWhere((a) => a.join(' ') === PRODUCER).length === 0, 5000)).toBe(true);
   }, 30_000);
 });

@@ -9,20 +9,11 @@ import path from 'node:path';
 import { KUBELET_CLIENT_CERT } from '../lab/pki.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { request } from './support/https.js';
-import { eventually, runKexec } from './support/processes.js';
+import { holdsWithin } from '../shared/test-support/poll.js';
+import { runKexec } from './support/processes.js';
 import { rawExec } from './support/raw-exec.js';
+import { waitFor } from '../shared/test-support/poll.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
-
-/** Calls `fn` every 50 ms until it returns a value, for at most `timeoutMs`. */
-async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 let dir = '';
 let lab: Lab;
@@ -69,7 +60,7 @@ function auditEvents(id: string): AuditLine[] {
 /** A request's audit events, once its ResponseComplete is written (the log is appended as it goes). */
 async function completedAudit(id: string): Promise<AuditLine[]> {
   const done = () => auditEvents(id).some((e) => e.stage === 'ResponseComplete');
-  expect(await eventually(done, 10_000, 100)).toBe(true);
+  expect(await holdsWithin(done, 10_000, 100)).toBe(true);
   return auditEvents(id);
 }
 
@@ -86,7 +77,7 @@ describe('one Audit-Id across the hops', () => {
 
     // The apiserver's line is written when the stream closes; poll for all three hops.
     const hops = () => new Set(records.filter((x) => x.auditID === id).map((x) => x.service));
-    expect(await eventually(() => hops().size === 3, 10_000)).toBe(true);
+    expect(await holdsWithin(() => hops().size === 3, 10_000)).toBe(true);
     expect([...hops()].sort()).toEqual(['apiserver', 'cri-shim', 'kubelet-sim']);
     const runtimeLines = records
       .filter((x) => x.auditID === id && x.service === 'cri-shim')
@@ -173,7 +164,7 @@ describe('/metrics', () => {
         ? now
         : undefined;
     };
-    const after = await poll(settled, 10_000);
+    const after = await waitFor('the exec streams to close', settled, 10_000, 50);
     const delta = (
       hop: 'apiserver' | 'kubelet' | 'runtime',
       name: string,
@@ -223,10 +214,15 @@ describe('Events', () => {
       return r.stdout.toString();
     };
     const all = ['Scheduled', 'Pulled', 'Created', 'Started'];
-    const table = await poll(async () => {
-      const t = await reasons();
-      return all.every((x) => t.includes(x)) ? t : undefined;
-    }, 30_000);
+    const table = await waitFor(
+      'the pod events',
+      async () => {
+        const t = await reasons();
+        return all.every((x) => t.includes(x)) ? t : undefined;
+      },
+      30_000,
+      50,
+    );
     expect(table.split('\n')[0]).toMatch(/^LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE$/);
     expect(table).toMatch(
       /Normal\s+Scheduled\s+pod\/lifecycle\s+Successfully assigned default\/lifecycle to node-1/,
@@ -245,7 +241,7 @@ describe('Events', () => {
     );
 
     expect((await kubectl.run(['delete', 'pod', 'lifecycle', '--wait=false'])).code).toBe(0);
-    await poll(async () => ((await reasons()).includes('Killing') ? true : undefined), 30_000);
+    await waitFor('a Killing event', async () => (await reasons()).includes('Killing'), 30_000, 50);
   });
 });
 

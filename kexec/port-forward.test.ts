@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { closeServer, listen } from '../shared/test-support/loopback.js';
+import { closedPort, closeServer, listen, upperCaseEcho } from '../shared/test-support/loopback.js';
 import { completePortForward } from './cmd/port-forward.js';
 import { parseAddresses, parsePorts } from './forwarded-ports.js';
 import { startFakeApiserver, type FakeApiserver } from './test-support/fake-apiserver.js';
@@ -19,11 +19,10 @@ import { run, start, writeKubeconfig } from './test-support/io.js';
 jest.setTimeout(20_000);
 
 const TOKEN = 'tok';
-const backendSockets = new Set<net.Socket>();
 let api: FakeApiserver;
-let backend: net.Server;
+let backend: Awaited<ReturnType<typeof upperCaseEcho>>;
 let backendPort = 0;
-let closedPort = 0;
+let refusedPort = 0;
 let dir = '';
 let kc = '';
 
@@ -33,22 +32,13 @@ beforeAll(async () => {
   api.pods.set('demo', { name: 'demo' });
   api.pods.set('pending', { name: 'pending', phase: 'Pending' });
   kc = writeKubeconfig(dir, 'kubeconfig', api.url, TOKEN);
-  // The "pod": answers every chunk in upper case; half-closes when the client does.
-  backend = net.createServer({ allowHalfOpen: true }, (s) => {
-    backendSockets.add(s);
-    s.on('close', () => backendSockets.delete(s));
-    s.on('data', (c: Buffer) => s.write(c.toString().toUpperCase()));
-    s.on('end', () => s.end());
-    s.on('error', () => {});
-  });
-  backendPort = await listen(backend);
-  const gone = net.createServer();
-  closedPort = await listen(gone);
-  await closeServer(gone);
+  backend = await upperCaseEcho();
+  backendPort = backend.port;
+  refusedPort = await closedPort();
 });
 
 afterAll(async () => {
-  await closeServer(backend, backendSockets);
+  await backend.close();
   await api.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -91,7 +81,7 @@ function forward(protocol: 'websocket' | 'spdy' | 'auto') {
       protocol,
       'demo',
       `:${backendPort}`,
-      `0:${closedPort}`,
+      `0:${refusedPort}`,
     ],
     { signal: ac.signal },
   );
@@ -110,7 +100,7 @@ describe.each(['websocket', 'spdy'] as const)('kexec port-forward --protocol %s'
       new RegExp(`Forwarding from 127\\.0\\.0\\.1:(\\d+) -> ${backendPort}\n`),
     );
     const [, bad] = await pf.stdout.waitFor(
-      new RegExp(`Forwarding from 127\\.0\\.0\\.1:(\\d+) -> ${closedPort}\n`),
+      new RegExp(`Forwarding from 127\\.0\\.0\\.1:(\\d+) -> ${refusedPort}\n`),
     );
     const halfClose = protocol === 'spdy';
 
@@ -119,7 +109,7 @@ describe.each(['websocket', 'spdy'] as const)('kexec port-forward --protocol %s'
     expect(await exchange(Number(bad), 'lost', halfClose)).toBe('');
     expect(await pf.done).toBe(1);
     expect(pf.stderr.data).toBe(
-      `error: an error occurred forwarding ${bad} -> ${closedPort}: error forwarding port ${closedPort} to pod demo, uid : dial tcp4 127.0.0.1:${closedPort}: connect: connection refused\n` +
+      `error: an error occurred forwarding ${bad} -> ${refusedPort}: error forwarding port ${refusedPort} to pod demo, uid : dial tcp4 127.0.0.1:${refusedPort}: connect: connection refused\n` +
         'error: lost connection to pod\n',
     );
     expect(pf.stdout.data.match(/Handling connection for \d+/g)).toEqual([
@@ -137,7 +127,7 @@ describe.each(['websocket', 'spdy'] as const)('kexec port-forward --protocol %s'
       expect(upgrades.map((s) => `${s.method} ${s.url}`)).toEqual([
         `GET /api/v1/namespaces/default/pods/demo/portforward?ports=${backendPort}`,
         `GET /api/v1/namespaces/default/pods/demo/portforward?ports=${backendPort}`,
-        `GET /api/v1/namespaces/default/pods/demo/portforward?ports=${closedPort}`,
+        `GET /api/v1/namespaces/default/pods/demo/portforward?ports=${refusedPort}`,
       ]);
     } else {
       // One SPDY connection for everything, dialed before listening, as kubectl.
@@ -146,7 +136,7 @@ describe.each(['websocket', 'spdy'] as const)('kexec port-forward --protocol %s'
       ]);
       expect(api.spdyPortForward.connections).toBe(1);
       expect(api.spdyPortForward.streams).toEqual(
-        [backendPort, backendPort, closedPort].flatMap((port, i) => [
+        [backendPort, backendPort, refusedPort].flatMap((port, i) => [
           { streamType: 'error', port: String(port), requestID: String(i) },
           { streamType: 'data', port: String(port), requestID: String(i) },
         ]),

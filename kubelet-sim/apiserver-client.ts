@@ -9,6 +9,7 @@
 import type { CoreEvent } from '../shared/events.js';
 import { StatusError, failureStatus, type Status } from '../shared/status.js';
 import type { KubeObject, List, Node, Pod, WatchEvent } from '../shared/api/core-v1.js';
+import type { SubjectAccessReviewSpec } from './kubelet-authorizer.js';
 
 /** coordination.k8s.io/v1 Lease, as the kubelet writes it (node-lease.ts). */
 export interface Lease extends KubeObject {
@@ -87,6 +88,19 @@ export class ApiServerClient {
   patchEvent(namespace: string, name: string, patch: Partial<CoreEvent>): Promise<unknown> {
     const path = `/api/v1/namespaces/${enc(namespace)}/events/${enc(name)}`;
     return this.json('PATCH', path, patch, undefined, 'application/merge-patch+json');
+  }
+
+  /** Asks whether a user may do something (the kubelet's webhook authorizer); the review's status. */
+  async createSubjectAccessReview(
+    spec: SubjectAccessReviewSpec,
+  ): Promise<{ allowed?: boolean; reason?: string }> {
+    const review = { kind: 'SubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', spec };
+    const res = await this.json<{ status?: { allowed?: boolean; reason?: string } }>(
+      'POST',
+      '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+      review,
+    );
+    return res.status ?? {};
   }
 
   /** Pods bound to `nodeName` (fieldSelector spec.nodeName), across all namespaces. */

@@ -12,7 +12,7 @@ import { formatLogLine } from '../shared/cri/log-format.js';
 import { podLogOptions } from './container-logs.js';
 import { KubeletServer } from './server.js';
 import { FakeRuntime } from './test-support/fake-runtime.js';
-import { waitFor } from './test-support/wait.js';
+import { waitFor } from '../shared/test-support/poll.js';
 
 const key = randomBytes(32);
 const token = mintToken(key, { name: APISERVER_USER, groups: [] }, { audience: KUBELET_AUDIENCE });

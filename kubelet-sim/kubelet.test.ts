@@ -6,7 +6,7 @@ import type { Pod } from '../shared/api/core-v1.js';
 import { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 import { FakeApiServer } from './test-support/fake-apiserver.js';
 import { FakeRuntime } from './test-support/fake-runtime.js';
-import { waitFor } from './test-support/wait.js';
+import { waitFor } from '../shared/test-support/poll.js';
 
 const key = randomBytes(32);
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -11,7 +11,7 @@ import { startKubelet, type KubeletOptions, type RunningKubelet } from './kubele
 import { GenericPLEG, type PodLifecycleEvent } from './pleg.js';
 import { FakeApiServer } from './test-support/fake-apiserver.js';
 import { FakeRuntime } from './test-support/fake-runtime.js';
-import { waitFor } from './test-support/wait.js';
+import { waitFor } from '../shared/test-support/poll.js';
 
 const key = randomBytes(32);
 const cleanups: (() => Promise<void> | void)[] = [];

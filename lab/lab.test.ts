@@ -15,21 +15,13 @@ import { apiJson, loadClientConfig } from '../kexec/client.js';
 import type { Pod } from '../shared/api/core-v1.js';
 import { pathHint } from './kexec-bin.js';
 import { startLab, tryCommands, type Lab } from './lab.js';
+import { alive } from '../shared/test-support/procfs.js';
 
 class Sink extends Writable {
   data = '';
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
     this.data += chunk.toString();
     cb();
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

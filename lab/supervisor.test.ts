@@ -1,25 +1,10 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../shared/package-root.js';
 import { superviseService } from './restart-policy.js';
+import { running } from '../shared/test-support/procfs.js';
 import { startService } from './supervisor.js';
 
 const script = path.join(packageRoot(), 'lab', 'test-support', 'fake-service.mjs');
-
-/** Running (a zombie left for an init that does not reap counts as gone). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 describe('startService', () => {
   it('waits for the READY line and prefixes the output', async () => {
@@ -30,7 +15,7 @@ describe('startService', () => {
     expect(lines).toEqual(
       expect.arrayContaining(['[fake] starting in mode ready', '[fake] not the ready line', '[fake] bye']),
     );
-    expect(alive(svc.pid)).toBe(false);
+    expect(running(svc.pid)).toBe(false);
   });
 
   it('rejects ready when the service exits first', async () => {
@@ -43,11 +28,11 @@ describe('startService', () => {
     const svc = startService({ name: 'fake', script, args: ['stubborn'], log: () => {} });
     const info = await svc.ready;
     const grandchild = Number(info.grandchild);
-    expect(alive(grandchild)).toBe(true);
+    expect(running(grandchild)).toBe(true);
     expect(await svc.stop(300)).toEqual({ code: null, signal: 'SIGKILL' });
     // the grandchild was in the same group: gone too (allow the kernel a moment to reap)
-    for (let i = 0; i < 50 && alive(grandchild); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(alive(grandchild)).toBe(false);
+    for (let i = 0; i < 50 && running(grandchild); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(running(grandchild)).toBe(false);
   });
 
   it('reports an exit that nobody asked for', async () => {
@@ -85,6 +70,6 @@ describe('superviseService (Restart=on-failure)', () => {
     expect(await svc.stop()).toEqual({ code: 0, signal: null });
     await new Promise((r) => setTimeout(r, 300));
     expect(svc.restarts).toBe(0);
-    expect(alive(svc.current.pid)).toBe(false);
+    expect(running(svc.current.pid)).toBe(false);
   });
 });

@@ -7,7 +7,8 @@
 import { Etcd3 } from 'etcd3';
 import type { KubeObject } from '../../shared/api/core-v1.js';
 import { startTestEtcd, type TestEtcd } from '../../lab/test-support/etcd.js';
-import { describeStoreConformance, until } from '../test-support/store-conformance.js';
+import { waitFor } from '../../shared/test-support/poll.js';
+import { describeStoreConformance } from '../test-support/store-conformance.js';
 import { EtcdStore } from './etcd-store.js';
 import type { StoreEvent } from './store.js';
 
@@ -73,7 +74,7 @@ describe('EtcdStore', () => {
     const w = await second.watch('/registry/pods/', { resourceVersion }, (ev) =>
       seen.push(`${ev.type} ${ev.object.metadata.name}`),
     );
-    await until(() => seen.length >= 2);
+    await waitFor('watch events', () => seen.length >= 2);
     w.stop();
     expect(seen).toEqual(['MODIFIED a', 'ADDED b']);
     await second.close();
@@ -100,7 +101,7 @@ describe('EtcdStore', () => {
     const seen: StoreEvent[] = [];
     const w = await s.watch('/registry/pods/', {}, (ev) => seen.push(ev));
     await s.create('/registry/pods/ns/a', obj('a'));
-    await until(() => seen.length === 1);
+    await waitFor('watch events', () => seen.length === 1);
     await etcd.restart('SIGKILL');
     // Writes after the restart, through another client: the old stream is gone.
     const other = await connect({ prefix: `/t${n}` });
@@ -108,7 +109,7 @@ describe('EtcdStore', () => {
     await other.guaranteedUpdate('/registry/pods/ns/a', (c) => ({ ...c, n: 1 }));
     // A last write marks the end: events come in revision order, so a repeat would show before it.
     await other.create('/registry/pods/ns/z', obj('z'));
-    await until(() => seen.some((e) => e.object.metadata.name === 'z'), 20_000);
+    await waitFor('watch events', () => seen.some((e) => e.object.metadata.name === 'z'), 20_000);
     w.stop();
     expect(seen.map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual([
       'ADDED a',

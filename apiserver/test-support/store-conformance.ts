@@ -8,6 +8,7 @@
  * store's revision when the test starts, since an etcd may have been written to before.
  */
 import type { KubeObject } from '../../shared/api/core-v1.js';
+import { waitFor } from '../../shared/test-support/poll.js';
 import { StorageError, type Store, type StoreEvent } from '../storage/store.js';
 
 export interface ConformanceBackend {
@@ -27,15 +28,6 @@ const obj = (name: string, extra: Record<string, unknown> = {}): KubeObject => (
   metadata: { name },
   ...extra,
 });
-
-/** Polls (bounded) until `check` holds; watch events may arrive after the write resolved. */
-export async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 export function describeStoreConformance(name: string, backend: ConformanceBackend): void {
   describe(`${name}: Store conformance`, () => {
@@ -132,7 +124,7 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       await s.guaranteedUpdate('/p/a', (c) => ({ ...c, n: 1 }));
       await s.create('/q/y', obj('y'));
       await s.delete('/p/a');
-      await until(() => seen.length >= 3);
+      await waitFor('watch events', () => seen.length >= 3);
       w.stop();
       // Another watch sees /p/b: by then the stopped one would have had it too.
       const later: string[] = [];
@@ -140,7 +132,7 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
         later.push(ev.object.metadata.name!),
       );
       await s.create('/p/b', obj('b'));
-      await until(() => later.length > 0);
+      await waitFor('watch events', () => later.length > 0);
       w2.stop();
       expect(later).toEqual(['b']);
       expect(
@@ -162,14 +154,14 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       const w = await s.watch('/p/', { resourceVersion: String(base + 3) }, (ev) =>
         seen.push(ev.object.metadata.name!),
       );
-      await until(() => seen.length >= 2);
+      await waitFor('watch events', () => seen.length >= 2);
       expect(seen).toEqual(['o3', 'o4']);
       w.stop();
       const fromOldest: string[] = [];
       const w2 = await s.watch('/p/', { resourceVersion: String(base + 2) }, (ev) =>
         fromOldest.push(ev.object.metadata.name!),
       );
-      await until(() => fromOldest.length >= 3);
+      await waitFor('watch events', () => fromOldest.length >= 3);
       expect(fromOldest).toEqual(['o2', 'o3', 'o4']);
       w2.stop();
       await expect(s.watch('/p/', { resourceVersion: String(base + 1) }, () => {})).rejects.toMatchObject({
@@ -190,7 +182,7 @@ export function describeStoreConformance(name: string, backend: ConformanceBacke
       );
       await s.create('/p/b', obj('b'));
       await s.guaranteedUpdate('/p/b', (c) => ({ ...c, n: 1 }));
-      await until(() => seen.length >= 2);
+      await waitFor('watch events', () => seen.length >= 2);
       expect(seen).toEqual(['ADDED b', 'MODIFIED b']);
     });
 

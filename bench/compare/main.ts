@@ -432,11 +432,20 @@ async function startup(l: ChainLab): Promise<void> {
       ...['-n', 'kubectl exec demo -- true', `${kubectl} --kubeconfig ${k} exec demo -- true`],
       ...['-n', 'kexec --help', `${kexec} --help`],
       ...['-n', 'kubectl --help', `${kubectl} --help`],
+      // The floor for any Node CLI: the runtime starting and exiting with nothing to load.
+      ...['-n', 'node -e 0 (bare Node start)', `${process.execPath} -e 0`],
     ],
     { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOME: home } },
   );
   const r = JSON.parse(fs.readFileSync(json, 'utf8')) as {
-    results: { command: string; mean: number; stddev: number; median: number }[];
+    results: {
+      command: string;
+      mean: number;
+      stddev: number;
+      median: number;
+      user: number;
+      system: number;
+    }[];
   };
   for (const x of r.results) {
     results.startup.push({
@@ -444,6 +453,7 @@ async function startup(l: ChainLab): Promise<void> {
       meanMs: x.mean * 1000,
       stddevMs: x.stddev * 1000,
       medianMs: x.median * 1000,
+      cpuMs: (x.user + x.system) * 1000,
     });
   }
 }

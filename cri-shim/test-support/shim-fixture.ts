@@ -194,36 +194,3 @@ export function openWs(url: string): Promise<WsSession> {
     ws.once('unexpected-response', (_req, res) => reject(new Error(`refused: ${res.statusCode}`)));
   });
 }
-
-/** Pids of every live process of session `sid`, from /proc. */
-export function sessionMembers(sid: number): number[] {
-  const found: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[3]) === sid && fields[0] !== 'Z') found.push(Number(name));
-    } catch {
-      // raced with its exit
-    }
-  }
-  return found;
-}
-
-/** Live processes whose argv is exactly `argv` (wherever they are: a pid namespace, a new session). */
-export function processesWithArgv(argv: readonly string[]): number[] {
-  const want = argv.join('\0') + '\0';
-  const found: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
-      if (fs.readFileSync(`/proc/${name}/cmdline`, 'utf8') === want) found.push(Number(name));
-    } catch {
-      // raced with its exit
-    }
-  }
-  return found;
-}

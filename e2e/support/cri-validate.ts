@@ -26,6 +26,7 @@ import {
   type RuntimeServiceClient,
 } from '../../shared/cri/client.js';
 import { dialSpdyPortForward } from '../../shared/portforward/spdy-client.js';
+import { waitFor } from '../../shared/test-support/poll.js';
 import { runSpdyClient } from '../../shared/remotecommand/spdy-client.js';
 
 export interface CriTarget {
@@ -37,17 +38,6 @@ export interface CriTarget {
 }
 
 const BUSYBOX_TAG = 'docker.io/library/busybox:latest';
-
-/** Bounded poll, as a kubelet's PLEG would see the change. */
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -136,7 +126,7 @@ export function validateRuntime(get: () => CriTarget): void {
     return id;
   };
   const exited = (id: string) =>
-    until(`container ${id} to exit`, async () => {
+    waitFor(`container ${id} to exit`, async () => {
       const { status } = await get().rt.containerStatus({ container_id: id });
       return status?.state === 'CONTAINER_EXITED' && status;
     });
@@ -285,7 +275,7 @@ export function validateRuntime(get: () => CriTarget): void {
       const st = await exited(id);
       const file = path.join(sb.config.log_directory!, 'c/0.log');
       expect(st.log_path).toBe(file);
-      const lines = await until('both log lines', async () => {
+      const lines = await waitFor('both log lines', async () => {
         const l = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
         return l.length >= 2 && l;
       });
@@ -380,11 +370,11 @@ export function validateRuntime(get: () => CriTarget): void {
               timeout: 5,
             })
           ).stdout.toString() || undefined;
-        expect(await until('the server to answer inside the pod', inPod)).toBe('hello from the pod\n');
+        expect(await waitFor('the server to answer inside the pod', inPod)).toBe('hello from the pod\n');
         expect(await readFrom(ip, port).catch(() => '')).toBe('');
       } else {
         expect(
-          await until('the server to answer', () => readFrom(ip, port).then((s) => s || undefined)),
+          await waitFor('the server to answer', () => readFrom(ip, port).then((s) => s || undefined)),
         ).toBe('hello from the pod\n');
       }
       const { url } = await get().rt.portForward({ pod_sandbox_id: sb.id, port: [port] });
@@ -393,7 +383,7 @@ export function validateRuntime(get: () => CriTarget): void {
         const conn = await pf.forward(port);
         const got: Buffer[] = [];
         conn.data.on('data', (c: Buffer) => got.push(c));
-        await until('forwarded bytes', async () => Buffer.concat(got).toString().includes('\n'));
+        await waitFor('forwarded bytes', async () => Buffer.concat(got).toString().includes('\n'));
         expect(Buffer.concat(got).toString()).toBe('hello from the pod\n');
         conn.data.end();
       } finally {
@@ -413,7 +403,7 @@ export function validateRuntime(get: () => CriTarget): void {
         linux: { security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
       });
       expect(
-        await until('the server to answer', () => readFrom('127.0.0.1', port).then((s) => s || undefined)),
+        await waitFor('the server to answer', () => readFrom('127.0.0.1', port).then((s) => s || undefined)),
       ).toBe('hello from the node\n');
     });
   });

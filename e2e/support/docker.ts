@@ -23,6 +23,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { LabRunningError, acquireLabLock } from '../../lab/lab-lock.js';
+import { waitFor } from '../../shared/test-support/poll.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -100,15 +101,6 @@ function exited(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null
     ? Promise.resolve()
     : new Promise((r) => child.once('exit', () => r()));
-}
-
-async function pollUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** Where the base image tarball and the engine's data root are kept between runs. */
@@ -189,10 +181,11 @@ export async function startDockerEngine(): Promise<DockerEngine> {
       clearTimeout(t);
     }
     // dockerd stops its containerd; shims of stopped containers go with them.
-    await pollUntil(
+    await waitFor(
       'the engine’s containerd and shims to exit',
+      () => !processesUnder(dir).length && !processesUnder(dataRoot).length,
       30_000,
-      async () => !processesUnder(dir).length && !processesUnder(dataRoot).length,
+      250,
     );
     // dockerd keeps its own network namespace bound on EXEC_ROOT/netns/default after it stops
     // (libnetwork); anything else still mounted is a leak.
@@ -206,13 +199,16 @@ export async function startDockerEngine(): Promise<DockerEngine> {
   };
 
   try {
-    await pollUntil('dockerd to answer', 60_000, async () => {
-      if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}`);
-      return (
+    await waitFor(
+      'dockerd to answer',
+      async () =>
+        child.exitCode !== null ||
         (await run(DOCKER_CLI, ['version', '--format', '{{.Server.Version}}'], { timeoutMs: 10_000 }))
-          .code === 0
-      );
-    });
+          .code === 0,
+      60_000,
+      250,
+    );
+    if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}`);
   } catch (err) {
     const tail = fs.readFileSync(path.join(dir, 'dockerd.log'), 'utf8').split('\n').slice(-20).join('\n');
     await stop().catch(() => {});

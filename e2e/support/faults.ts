@@ -16,6 +16,8 @@ import {
   type ChannelClientResult,
 } from '../../shared/remotecommand/websocket-client.js';
 import { type Logger } from '../../shared/logging.js';
+import { children, descendants } from '../../shared/test-support/procfs.js';
+import { readyLineOf } from '../../shared/test-support/ready.js';
 
 /** Open file descriptors of `pid`. */
 export function fdCount(pid: number): number {
@@ -28,48 +30,6 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-interface ProcInfo {
-  pid: number;
-  ppid: number;
-  state: string;
-}
-
-function procs(): ProcInfo[] {
-  const out: ProcInfo[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // after "pid (comm) ": state ppid …
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.push({ pid: Number(entry), ppid: Number(fields[1]), state: fields[0]! });
-    } catch {
-      // ended while we looked
-    }
-  }
-  return out;
-}
-
-/** Every live (non-zombie) descendant of `pid`: children, their children, … */
-export function descendants(pid: number): number[] {
-  const all = procs();
-  const found: number[] = [];
-  let frontier = [pid];
-  for (let depth = 0; depth < 64 && frontier.length; depth++) {
-    const next = all.filter((p) => frontier.includes(p.ppid) && p.state !== 'Z').map((p) => p.pid);
-    found.push(...next);
-    frontier = next;
-  }
-  return found;
-}
-
-/** Direct children of `pid`, zombies included (an unreaped child is a leak too). */
-export function children(pid: number): number[] {
-  return procs()
-    .filter((p) => p.ppid === pid)
-    .map((p) => p.pid);
-}
-
 export interface Holdings {
   fds: number;
   children: number;
@@ -78,16 +38,6 @@ export interface Holdings {
 
 export function holdings(pid: number): Holdings {
   return { fds: fdCount(pid), children: children(pid).length, descendants: descendants(pid).length };
-}
-
-/** Polls until `check` holds, at most `timeoutMs`; returns whether it did. */
-export async function waitUntil(check: () => boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  return check();
 }
 
 /** What a process was started with, read before it is killed, so it can be started again alike. */
@@ -130,25 +80,13 @@ export function restart(spec: LaunchSpec, log: Logger, timeoutMs = 15_000): Prom
     clearTimeout(t);
   };
   child.stderr!.on('data', (c: Buffer) => log(c.toString().trimEnd()));
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => {
-      void stop(0);
-      reject(new Error(`${spec.argv.join(' ')}: no READY line within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`restarted service exited early (${code ?? signal})`));
-    });
-    child.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      const m = /^READY (.*)$/m.exec(buf);
-      if (!m) return;
-      clearTimeout(timer);
-      child.stdout!.resume();
-      resolve({ child, ready: JSON.parse(m[1]!) as Record<string, unknown>, stop });
-    });
-  });
+  return readyLineOf(child, spec.argv.join(' '), timeoutMs).then(
+    (ready) => ({ child, ready, stop }),
+    async (err: unknown) => {
+      await stop(0);
+      throw err;
+    },
+  );
 }
 
 /** The exec URL of the lab's demo pod for `command`, as kexec builds it. */

@@ -3,9 +3,9 @@
  * their command line in /proc, the way a user would with `ps`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../../shared/package-root.js';
+import { waitFor } from '../../shared/test-support/poll.js';
 
 export const KEXEC_BIN = path.join(packageRoot(), 'bin', 'kexec.js');
 
@@ -43,33 +43,6 @@ export function runKexec(args: string[], input?: Buffer | string): Promise<RunRe
   return done;
 }
 
-/** pids of live processes whose argv satisfies `match`. */
-export function pidsWhere(match: (argv: string[]) => boolean): number[] {
-  const found: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').slice(0, -1);
-      const state = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.[0];
-      // A zombie has exited; only its parent's wait() is missing (PID 1 here may not reap).
-      if (state !== 'Z' && match(argv)) found.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return found;
-}
-
-/** Polls until `check` holds, at most `timeoutMs`; returns whether it did. */
-export async function eventually(check: () => boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  return check();
-}
-
 /**
  * Waits until something accepts TCP connections on 127.0.0.1:`port` inside pod `pod` of the
  * cri-shim (its own network namespace: the host cannot see it), like a readiness probe: a pod is
@@ -83,12 +56,12 @@ export async function waitForPodPort(
   timeoutMs = 15_000,
 ): Promise<void> {
   const probe = `require('net').connect(${port}, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))`;
-  const deadline = Date.now() + timeoutMs;
-  while ((await runKexec(['--kubeconfig', kubeconfig, pod, '--', 'node', '-e', probe])).code !== 0) {
-    if (Date.now() > deadline)
-      throw new Error(`nothing listens on 127.0.0.1:${port} in pod ${pod} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    `something to listen on 127.0.0.1:${port} in pod ${pod}`,
+    async () => (await runKexec(['--kubeconfig', kubeconfig, pod, '--', 'node', '-e', probe])).code === 0,
+    timeoutMs,
+    100,
+  );
 }
 
 /**
@@ -106,9 +79,5 @@ export async function waitForPort(port: number, timeoutMs = 15_000, host = '127.
       });
       s.once('error', () => resolve(false));
     });
-  const deadline = Date.now() + timeoutMs;
-  while (!(await accepts())) {
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(`something to listen on ${host}:${port}`, accepts, timeoutMs, 50);
 }

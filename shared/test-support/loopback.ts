@@ -168,3 +168,24 @@ export function slowWriter(delayMs = 2): { stream: Writable; taken: () => number
   });
   return { stream, taken: () => taken };
 }
+
+/** A port forward's "pod": answers every chunk in upper case and half-closes when the client does. */
+export async function upperCaseEcho(): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('data', (c: Buffer) => s.write(c.toString().toUpperCase()));
+    s.on('end', () => s.end());
+    s.on('error', () => {});
+  });
+  return { port: await listen(server), close: () => closeServer(server, sockets) };
+}
+
+/** A loopback port nothing listens on (it was bound a moment ago): connections are refused. */
+export async function closedPort(): Promise<number> {
+  const gone = net.createServer();
+  const port = await listen(gone);
+  await closeServer(gone);
+  return port;
+}

@@ -1,8 +1,8 @@
 /**
- * Test helper: a raw `ws` client for a CRI streaming URL speaking v5.channel.k8s.io by hand,
- * so the tests check the bytes on the wire rather than our own client's interpretation.
+ * Test helper: a raw `ws` client speaking remotecommand v5.channel.k8s.io by hand (any hop: the
+ * apiserver, a kubelet, a CRI streaming URL), so tests check the bytes on the wire (stdout on
+ * channel 1, stderr on 2, the exit Status on 3) rather than our own client's reading of them.
  */
-import fs from 'node:fs';
 import WebSocket from 'ws';
 
 export interface ExecResult {
@@ -29,9 +29,17 @@ export interface Refusal {
 /** Opens the session; resolves when the server closes it. */
 export function wsExec(
   url: string,
-  opts: { stdin?: string; protocols?: string[]; onOpen?: (ws: WebSocket) => void; timeoutMs?: number } = {},
+  opts: {
+    headers?: Record<string, string>;
+    stdin?: string;
+    protocols?: string[];
+    onOpen?: (ws: WebSocket) => void;
+    timeoutMs?: number;
+  } = {},
 ): Promise<ExecResult> {
-  const ws = new WebSocket(url.replace(/^http/, 'ws'), opts.protocols ?? ['v5.channel.k8s.io']);
+  const ws = new WebSocket(url.replace(/^http/, 'ws'), opts.protocols ?? ['v5.channel.k8s.io'], {
+    headers: opts.headers,
+  });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const errorCh: Buffer[] = [];
@@ -47,7 +55,7 @@ export function wsExec(
       res.on('end', () => {
         clearTimeout(timer);
         reject(
-          Object.assign(new Error(`refused: ${res.statusCode}`), {
+          Object.assign(new Error(`refused: ${res.statusCode} ${Buffer.concat(chunks).toString()}`), {
             refusal: { code: res.statusCode, body: Buffer.concat(chunks).toString() },
           }),
         );
@@ -96,40 +104,4 @@ export async function wsRefusal(url: string): Promise<Refusal> {
     throw e;
   }
   throw new Error('the upgrade was accepted');
-}
-
-/** Whether a pid still exists (kill 0). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
-/** Pids of every live process in process group `pgid`, from /proc. */
-export function groupMembers(pgid: number): number[] {
-  const found: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // after "pid (comm) ": state ppid pgrp …
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') found.push(Number(name));
-    } catch {
-      // raced with its exit
-    }
-  }
-  return found;
-}
-
-/** Polls `check` until true, at most `timeoutMs` (for conditions with no event to wait on). */
-export async function eventually(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
