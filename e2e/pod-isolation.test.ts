@@ -26,6 +26,8 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startLab, type Lab } from '../lab/lab.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
+import { waitFor } from '../shared/test-support/poll.js';
+import { processesWithArgv, procTable } from '../shared/test-support/procfs.js';
 
 let dir = '';
 let lab: Lab;
@@ -359,22 +361,15 @@ describe('limits', () => {
           .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
           .split('\n')
           .find((l) => /:pids:/.test(l)) ?? '';
-      let sleeper: number | undefined;
-      for (const deadline = Date.now() + 20_000; sleeper === undefined && Date.now() < deadline;) {
-        for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-          try {
-            if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${marker}\0`) sleeper = Number(p);
-          } catch {
-            // gone
-          }
-        }
-        if (sleeper === undefined) await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(sleeper).toBeDefined();
-      const helper = Number(fs.readFileSync(`/proc/${sleeper}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      const sleeper = await waitFor(
+        "the exec's sleep",
+        () => processesWithArgv(['sleep', marker])[0],
+        20_000,
+      );
+      const helper = procTable().find((p) => p.pid === sleeper)!.ppid;
       expect(fs.readFileSync(`/proc/${helper}/comm`, 'utf8').trim()).toBe('kexec-nsexec');
-      expect(pidsCgroup(sleeper!)).toMatch(/pod-/);
-      expect(pidsCgroup(helper)).not.toBe(pidsCgroup(sleeper!));
+      expect(pidsCgroup(sleeper)).toMatch(/pod-/);
+      expect(pidsCgroup(helper)).not.toBe(pidsCgroup(sleeper));
     } finally {
       child.kill();
     }

@@ -401,7 +401,8 @@ async function idle(l: ChainLab, p: { name: string; protocol: KexecProtocol }): 
     );
     await sleep(1000); // let the last sessions' buffers settle before sampling
     const after = rss();
-    if (sessions.failures() > 0) throw new Error(`${sessions.failures()} of ${cfg.sessions} idle sessions ended early`);
+    if (sessions.failures() > 0)
+      throw new Error(`${sessions.failures()} of ${cfg.sessions} idle sessions ended early`);
     const per = (k: keyof typeof before): number => (after[k] - before[k]) / cfg.sessions;
     results.idle.push({
       path: p.name,
