@@ -28,6 +28,7 @@ import {
 } from './hop-headers.js';
 import { backendError, ProxyError } from './proxy-error.js';
 import { splice, type SpliceStats } from './splice.js';
+import { withSharedContext } from '../tls-context.js';
 
 export interface UpgradeAwareHandlerOptions {
   /** The backend: scheme (http or https), host, port, path and query. */
@@ -293,7 +294,8 @@ export class UpgradeAwareHandler {
       agent: false as const,
       maxHeaderSize: this.opts.maxResponseHeaderBytes,
     };
-    if (loc.protocol === 'https:') return watchDial(https.request({ ...this.opts.tls, ...common }));
+    if (loc.protocol === 'https:')
+      return watchDial(https.request({ ...withSharedContext(this.opts.tls), ...common }));
     if (loc.protocol !== 'http:') throw new Error(`unsupported backend scheme ${loc.protocol}`);
     return watchDial(http.request(common));
   }

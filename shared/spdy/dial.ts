@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { readRefusal } from '../httpstream/upgrade-refusal.js';
 import { HEADER_PROTOCOL_VERSION, isSpdyUpgrade, SPDY_31 } from './upgrade.js';
+import { withSharedContext } from '../tls-context.js';
 
 export interface SpdyDialOptions {
   /** http(s) URL (ws(s) is accepted and turned into http(s)). */
@@ -41,7 +42,7 @@ export function dialSpdy(opts: SpdyDialOptions, protocols: readonly string[]): P
   const timeoutMs = opts.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
     const req = request(url, {
-      ...(url.protocol === 'https:' ? opts.tls : {}),
+      ...(url.protocol === 'https:' ? withSharedContext(opts.tls) : {}),
       method: 'POST',
       agent: false,
       headers: {
