@@ -163,3 +163,37 @@ export function policyAuthorizer(rules: PolicyRule[]): Authorizer {
       ? { allowed: true }
       : { allowed: false, reason: '' };
 }
+
+/**
+ * Every `--authorization-policy-file` as one authorizer that follows its files: a file that
+ * changes is read again within about a second and its rules replace the old ones, as RBAC
+ * objects take effect when they are written. An edit that does not parse is logged and the
+ * file's last good rules stay, as kube-apiserver does when it reloads `--authorization-config`
+ * (pkg/kubeapiserver/authorizer/reload.go). Every file must be valid at startup.
+ */
+export function watchPolicyFiles(
+  files: string[],
+  onReload: (file: string, error?: string) => void,
+  intervalMs = 500,
+): { authorize: Authorizer; close(): void } {
+  const current = files.map((f) => policyAuthorizer(readPolicyFile(f)));
+  const listeners = files.map((file, i) => {
+    const listener = (now: fs.Stats, before: fs.Stats): void => {
+      if (now.mtimeMs === before.mtimeMs && now.size === before.size && now.ino === before.ino) return;
+      try {
+        // A deleted file grants nothing, as deleting a ClusterRoleBinding does.
+        current[i] = policyAuthorizer(fs.existsSync(file) ? readPolicyFile(file) : []);
+        onReload(file);
+      } catch (err) {
+        onReload(file, errorMessage(err));
+      }
+    };
+    fs.watchFile(file, { interval: intervalMs, persistent: false }, listener);
+    return listener;
+  });
+  return {
+    authorize: (a) =>
+      current.some((p) => p(a).allowed) ? { allowed: true } : { allowed: false, reason: '' },
+    close: () => files.forEach((f, i) => fs.unwatchFile(f, listeners[i])),
+  };
+}

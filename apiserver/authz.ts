@@ -73,6 +73,12 @@ const SELF_REVIEWS = new Set([
   'authentication.k8s.io/selfsubjectreviews',
 ]);
 
+/**
+ * What a kubelet asks the apiserver before it serves its own API (upstream NodeRules: "Needed to
+ * check API access"): SubjectAccessReviews, for `--authorization-mode Webhook`.
+ */
+const NODE_REVIEWS = new Set(['authorization.k8s.io/subjectaccessreviews']);
+
 /** Nodes renew their Lease (upstream system:node's rule; NodeRestriction limits it to their own). */
 const NODE_LEASE_VERBS = new Set(['get', 'create', 'update', 'patch']);
 
@@ -90,6 +96,14 @@ function builtinAuthorize(a: Attributes): Decision {
     return { allowed: false, reason: '' };
   }
   if (a.verb === 'create' && !a.subresource && SELF_REVIEWS.has(`${a.apiGroup}/${a.resource}`)) {
+    return { allowed: true };
+  }
+  if (
+    a.user.groups.includes(NODES_GROUP) &&
+    a.verb === 'create' &&
+    !a.subresource &&
+    NODE_REVIEWS.has(`${a.apiGroup}/${a.resource}`)
+  ) {
     return { allowed: true };
   }
   if (

@@ -33,6 +33,7 @@ import type { ConnectHandler, Context } from './registry/rest.js';
 import { groupVersionString, type APIGroupVersion } from './storage-registry.js';
 import { serveMetrics, type Registry } from '../shared/metrics/registry.js';
 import type { ObservedRequest, RequestObserver } from './endpoints/filters/request-observer.js';
+import { STREAM_PROTOCOL_ANNOTATION } from '../shared/metrics/stream-sessions.js';
 import { type Logger } from '../shared/logging.js';
 import { serveDebug, type DebugDeps } from './routes/debug.js';
 
@@ -111,6 +112,7 @@ export class HandlerChain {
     } catch (err) {
       const status = toStatus(err);
       if ((status.code ?? 500) >= 500) seen.log.error(`${req.method} ${req.url}: ${String(err)}`);
+      seen.logStatus(status);
       if (!res.headersSent) writeStatus(res, status);
       else res.destroy();
     }
@@ -123,6 +125,8 @@ export class HandlerChain {
     socket.on('error', () => socket.destroy());
     const seen = this.deps.observer.begin(req);
     seen.watchSocket(socket);
+    // Every upgrade's Events say which protocol it asked for, refusals included (lab 4 reads it).
+    seen.annotate(STREAM_PROTOCOL_ANNOTATION, req.headers.upgrade ?? '');
     try {
       const info = newRequestInfo(req);
       const auth = this.authorize(req, info, seen);
@@ -130,7 +134,12 @@ export class HandlerChain {
       const r = route(this.deps.apis, info, req.method ?? 'GET');
       if (r.action.kind !== 'connect')
         throw badRequest(`the resource ${r.path} does not support upgraded connections`);
-      const ctx: Context = { namespace: info.namespace, user: auth.user, auditID: seen.auditID };
+      const ctx: Context = {
+        namespace: info.namespace,
+        user: auth.user,
+        auditID: seen.auditID,
+        annotate: (key, value) => seen.annotate(key, value),
+      };
       const handler = await this.connect(r, ctx, info);
       seen.log(
         `upgrade ${req.method} ${req.url} user=${auth.user.name} protocol=${req.headers.upgrade ?? ''}`,
@@ -140,6 +149,7 @@ export class HandlerChain {
       const status = toStatus(err);
       if ((status.code ?? 500) >= 500) seen.log.error(`upgrade ${req.method} ${req.url}: ${String(err)}`);
       seen.log(`upgrade ${req.method} ${req.url} refused code=${status.code}`);
+      seen.logStatus(status);
       writeStatusToSocket(socket, status);
     }
   }

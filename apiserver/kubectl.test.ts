@@ -121,6 +121,7 @@ current-context: lab
       ['pods', 'po', 'v1', 'true', 'Pod'],
       ['selfsubjectreviews', 'authentication.k8s.io/v1', 'false', 'SelfSubjectReview'],
       ['selfsubjectaccessreviews', 'authorization.k8s.io/v1', 'false', 'SelfSubjectAccessReview'],
+      ['subjectaccessreviews', 'authorization.k8s.io/v1', 'false', 'SubjectAccessReview'],
       ['leases', 'coordination.k8s.io/v1', 'true', 'Lease'],
     ]);
   });

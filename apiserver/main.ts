@@ -20,7 +20,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { readTokenAuthFile } from '../shared/auth/token-file.js';
 import { readPublicKeys, readSigningKey } from '../shared/auth/tokens.js';
-import { readPolicyFile } from './authz-policy.js';
+import { watchPolicyFiles } from './authz-policy.js';
 import { servingCertFiles } from './serving-cert.js';
 import { startApiServer } from './server.js';
 import { errorMessage, newLogger, stderrLogger, type LoggingFormat } from '../shared/logging.js';
@@ -120,7 +120,9 @@ function command(): Command {
     )
     .option(
       '--authorization-policy-file <file>',
-      'YAML list of RBAC-like rules {subjects, verbs, resources, namespaces | nonResourceURLs} added to the built-in policy',
+      'YAML list of RBAC-like rules {subjects, verbs, resources, namespaces | nonResourceURLs} added to the built-in policy (repeatable; an edited file applies within a second)',
+      collect,
+      [] as string[],
     )
     .option('--tls-cert-file <file>', 'serve https with this PEM certificate (chain)')
     .option('--tls-private-key-file <file>', 'the PEM private key of --tls-cert-file')
@@ -177,7 +179,7 @@ async function main(argv: string[]): Promise<void> {
     serviceAccountKeyFile: string[];
     v: number;
     kubeletTokenSigningKeyFile?: string;
-    authorizationPolicyFile?: string;
+    authorizationPolicyFile: string[];
     maxConnectionBytesPerSec: number;
     tlsCertFile?: string;
     tlsPrivateKeyFile?: string;
@@ -196,9 +198,14 @@ async function main(argv: string[]): Promise<void> {
     loggingFormat: LoggingFormat;
   }>();
   const log = newLogger({ service: 'apiserver', verbosity: opts.v, format: opts.loggingFormat });
-  // Checked before anything starts: a bad policy file stops startup with the rule's index.
-  const authorizationPolicy = opts.authorizationPolicyFile
-    ? readPolicyFile(opts.authorizationPolicyFile)
+  // Checked before anything starts: a bad policy file stops startup with the rule's index. Then
+  // followed: an edit applies (or, invalid, is logged and ignored) while the apiserver runs.
+  const authorizationPolicy = opts.authorizationPolicyFile.length
+    ? watchPolicyFiles(opts.authorizationPolicyFile, (file, error) =>
+        error
+          ? log.error(`${file} changed but is not applied: ${error}`)
+          : log.info(`${file} changed: authorization policy reloaded`),
+      ).authorize
     : undefined;
   const tls = await servingCertFiles(opts);
   const server = await startApiServer({

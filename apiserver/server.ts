@@ -18,7 +18,7 @@ import type { KeyObject } from 'node:crypto';
 import type { StaticTokenEntry } from '../shared/auth/token-file.js';
 import { Authenticator } from './authn.js';
 import { policyAuthorizer, type PolicyRule } from './authz-policy.js';
-import { authorize } from './authz.js';
+import { authorize, type Authorizer } from './authz.js';
 import { DEFAULT_WATCH_LIMITS, type WatchLimits } from './endpoints/handlers/watch.js';
 import { HandlerChain } from './handler-chain.js';
 import type { BindingREST } from './registry/pod/binding-rest.js';
@@ -38,7 +38,7 @@ import { newRegistry, type Registry } from '../shared/metrics/registry.js';
 import { StreamSessions } from '../shared/metrics/stream-sessions.js';
 import { newLogBackend } from './audit/log-backend.js';
 import { ApiServerMetrics } from './endpoints/metrics/metrics.js';
-import { RequestObserver } from './endpoints/filters/request-observer.js';
+import { observedRequest, RequestObserver } from './endpoints/filters/request-observer.js';
 import type { KubeletProxyConfig } from './registry/pod/exec-rest.js';
 import { MemoryStore } from './storage/memory-store.js';
 import type { Store } from './storage/store.js';
@@ -92,8 +92,11 @@ export interface ApiServerOptions {
    * WebSocket exec/attach here and speak SPDY to the kubelet (util/proxy/stream-translator.ts).
    */
   translateStreamCloseWebsocketRequests?: boolean;
-  /** `--authorization-policy-file` rules (authz-policy.ts), added to the built-in policy. */
-  authorizationPolicy?: PolicyRule[];
+  /**
+   * `--authorization-policy-file` rules (authz-policy.ts), added to the built-in policy; or an
+   * authorizer over files it follows (watchPolicyFiles).
+   */
+  authorizationPolicy?: PolicyRule[] | Authorizer;
   /**
    * `--kubelet-certificate-authority`, `--kubelet-client-certificate`, `--kubelet-client-key`:
    * with any of them kubelets are dialled over https (kubelet-client.ts).
@@ -154,14 +157,19 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       log
         .with({ auditID: req.headers['audit-id'] })
         .warn(`kubelet proxy ${req.method} ${req.url}: ${err.code} ${err.message}`);
-      return err.toStatus();
+      const status = err.toStatus();
+      observedRequest(req)?.logStatus(status);
+      return status;
     },
     streams,
     metrics,
   };
   const namespaces = new NamespaceREST(store);
   const registry = newLegacyRESTStorage(store, kubeletProxy, namespaces);
-  const policy = opts.authorizationPolicy && policyAuthorizer(opts.authorizationPolicy);
+  const policy =
+    typeof opts.authorizationPolicy === 'function'
+      ? opts.authorizationPolicy
+      : opts.authorizationPolicy && policyAuthorizer(opts.authorizationPolicy);
   const apis: APIGroupVersion[] = [
     { group: '', version: 'v1', resources: registry },
     ...newAPIGroups(store, namespaces, (a) => authorize(a, policy)),

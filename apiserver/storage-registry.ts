@@ -34,6 +34,7 @@ import {
   AUTHORIZATION_GROUP,
   SelfSubjectAccessReviewREST,
 } from './registry/authorization/self-subject-access-review.js';
+import { SubjectAccessReviewREST } from './registry/authorization/subject-access-review.js';
 import { COORDINATION_GROUP, newLeaseStorage } from './registry/coordination/lease-rest.js';
 import { NamespaceREST } from './registry/namespace/namespace-rest.js';
 
@@ -92,7 +93,10 @@ export function newAPIGroups(
     {
       group: AUTHORIZATION_GROUP,
       version: 'v1',
-      resources: new Map([['selfsubjectaccessreviews', new SelfSubjectAccessReviewREST(authorize)]]),
+      resources: new Map<string, Storage>([
+        ['selfsubjectaccessreviews', new SelfSubjectAccessReviewREST(authorize)],
+        ['subjectaccessreviews', new SubjectAccessReviewREST(authorize)],
+      ]),
     },
     {
       group: AUTHENTICATION_GROUP,

@@ -2,8 +2,8 @@
  * Heap probe for bench/soak-heap.ts, preloaded into each lab service by the bench with
  * `NODE_OPTIONS="--expose-gc --import …/heap-probe.js"` (no service code changes). Inert unless
  * KEXEC_HEAP_PROBE_DIR is set. On SIGUSR2 it reads `DIR/cmd` ("stats SEQ" or "snapshot SEQ"),
- * runs full GCs, and writes `DIR/PID-SEQ.json` with process.memoryUsage() and
- * v8.getHeapStatistics() (plus `DIR/PID-SEQ.heapsnapshot` for "snapshot"). KEXEC_HEAP_PROBE_V8_FLAGS
+ * runs full GCs, and writes `DIR/PID-SEQ.json` with process.memoryUsage(),
+ * v8.getHeapStatistics() and v8.getHeapSpaceStatistics() (plus `DIR/PID-SEQ.heapsnapshot` for "snapshot"). KEXEC_HEAP_PROBE_V8_FLAGS
  * sets V8 flags at start (v8.setFlagsFromString).
  */
 import fs from 'node:fs';
@@ -29,7 +29,11 @@ if (dir && gc) {
       }
       const base = path.join(dir, `${process.pid}-${seq}`);
       if (what === 'snapshot') v8.writeHeapSnapshot(`${base}.heapsnapshot`);
-      const out = { memory: process.memoryUsage(), heap: v8.getHeapStatistics() };
+      const out = {
+        memory: process.memoryUsage(),
+        heap: v8.getHeapStatistics(),
+        spaces: v8.getHeapSpaceStatistics(),
+      };
       fs.writeFileSync(`${base}.tmp`, JSON.stringify(out));
       fs.renameSync(`${base}.tmp`, `${base}.json`);
     })();

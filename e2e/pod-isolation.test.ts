@@ -26,6 +26,8 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startLab, type Lab } from '../lab/lab.js';
 import { Kubectl, KUBECTL_CLIENTS } from './support/kubectl.js';
+import { waitFor } from '../shared/test-support/poll.js';
+import { processesWithArgv, procTable } from '../shared/test-support/procfs.js';
 
 let dir = '';
 let lab: Lab;
@@ -347,6 +349,30 @@ describe('limits', () => {
     expect(r.err).toMatch(/Cannot fork|Resource temporarily unavailable/);
     // The pod survives it: an exec still works once the bomb's processes are gone.
     expect((await inPod('echo alive')).out).toBe('alive\n');
+  }, 60_000);
+
+  it("an exec costs the pod one pid: the runtime's helper stays out of the pod's cgroup (as runc's exec)", async () => {
+    // Without this, a pod at the default pids.max (1024) held only ~510 concurrent execs.
+    const marker = String(4000 + Math.floor(Math.random() * 1000));
+    const child = k.start(['exec', 'demo', '--', 'sleep', marker]);
+    try {
+      const pidsCgroup = (pid: number): string =>
+        fs
+          .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+          .split('\n')
+          .find((l) => /:pids:/.test(l)) ?? '';
+      const sleeper = await waitFor(
+        "the exec's sleep",
+        () => processesWithArgv(['sleep', marker])[0],
+        20_000,
+      );
+      const helper = procTable().find((p) => p.pid === sleeper)!.ppid;
+      expect(fs.readFileSync(`/proc/${helper}/comm`, 'utf8').trim()).toBe('kexec-nsexec');
+      expect(pidsCgroup(sleeper)).toMatch(/pod-/);
+      expect(pidsCgroup(helper)).not.toBe(pidsCgroup(sleeper));
+    } finally {
+      child.kill();
+    }
   }, 60_000);
 
   it('a memory hog is OOM-killed: OOMKilled, exit 137 in the pod status', async () => {

@@ -1,13 +1,11 @@
 /**
  * kexec's entry point as a function: parse, run, report. `main.ts` calls it with the real process
  * streams; tests call it with their own (and may inject the stream clients and a stop signal).
+ * Each command's Run is imported only when that command runs: `cp` alone needs `tar`, and a
+ * `kexec demo -- true` should not load it (start-up, see bench/compare/findings.md).
  */
-import { runAttach } from './attach.js';
-import { runCp } from './cp.js';
 import { exitCodeOf, formatError } from './errors.js';
-import { runExec } from './exec.js';
 import { runProgram } from './cmd/kexec.js';
-import { runPortForward } from './port-forward.js';
 import type { KexecIO } from './stream-session.js';
 
 /** Runs kexec with the user's arguments; resolves to the exit code (errors already printed). */
@@ -16,10 +14,10 @@ export async function kexec(argv: string[], io: KexecIO): Promise<number> {
     return await runProgram(
       argv,
       {
-        exec: (o) => runExec(o, io),
-        attach: (o) => runAttach(o, io),
-        portForward: (o) => runPortForward(o, io),
-        cp: (o) => runCp(o, io),
+        exec: async (o) => (await import('./exec.js')).runExec(o, io),
+        attach: async (o) => (await import('./attach.js')).runAttach(o, io),
+        portForward: async (o) => (await import('./port-forward.js')).runPortForward(o, io),
+        cp: async (o) => (await import('./cp.js')).runCp(o, io),
       },
       { writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) },
     );

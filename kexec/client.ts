@@ -15,6 +15,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ApiStatusError, statusFromResponse, type RequestDescription } from './errors.js';
 import { logRequest, logResponse, type VerboseOptions } from './verbose.js';
+import { userAgent } from '../shared/user-agent.js';
 import {
   defaultKubeconfig,
   kubeconfigFiles,
@@ -104,6 +105,7 @@ export function clientConfigFromResolved(r: ResolvedKubeconfig, namespaceFlag?: 
   if (key) tls.key = key;
   if (c['insecure-skip-tls-verify']) tls.rejectUnauthorized = false;
   if (c['tls-server-name']) tls.servername = c['tls-server-name'];
+  headers['User-Agent'] = userAgent('kexec');
   return { server, namespace: namespaceFlag || r.context.namespace || 'default', headers, tls };
 }
 
@@ -162,6 +164,7 @@ export async function clientConfigFrom(kc: KubeConfig, namespaceFlag?: string): 
   if (opts.servername) tls.servername = opts.servername;
 
   const contextNs = kc.getContextObject(kc.getCurrentContext())?.namespace;
+  headers['User-Agent'] = userAgent('kexec');
   return { server, namespace: namespaceFlag || contextNs || 'default', headers, tls };
 }
 

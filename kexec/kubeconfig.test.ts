@@ -8,6 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadClientConfig } from './client.js';
 
+/** client-go's shape: the apiserver names an Update's field manager from the part before the `/`. */
+const UA = expect.stringMatching(/^kexec\/v\d+\.\d+\.\d+ \(linux\/\w+\) kexec-lab$/) as unknown as string;
+
 let dir = '';
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kexec-kc-'));
@@ -46,7 +49,7 @@ describe('loadClientConfig', () => {
     const cfg = await loadClientConfig({ kubeconfig: f });
     expect(cfg.server.href).toBe('https://127.0.0.1:6443/');
     expect(cfg.namespace).toBe('ns-lab');
-    expect(cfg.headers).toEqual({ Authorization: 'Bearer tok' });
+    expect(cfg.headers).toEqual({ Authorization: 'Bearer tok', 'User-Agent': UA });
     expect(cfg.tls).toEqual({});
     expect((await loadClientConfig({ kubeconfig: f, namespace: 'x' })).namespace).toBe('x');
   });
@@ -70,7 +73,7 @@ describe('loadClientConfig', () => {
     expect((await loadClientConfig({}, { HOME: path.join(dir, 'home') })).server.host).toBe('home:1');
     const none = await loadClientConfig({}, { HOME: path.join(dir, 'nobody') });
     expect(none.server.href).toBe('http://localhost:8080/');
-    expect(none.headers).toEqual({});
+    expect(none.headers).toEqual({ 'User-Agent': UA });
   });
 
   it('refuses to send a token over plain http unless the kubeconfig says insecure on purpose (issue #11)', async () => {
@@ -87,10 +90,11 @@ describe('loadClientConfig', () => {
     );
     expect((await loadClientConfig({ kubeconfig: insecure })).headers).toEqual({
       Authorization: 'Bearer tok',
+      'User-Agent': UA,
     });
     // Nothing to leak: an anonymous http kubeconfig is fine.
     const anonymous = write('anon', simple('http://127.0.0.1:6443', '    {}'));
-    expect((await loadClientConfig({ kubeconfig: anonymous })).headers).toEqual({});
+    expect((await loadClientConfig({ kubeconfig: anonymous })).headers).toEqual({ 'User-Agent': UA });
   });
 
   it('fails on an explicit file that does not exist', async () => {
@@ -123,7 +127,11 @@ current-context: x
     );
     const cfg = await loadClientConfig({ kubeconfig: f });
     expect(cfg.namespace).toBe('default');
-    expect(cfg.headers).toEqual({ Authorization: 'Bearer file-token', 'Impersonate-User': 'jane' });
+    expect(cfg.headers).toEqual({
+      Authorization: 'Bearer file-token',
+      'Impersonate-User': 'jane',
+      'User-Agent': UA,
+    });
     expect({
       ca: cfg.tls.ca?.toString(),
       cert: cfg.tls.cert?.toString(),

@@ -1,7 +1,7 @@
 /**
- * Reading kubeconfig files with the `yaml` package: which files (client-go
- * `tools/clientcmd/loader.go` ClientConfigLoadingRules), how they merge, and what the current
- * context's cluster and user say. Importing @kubernetes/client-node costs about a second at
+ * Reading kubeconfig files with js-yaml (as @kubernetes/client-node reads them): which files
+ * (client-go `tools/clientcmd/loader.go` ClientConfigLoadingRules), how they merge, and what the
+ * current context's cluster and user say. Importing @kubernetes/client-node costs about a second at
  * start-up, so kexec reads the common fields itself and asks client-node only for what it
  * cannot do alone (users with `exec` or `auth-provider` plugins; see client.ts).
  *
@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CORE_SCHEMA, load } from 'js-yaml';
 
 export interface KubeCluster {
   server?: string;
@@ -95,8 +96,6 @@ function entries<T>(list: unknown, key: 'cluster' | 'user' | 'context', file: st
 }
 
 export async function loadKubeconfigFiles(files: string[]): Promise<MergedKubeconfig> {
-  // Loaded here, not at the top: `kexec --help` never needs it.
-  const { parse } = await import('yaml');
   const merged: MergedKubeconfig = {
     files,
     currentContext: '',
@@ -108,7 +107,11 @@ export async function loadKubeconfigFiles(files: string[]): Promise<MergedKubeco
     const text = fs.readFileSync(file, 'utf8'); // an explicit file that is missing fails here
     let doc: Record<string, unknown>;
     try {
-      doc = (parse(text) ?? {}) as Record<string, unknown>;
+      // js-yaml, not the `yaml` package the lab writes with: parsing a kubeconfig (a long CA and a
+      // JWT as plain scalars) took `yaml` 30–55 ms of a `kexec demo -- true` on a busy machine
+      // against 2–15 ms (bench/compare/findings.md, start-up). The core schema, as `yaml`'s
+      // default: no timestamps, no merge keys.
+      doc = (load(text, { schema: CORE_SCHEMA }) ?? {}) as Record<string, unknown>;
     } catch (err) {
       throw new Error(`error loading config file "${file}": ${(err as Error).message}`);
     }

@@ -1,7 +1,8 @@
 /**
- * `kexec` (bin/kexec.js imports this module): runs with the process's arguments and streams and
- * exits with the remote command's exit code. The stream clients are loaded when a command needs
- * them (remotecommand-executor.ts), so `--help` and usage errors stay quick.
+ * `kexec`: runs with the process's arguments and streams and exits with the remote command's exit
+ * code. bin/kexec.js runs this module bundled (scripts/bundle-kexec.mjs, `npm run build`). Each
+ * command and the stream clients are loaded when needed (cli.ts, remotecommand-executor.ts), so
+ * `--help` and usage errors stay quick.
  */
 import { kexec } from './cli.js';
 

@@ -9,6 +9,10 @@
 import type { CoreEvent } from '../shared/events.js';
 import { StatusError, failureStatus, type Status } from '../shared/status.js';
 import type { KubeObject, List, Node, Pod, WatchEvent } from '../shared/api/core-v1.js';
+import type { SubjectAccessReviewSpec } from './kubelet-authorizer.js';
+import { userAgent } from '../shared/user-agent.js';
+
+const USER_AGENT = userAgent('kubelet');
 
 /** coordination.k8s.io/v1 Lease, as the kubelet writes it (node-lease.ts). */
 export interface Lease extends KubeObject {
@@ -89,6 +93,19 @@ export class ApiServerClient {
     return this.json('PATCH', path, patch, undefined, 'application/merge-patch+json');
   }
 
+  /** Asks whether a user may do something (the kubelet's webhook authorizer); the review's status. */
+  async createSubjectAccessReview(
+    spec: SubjectAccessReviewSpec,
+  ): Promise<{ allowed?: boolean; reason?: string }> {
+    const review = { kind: 'SubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', spec };
+    const res = await this.json<{ status?: { allowed?: boolean; reason?: string } }>(
+      'POST',
+      '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+      review,
+    );
+    return res.status ?? {};
+  }
+
   /** Pods bound to `nodeName` (fieldSelector spec.nodeName), across all namespaces. */
   listPods(nodeName: string, signal?: AbortSignal): Promise<List<Pod>> {
     const q = new URLSearchParams({ fieldSelector: `spec.nodeName=${nodeName}` });
@@ -133,7 +150,12 @@ export class ApiServerClient {
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { Authorization: `Bearer ${this.opts.token}`, Accept: 'application/json', ...extra };
+    return {
+      Authorization: `Bearer ${this.opts.token}`,
+      Accept: 'application/json',
+      'User-Agent': USER_AGENT,
+      ...extra,
+    };
   }
 
   private async json<T>(

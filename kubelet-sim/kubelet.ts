@@ -37,6 +37,11 @@ import { KubeletServer, type KubeletTlsOptions } from './server.js';
 import { StatusManager } from './status-manager.js';
 import { SyncLoop } from './sync-loop.js';
 import { errorMessage, stderrLogger, type Logger } from '../shared/logging.js';
+import {
+  webhookAuthorizer,
+  type KubeletAuthorizationMode,
+  type WebhookCacheOptions,
+} from './kubelet-authorizer.js';
 
 export interface KubeletOptions {
   /** apiserver URL, e.g. `http://127.0.0.1:6443`. */
@@ -45,6 +50,13 @@ export interface KubeletOptions {
   token: string;
   /** Keys that verify the apiserver's token for us (audience `kubelet`); see server.ts. */
   apiserverTokenKeys?: VerificationKeys;
+  /**
+   * `--authorization-mode Webhook`: every request to this kubelet's API is authorized by a
+   * SubjectAccessReview to the apiserver (kubelet-authorizer.ts). Unset: the apiserver's identities only.
+   */
+  authorizationMode?: KubeletAuthorizationMode;
+  /** How long the webhook's answers are kept; upstream's 5 min / 30 s by default. */
+  authorizationWebhookCache?: WebhookCacheOptions;
   nodeName: string;
   /** Bind address, also the Node's InternalIP. Default 127.0.0.1. */
   address?: string;
@@ -179,6 +191,16 @@ export class Kubelet implements RunningKubelet {
       logPollIntervalMs: opts.logPollIntervalMs,
       fault: opts.fault,
       tls: opts.tls,
+      // Asked through this.api, which exists before the server's first request is served.
+      authorize:
+        opts.authorizationMode === 'Webhook'
+          ? webhookAuthorizer(
+              this.nodeName,
+              (spec) => this.api.createSubjectAccessReview(spec),
+              log,
+              opts.authorizationWebhookCache,
+            )
+          : undefined,
     });
     this.port = await this.server.listen(opts.port ?? 10250, this.address);
     this.cleanups.push(() => this.server.close());

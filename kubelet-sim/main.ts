@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { readPublicKeys } from '../shared/auth/tokens.js';
 import { faultModesHelp, kubeletFaultOption, type KubeletFault } from './fault-injection.js';
 import { startKubelet } from './kubelet.js';
@@ -22,6 +22,11 @@ import { errorMessage, newLogger, stderrLogger } from '../shared/logging.js';
 import { stopWithParent } from '../shared/parent-death-watch.js';
 import { addLoggingFlags, portArgument, type LoggingFlags } from '../shared/cli-flags.js';
 import { writeReadyLine } from '../shared/ready-line.js';
+import {
+  DEFAULT_WEBHOOK_CACHE,
+  KUBELET_AUTHORIZATION_MODES,
+  type KubeletAuthorizationMode,
+} from './kubelet-authorizer.js';
 
 export { startKubelet, type KubeletOptions, type RunningKubelet } from './kubelet.js';
 
@@ -40,6 +45,9 @@ interface Flags extends LoggingFlags {
   tlsCertFile?: string;
   tlsPrivateKeyFile?: string;
   clientCaFile?: string;
+  authorizationMode?: KubeletAuthorizationMode;
+  authorizationWebhookCacheAuthorizedTtl: number;
+  authorizationWebhookCacheUnauthorizedTtl: number;
 }
 
 /** A Go-style duration with one unit: `500ms`, `10s`, `1m`. */
@@ -49,6 +57,11 @@ function parseDuration(v: string): number {
   const n = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000);
   if (n <= 0) throw new InvalidArgumentError('must be greater than 0');
   return n;
+}
+
+/** A duration that may be 0 (`0`, `0s`: nothing cached). */
+function parseTtl(v: string): number {
+  return /^0(ms|s|m)?$/.test(v) ? 0 : parseDuration(v);
 }
 
 export function buildCommand(): Command {
@@ -89,6 +102,24 @@ export function buildCommand(): Command {
     .option(
       '--client-ca-file <file>',
       'PEM CA whose client certificates authenticate as their CN (the apiserver: kube-apiserver-kubelet-client); needs --tls-cert-file',
+    )
+    .addOption(
+      new Option(
+        '--authorization-mode <mode>',
+        "Webhook: authorize every request to this kubelet's API with a SubjectAccessReview to the apiserver, as kubeadm's kubelets do (default: the apiserver's identities only)",
+      ).choices(KUBELET_AUTHORIZATION_MODES),
+    )
+    .option(
+      '--authorization-webhook-cache-authorized-ttl <duration>',
+      "how long the webhook's 'allowed' answers are kept (0 keeps none)",
+      parseTtl,
+      DEFAULT_WEBHOOK_CACHE.authorizedTtlMs,
+    )
+    .option(
+      '--authorization-webhook-cache-unauthorized-ttl <duration>',
+      "how long the webhook's 'denied' answers are kept (0 keeps none)",
+      parseTtl,
+      DEFAULT_WEBHOOK_CACHE.unauthorizedTtlMs,
     )
     .option(
       '--fault <mode>',
@@ -135,6 +166,11 @@ export async function main(argv: string[]): Promise<void> {
     nodeStatusUpdateMs: flags.nodeStatusUpdateFrequency,
     fault: flags.fault,
     tls,
+    authorizationMode: flags.authorizationMode,
+    authorizationWebhookCache: {
+      authorizedTtlMs: flags.authorizationWebhookCacheAuthorizedTtl,
+      unauthorizedTtlMs: flags.authorizationWebhookCacheUnauthorizedTtl,
+    },
     log,
   });
   writeReadyLine({ service: 'kubelet-sim', url: kubelet.url, node: kubelet.nodeName });

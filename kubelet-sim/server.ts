@@ -24,13 +24,13 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import {
-  APISERVER_KUBELET_CLIENT,
-  APISERVER_USER,
   bearerToken,
   KUBELET_AUDIENCE,
   verifyTokenWithKeys,
+  type UserInfo,
   type VerificationKeys,
 } from '../shared/auth/tokens.js';
+import { apiserverOnly, requestAttributes, type KubeletAuthorizer } from './kubelet-authorizer.js';
 import { parsePortsQuery, PortForwardError } from '../shared/portforward/protocol.js';
 import { isUpgradeRequest } from '../shared/proxy/hop-headers.js';
 import { UpgradeAwareHandler } from '../shared/proxy/upgrade-aware-handler.js';
@@ -86,6 +86,11 @@ export interface KubeletServerOptions {
   tls?: KubeletTlsOptions;
   /** Where `/metrics` counts; a registry of its own by default. */
   metrics?: KubeletMetrics;
+  /**
+   * Who may use this API once authenticated (kubelet-authorizer.ts): the apiserver's identities
+   * only by default; `--authorization-mode Webhook` asks the apiserver.
+   */
+  authorize?: KubeletAuthorizer;
 }
 
 export interface KubeletTlsOptions {
@@ -98,9 +103,6 @@ export interface KubeletTlsOptions {
    */
   clientCa?: Buffer;
 }
-
-/** The users allowed through: the apiserver's, by token or by client certificate. */
-const APISERVER_IDENTITIES = new Set([APISERVER_USER, APISERVER_KUBELET_CLIENT]);
 
 /** An exec or attach request as the kubelet reads its query (upstream getExecRequestParams + remotecommand.Options). */
 export interface ExecRequestParams {
@@ -179,9 +181,15 @@ export class KubeletServer {
       res.end(req.method === 'HEAD' ? undefined : 'ok');
       return;
     }
+    void this.authorize(req).then((denied) =>
+      denied ? reply(denied) : this.serveAuthorized(req, res, reply),
+    );
+  }
+
+  /** A plain request the auth filter let through. */
+  private serveAuthorized(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+    const path = pathOf(req.url);
     if (path === '/metrics' || path === '/debug/sessions' || path === FAULT_FLAG_PATH) {
-      const denied = this.authenticate(req);
-      if (denied) return reply(denied);
       if (path === '/metrics') return void serveMetrics(this.metrics.registry, res);
       if (path === FAULT_FLAG_PATH) {
         return void this.fault.serve(req, res).then(
@@ -218,9 +226,24 @@ export class KubeletServer {
     this.metrics.request(req, socket);
     // The apiserver's Audit-Id: on every line about this request, and on to the runtime.
     const auditID = auditIdOf(req);
-    const log = structured(this.opts.log).with({ auditID });
     const reply: Reply = (status, headers) =>
       writeStatusToSocket(socket, status, { ...headers, ...(auditID ? { 'Audit-Id': auditID } : {}) });
+    void this.authorize(req).then((denied) => {
+      if (socket.destroyed) return;
+      if (denied) return reply(denied);
+      this.upgradeAuthorized(req, socket, head, reply, auditID);
+    });
+  }
+
+  /** An upgrade the auth filter let through: to the runtime's streaming server (or the fault drill). */
+  private upgradeAuthorized(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    reply: Reply,
+    auditID: string | undefined,
+  ): void {
+    const log = structured(this.opts.log).with({ auditID });
     const route = this.admit(req, reply);
     if (!route) return;
     if (route.verb === 'containerLogs') {
@@ -288,10 +311,8 @@ export class KubeletServer {
     return [status, headers];
   }
 
-  /** Authentication, routing and method checks shared by both entry points. */
+  /** Routing and method checks shared by both entry points (after the auth filter). */
   private admit(req: IncomingMessage, reply: Reply): KubeletRoute | undefined {
-    const denied = this.authenticate(req);
-    if (denied) return void reply(denied);
     let route: KubeletRoute | undefined;
     try {
       route = parseKubeletPath(pathOf(req.url));
@@ -307,34 +328,31 @@ export class KubeletServer {
   }
 
   /**
+   * The auth filter (server.go InstallAuthFilter): authenticate, then authorize on `nodes/…`.
    * x509 first, then the bearer token, as the kubelet's union authenticator
    * (pkg/kubelet/apis/config: x509 `clientCAFile`, then webhook tokens). A certificate that does
    * not verify against the client CA authenticates nobody; the token may still.
    */
-  private authenticate(req: IncomingMessage): Status | undefined {
+  private async authorize(req: IncomingMessage): Promise<Status | undefined> {
     const token = bearerToken(req.headers.authorization);
-    const name =
+    const user =
       this.certificateUser(req) ??
       (token && this.opts.apiserverTokenKeys
-        ? verifyTokenWithKeys(this.opts.apiserverTokenKeys, token, KUBELET_AUDIENCE)?.name
+        ? verifyTokenWithKeys(this.opts.apiserverTokenKeys, token, KUBELET_AUDIENCE)
         : undefined);
-    if (!name) return failureStatus(401, 'Unauthorized');
-    if (!APISERVER_IDENTITIES.has(name)) {
-      const verb = req.method === 'POST' ? 'create' : 'get';
-      return failureStatus(
-        403,
-        `Forbidden (user=${name}, verb=${verb}, resource=nodes, subresource(s)=[proxy])`,
-      );
-    }
-    return undefined;
+    if (!user) return failureStatus(401, 'Unauthorized');
+    return (this.opts.authorize ?? apiserverOnly)(requestAttributes(user, req.method, pathOf(req.url)));
   }
 
-  /** The CN of a client certificate the client CA verified, if any. */
-  private certificateUser(req: IncomingMessage): string | undefined {
+  /** The user of a client certificate the client CA verified, if any: CN, and O as groups. */
+  private certificateUser(req: IncomingMessage): UserInfo | undefined {
     const socket = req.socket;
     if (!this.opts.tls?.clientCa || !(socket instanceof TLSSocket) || !socket.authorized) return undefined;
-    const cn = socket.getPeerCertificate().subject?.CN;
-    return typeof cn === 'string' && cn ? cn : undefined;
+    const subject = socket.getPeerCertificate().subject;
+    const cn = subject?.CN;
+    if (typeof cn !== 'string' || !cn) return undefined;
+    const o: unknown = subject.O;
+    return { name: cn, groups: Array.isArray(o) ? o.map(String) : typeof o === 'string' ? [o] : [] };
   }
 
   /** Finds the container and asks the runtime where to stream (CRI Exec / Attach). */

@@ -58,6 +58,10 @@ export interface KubeletArgs {
   fault?: string;
   /** Serving and client certificate flags (pki.ts kubeletTlsArgs); none for http. */
   tls?: readonly string[];
+  /** `--authorization-mode Webhook` (kubelet-sim/kubelet-authorizer.ts); unset: the apiserver only. */
+  authorizationMode?: 'Webhook';
+  /** Both `--authorization-webhook-cache-*-ttl` (e.g. `1s`); the kubelet-sim's default (5m, 30s) when unset. */
+  authorizationWebhookCacheTtl?: string;
   logging?: readonly string[];
 }
 
@@ -78,6 +82,15 @@ export function kubeletArgv(a: KubeletArgs): string[] {
     a.criEndpoint,
     ...(a.podLogsDir ? ['--pod-logs-dir', a.podLogsDir] : []),
     ...(a.fault !== undefined && a.fault !== 'none' ? ['--fault', a.fault] : []),
+    ...(a.authorizationMode ? ['--authorization-mode', a.authorizationMode] : []),
+    ...(a.authorizationWebhookCacheTtl
+      ? [
+          '--authorization-webhook-cache-authorized-ttl',
+          a.authorizationWebhookCacheTtl,
+          '--authorization-webhook-cache-unauthorized-ttl',
+          a.authorizationWebhookCacheTtl,
+        ]
+      : []),
     ...(a.tls ?? []),
     ...(a.logging ?? []),
   ];
@@ -89,7 +102,8 @@ export interface ApiServerArgs {
   /** The RSA key its token for kubelets is signed with, where it has no client certificate. */
   kubeletTokenSigningKeyFile?: string;
   maxConnectionBytesPerSec: number;
-  authorizationPolicyFile?: string;
+  /** `--authorization-policy-file`, each (the lab's grants, then the user's). */
+  authorizationPolicyFiles?: readonly string[];
   /** `--etcd-servers` and its client certificate flags; none keeps objects in memory. */
   etcd?: readonly string[];
   /** False turns the StreamTranslator off (feature gate TranslateStreamCloseWebsocketRequests). */
@@ -117,7 +131,7 @@ export function apiserverArgv(a: ApiServerArgs): string[] {
       : []),
     '--max-connection-bytes-per-sec',
     String(a.maxConnectionBytesPerSec),
-    ...(a.authorizationPolicyFile ? ['--authorization-policy-file', a.authorizationPolicyFile] : []),
+    ...(a.authorizationPolicyFiles ?? []).flatMap((f) => ['--authorization-policy-file', f]),
     ...(a.etcd ?? []),
     ...(a.verbosity ? ['--v', String(a.verbosity)] : []),
     ...(a.streamTranslation === false

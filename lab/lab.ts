@@ -68,6 +68,8 @@ import { defaultLog } from './supervisor.js';
 import { startDashboard, type Dashboard } from './dashboard/server.js';
 import type { ReadyInfo } from '../shared/ready-line.js';
 import { fromPackageRoot } from '../shared/package-root.js';
+import { tlsKeylogEnv } from './tls-keylog.js';
+import { ensureKubeletApiPolicy } from './kubelet-api-policy.js';
 
 export type { LabOptions } from './plan.js';
 export type { ServiceFailure } from './service-group.js';
@@ -147,6 +149,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     log,
     readyTimeoutMs: opts.readyTimeoutMs,
     signal: opts.signal,
+    env: opts.tlsKeylog ? tlsKeylogEnv(path.resolve(opts.tlsKeylog)) : undefined,
   });
   try {
     const pki = opts.insecureHttp ? undefined : await preparePki(group, plan, say);
@@ -319,7 +322,11 @@ async function startRuntimesAndApiServer(
       signingKeyFile: creds.keyFile,
       kubeletTokenSigningKeyFile: creds.kubeletTokenKeys?.keyFile,
       maxConnectionBytesPerSec: opts.maxConnectionBytesPerSec ?? 0,
-      authorizationPolicyFile: opts.authorizationPolicyFile && path.resolve(opts.authorizationPolicyFile),
+      // The kubelets ask (Webhook) whether the apiserver may use their API: the lab's grant says yes.
+      authorizationPolicyFiles: [
+        ensureKubeletApiPolicy(plan.dir),
+        ...(opts.authorizationPolicyFile ? [path.resolve(opts.authorizationPolicyFile)] : []),
+      ],
       etcd: etcd?.apiserverArgs,
       streamTranslation: opts.streamTranslation,
       verbosity: opts.verbosity,
@@ -399,6 +406,9 @@ async function startKubelets(
         criEndpoint: criEndpoints[i]!,
         podLogsDir: plan.podLogsDir,
         fault: plan.kubeletFault,
+        authorizationMode: 'Webhook',
+        // Upstream keeps answers 5 min / 30 s; a student who edits the grant sees it within ~1.5 s.
+        authorizationWebhookCacheTtl: '1s',
         tls: kubeletTls[i]!,
         logging: loggingArgv(verbosity),
       }),

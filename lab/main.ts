@@ -5,6 +5,7 @@
  *   node dist/lab/main.js [--dir .lab] [--port 6443] [--nodes 1] [--max-connection-bytes-per-sec N] [--insecure-http] [--etcd]
  *     [--runtime cri-shim|containerd]
  */
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   describeKubeletFault,
@@ -105,6 +106,10 @@ const program = new Command('kexec-lab')
     kubeletFaultOption,
   )
   .option(
+    '--tls-keylog <file>',
+    "every service appends its TLS session secrets to FILE (Node's --tls-keylog, NSS key log format) so tshark can decrypt a capture of the hops; whoever reads FILE reads those sessions",
+  )
+  .option(
     '-v, --verbose',
     "more output (repeatable): -v also logs each node's heartbeats and pod list/watch requests",
     (_: string, n: number) => n + 1,
@@ -136,6 +141,7 @@ async function main(): Promise<number> {
     streamTranslation: boolean;
     kubeletFault?: KubeletFault;
     authorizationPolicyFile?: string;
+    tlsKeylog?: string;
     verbose: number;
     loggingFormat: LoggingFormat;
   }>();
@@ -169,6 +175,7 @@ async function main(): Promise<number> {
       kubeletFault: o.kubeletFault && formatKubeletFault(o.kubeletFault),
       verbosity: o.verbose,
       loggingFormat: o.loggingFormat,
+      tlsKeylog: o.tlsKeylog,
       log: consoleLog(process.stderr),
       signal: interrupt.signal,
     });
@@ -197,6 +204,9 @@ async function main(): Promise<number> {
           ]
         : []),
       ...(lab.caFile ? [`lab CA: ${lab.caFile}`] : []),
+      ...(o.tlsKeylog
+        ? [`TLS key log: ${path.resolve(o.tlsKeylog)} (tshark -o tls.keylog_file:FILE decrypts the hops)`]
+        : []),
       ...(lab.etcdUrl ? [`etcd: ${lab.etcdUrl} (objects kept in ${o.dir}/etcd)`] : []),
       ...(o.kubeletFault && o.kubeletFault.mode !== 'none'
         ? [

@@ -46,7 +46,8 @@ describe('ensureLabPki', () => {
   it("issues the apiserver's kubelet client certificate as kubeadm does", async () => {
     const pki = await ensureLabPki(dir);
     const client = new X509Certificate(fs.readFileSync(pki.kubeletClientCertFile));
-    expect(client.subject).toBe('O=system:masters\nCN=kube-apiserver-kubelet-client');
+    // No group since kubeadm 1.37 (kubernetes#138957): kubelets authorize it through RBAC.
+    expect(client.subject).toBe('CN=kube-apiserver-kubelet-client');
     expect(client.keyUsage).toEqual([CLIENT_AUTH]);
     expect(client.checkIssued(new X509Certificate(pki.caPem))).toBe(true);
     expect(apiserverKubeletTlsArgs(pki)).toEqual([

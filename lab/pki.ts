@@ -3,8 +3,9 @@
  * `ca.key`, made at first start and kept), the apiserver's serving certificate (`apiserver.crt`,
  * `apiserver.key`) for the loopback names plus the host the clients dial (`apiserver` on the
  * compose network), the apiserver's client certificate for kubelets
- * (`apiserver-kubelet-client.crt`, CN kube-apiserver-kubelet-client in system:masters, as kubeadm
- * issues it) and each kubelet's serving certificate (`kubelet-NODE.crt`, for the address the
+ * (`apiserver-kubelet-client.crt`, CN kube-apiserver-kubelet-client in no group, as kubeadm issues
+ * it since 1.37, kubernetes#138957: its rights on kubelets come from a grant of
+ * system:kubelet-api-admin, kubelet-api-policy.ts, not from system:masters) and each kubelet's serving certificate (`kubelet-NODE.crt`, for the address the
  * apiserver dials; upstream a kubelet gets one through a CSR or signs its own). Certificates come
  * from shared/tls (the openssl CLI).
  *
@@ -16,7 +17,7 @@
  */
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { ADMIN_GROUP, APISERVER_KUBELET_CLIENT } from '../shared/auth/tokens.js';
+import { APISERVER_KUBELET_CLIENT } from '../shared/auth/tokens.js';
 import { issueClientCert, issueServingCert, type SubjectAltNames } from '../shared/tls/cert-issuer.js';
 import { ensureCa } from '../shared/tls/certificate-authority.js';
 import type { EtcdTls } from './etcd.js';
@@ -60,7 +61,7 @@ export async function ensureLabPki(labDir: string, hosts: string[] = []): Promis
   const dir = path.join(labDir, PKI_DIR);
   const ca = await ensureCa(dir);
   const cert = await issueServingCert(ca, 'apiserver', sansOf([...LOOPBACK_HOSTS, ...hosts]));
-  const client = await issueClientCert(ca, APISERVER_KUBELET_CLIENT, [ADMIN_GROUP], {
+  const client = await issueClientCert(ca, APISERVER_KUBELET_CLIENT, [], {
     name: KUBELET_CLIENT_CERT,
   });
   return {

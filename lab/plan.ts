@@ -84,6 +84,11 @@ export interface LabOptions {
   signal?: AbortSignal;
   /** How the services' lines are shown: klog `text` (default) or their `json`. */
   loggingFormat?: LoggingFormat;
+  /**
+   * `--tls-keylog FILE`: every service appends its TLS session secrets to FILE (NSS key log
+   * format, tls-keylog.ts), so a capture of the https hops can be decrypted. Unset: none written.
+   */
+  tlsKeylog?: string;
 }
 
 /** Where the lab's apiserver writes its audit log (`--audit-log-path`). */

@@ -29,6 +29,8 @@ export interface ServiceGroupOptions {
   readyTimeoutMs?: number;
   /** Aborting it during start-up fails every guarded step. */
   signal?: AbortSignal;
+  /** Added to every service's environment (e.g. the lab's `--tls-keylog`, tls-keylog.ts). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export type LabProgram = 'apiserver' | 'kubelet-sim' | 'cri-shim';
@@ -81,7 +83,7 @@ export class ServiceGroup {
       script: path.join(this.opts.dist, program, 'main.js'),
       args,
       cwd: this.opts.cwd,
-      env: env && { ...process.env, ...env },
+      env: env || this.opts.env ? { ...process.env, ...this.opts.env, ...env } : undefined,
       log: this.opts.log,
       readyTimeoutMs: this.opts.readyTimeoutMs,
       restartArgs: (first) => pinnedArgs(args, first),

@@ -15,7 +15,15 @@
  * `ts` (seconds since the epoch), `v` and `msg` as upstream's JSON format, plus `level` and
  * `service`. Differences: pino instead of klog/zapr; no source file and line in the header.
  */
-import pino from 'pino';
+import { createRequire } from 'node:module';
+import type { pino as Pino } from 'pino';
+
+/**
+ * pino is required by the first newLogger, not at import: kexec formats its `-v` lines with
+ * formatText here and never logs through pino, and loading pino cost it ~30 ms of CPU at every
+ * start (bench/compare/findings.md, start-up).
+ */
+const loadPino = (): typeof Pino => (createRequire(import.meta.url)('pino') as { pino: typeof Pino }).pino;
 
 /** One log line (to stderr in the real process). */
 export type Logger = (line: string) => void;
@@ -114,7 +122,7 @@ export function newLogger(opts: LoggerOptions): StructuredLogger {
   const sink = opts.destination ?? process.stderr;
   const destination =
     format === 'json' ? sink : { write: (s: string) => sink.write(formatText(JSON.parse(s) as LogRecord)) };
-  const p = pino(
+  const p = loadPino()(
     {
       base: { pid: process.pid, service: opts.service },
       messageKey: 'msg',

@@ -13,7 +13,8 @@ export type FieldErrorType =
   | 'FieldValueInvalid'
   | 'FieldValueDuplicate'
   | 'FieldValueForbidden'
-  | 'FieldValueNotSupported';
+  | 'FieldValueNotSupported'
+  | 'FieldValueTooLong';
 
 export interface FieldError {
   type: FieldErrorType;
@@ -28,6 +29,7 @@ const TYPE_TEXT: Record<FieldErrorType, string> = {
   FieldValueDuplicate: 'Duplicate value',
   FieldValueForbidden: 'Forbidden',
   FieldValueNotSupported: 'Unsupported value',
+  FieldValueTooLong: 'Too long',
 };
 
 /** `field.Error.ErrorBody()`: "Invalid value: \"X\": detail", "Required value", … */

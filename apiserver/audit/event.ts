@@ -5,8 +5,9 @@
  * Mirrors k8s.io/apiserver `pkg/apis/audit/v1/types.go` (Event, ObjectReference, the four stages)
  * and `pkg/audit/request.go` (NewEventFromRequest, LogRequestObject's objectRef, LogResponseObject's
  * responseStatus), at level Metadata for every request: who, what verb on which object and
- * subresource, from where, and the response code. Timestamps are MicroTime (RFC 3339 with
- * microseconds). Differences: no policy file (every request but the health checks is audited at
+ * subresource, from where, and the response code (with the status, message and reason of a Status
+ * answer, which LogResponseObject keeps at level Metadata too). Timestamps are MicroTime (RFC 3339
+ * with microseconds). Differences: no policy file (every request but the health checks is audited at
  * Metadata); a stream that upgraded also gets `ResponseComplete` when it closes, with how long it
  * lasted — the line upstream never writes for exec (kubernetes#47097), since its filter only sees
  * the hijack.
@@ -37,11 +38,23 @@ export interface AuditEvent {
   sourceIPs: string[];
   userAgent?: string;
   objectRef?: ObjectReference;
-  responseStatus?: { metadata: Record<string, never>; code: number; status?: string; message?: string };
+  responseStatus?: ResponseStatus;
   requestReceivedTimestamp: string;
   stageTimestamp: string;
   annotations?: Record<string, string>;
 }
+
+/** The Status fields an Event keeps of a response (upstream LogResponseObject's bounded copy). */
+export interface ResponseStatus {
+  metadata: Record<string, never>;
+  code: number;
+  status?: string;
+  message?: string;
+  reason?: string;
+}
+
+/** What a Status adds to an Event's responseStatus besides the code. */
+export type ResponseStatusFields = Pick<ResponseStatus, 'status' | 'message' | 'reason'>;
 
 /** metav1.MicroTime: `2006-01-02T15:04:05.000000Z`. */
 export function microTime(epochMicros: number): string {
@@ -82,6 +95,7 @@ export function auditEvent(
   stage: Stage,
   code?: number,
   annotations?: Record<string, string>,
+  status?: ResponseStatusFields,
 ): AuditEvent {
   return {
     kind: 'Event',
@@ -97,7 +111,7 @@ export function auditEvent(
     sourceIPs: r.sourceIPs,
     ...(r.userAgent ? { userAgent: r.userAgent } : {}),
     ...(r.objectRef ? { objectRef: r.objectRef } : {}),
-    ...(code !== undefined ? { responseStatus: { metadata: {}, code } } : {}),
+    ...(code !== undefined ? { responseStatus: { metadata: {}, ...status, code } } : {}),
     requestReceivedTimestamp: microTime(r.receivedMicros),
     stageTimestamp: microTime(nowMicros()),
     ...(annotations ? { annotations } : {}),

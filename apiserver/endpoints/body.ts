@@ -5,7 +5,7 @@
  * Mirrors k8s.io/apiserver `pkg/endpoints/handlers/rest.go` (limitedReadBody, the 3 MiB default
  * `--max-request-body-bytes`) and `patch.go` (the accepted patch types): JSON merge patch
  * (RFC 7386), strategic merge patch (strategic-merge-patch.ts, lists merged by key) and JSON
- * patch. Objects come as JSON or YAML, and as protobuf for the few kinds typed clients send so
+ * patch. Server-side apply (the apply-patch+yaml type) is handlers/apply.ts. Objects come as JSON or YAML, and as protobuf for the few kinds typed clients send so
  * (protobuf.ts).
  */
 import type { IncomingMessage } from 'node:http';
@@ -38,7 +38,7 @@ function tooLarge(limit: number): StatusError {
   return StatusError.of(413, `Request entity too large: limit is ${limit}`, 'RequestEntityTooLarge');
 }
 
-function mediaType(req: IncomingMessage): string {
+export function mediaType(req: Pick<IncomingMessage, 'headers'>): string {
   return (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
 }
 
@@ -94,10 +94,21 @@ export function applyPatch(
   }
   throw StatusError.of(
     415,
-    `the server does not support patch type ${JSON.stringify(type)}; supported: application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json`,
+    `the body of the request was in an unknown format - accepted media types include: ${PATCH_TYPES.join(', ')}`,
     'UnsupportedMediaType',
   );
 }
+
+/** Server-side apply's patch type (handlers/apply.ts); its CBOR twin is not served. */
+export const APPLY_PATCH_TYPE = 'application/apply-patch+yaml';
+
+/** The patch types a PATCH may carry, in upstream's order (NewUnsupportedMediaTypeError lists them). */
+const PATCH_TYPES = [
+  'application/json-patch+json',
+  'application/merge-patch+json',
+  'application/strategic-merge-patch+json',
+  APPLY_PATCH_TYPE,
+];
 
 /** RFC 7386 JSON merge patch: objects merge, null deletes, everything else replaces. */
 export function mergePatch(target: unknown, patch: unknown): unknown {

@@ -38,6 +38,7 @@ const ROOT_MODELS: Record<string, string> = {
   '/v1/Binding': 'V1Binding',
   'coordination.k8s.io/v1/Lease': 'V1Lease',
   'authorization.k8s.io/v1/SelfSubjectAccessReview': 'V1SelfSubjectAccessReview',
+  'authorization.k8s.io/v1/SubjectAccessReview': 'V1SubjectAccessReview',
   'authentication.k8s.io/v1/SelfSubjectReview': 'V1SelfSubjectReview',
 };
 

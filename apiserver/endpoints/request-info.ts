@@ -12,6 +12,7 @@
  * synthetic create check behind AuthorizePodWebsocketUpgradeCreatePermission, kubernetes#134577).
  */
 import type { IncomingMessage } from 'node:http';
+import { METHOD_VERBS } from '../../shared/auth/method-verbs.js';
 
 export interface RequestInfo {
   isResourceRequest: boolean;
@@ -31,15 +32,6 @@ export interface RequestInfo {
   watchPath: boolean;
   query: URLSearchParams;
 }
-
-const METHOD_VERBS: Record<string, string> = {
-  POST: 'create',
-  GET: 'get',
-  HEAD: 'get',
-  PUT: 'update',
-  PATCH: 'patch',
-  DELETE: 'delete',
-};
 
 /** Subresources that connect to a running container and so create something, however requested. */
 export const CONNECT_CREATE_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);

@@ -19,6 +19,8 @@ export interface Context {
   user: UserInfo;
   /** The request's Audit-Id (filters/request-observer.ts), for what this request logs. */
   auditID?: string;
+  /** Adds an annotation to the request's later audit Events (upstream audit.AddAuditAnnotation). */
+  annotate?: (key: string, value: string) => void;
 }
 
 export interface ListOptions {

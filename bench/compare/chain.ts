@@ -220,18 +220,41 @@ export async function execsPerSecond(
   return { rate: done / ((performance.now() - t0) / 1000), errors };
 }
 
-/** Idle sessions: `cat` with stdin open, over WebSocket v5; resolves once every one is open. */
-export async function openIdleSessions(c: ChainLab, n: number, p: KexecProtocol): Promise<{ close(): void }> {
+/**
+ * Idle sessions: `cat` with stdin open, `batch` at a time, each batch once every one of its
+ * sessions has its 101 (SPDY) or is open (WebSocket). Firing them all at once instead (as this did
+ * for SPDY) makes a thousand TLS handshakes wait on each other, and sessions time out in the
+ * runtime's stream creation wait. `failures()` counts sessions that ended before `close()`.
+ */
+export async function openIdleSessions(
+  c: ChainLab,
+  n: number,
+  p: KexecProtocol,
+): Promise<{ close(): void; failures(): number }> {
   const sockets: { destroy(): void }[] = [];
+  let closing = false;
+  let failures = 0;
+  const failed = (): void => void (closing || failures++);
   const open = async (): Promise<void> => {
     const o = clientOpts(c, execUrl(c, ['cat'], true));
     if (p === 'spdy') {
       // A raw SPDY upgrade is enough to hold a session's connection at each hop, but the runtime
       // would time it out waiting for streams: drive the real client with a stdin that never ends.
       const stdin = new Readable({ read() {} });
-      const done = run('spdy', { ...o, stdin, stdout: new Counter(), stderr: new Counter() });
-      done.catch(() => {});
       sockets.push({ destroy: () => stdin.destroy() });
+      await new Promise<void>((resolve, reject) => {
+        const done = run('spdy', {
+          ...o,
+          stdin,
+          stdout: new Counter(),
+          stderr: new Counter(),
+          onUpgrade: () => resolve(),
+        });
+        done.then(failed, (err: Error) => {
+          failed();
+          reject(err);
+        });
+      });
       return;
     }
     await new Promise<void>((resolve, reject) => {
@@ -242,6 +265,7 @@ export async function openIdleSessions(c: ChainLab, n: number, p: KexecProtocol)
       });
       ws.once('open', () => resolve());
       ws.once('error', reject);
+      ws.once('close', failed);
       ws.on('message', () => {});
       sockets.push({ destroy: () => ws.terminate() });
     });
@@ -250,7 +274,13 @@ export async function openIdleSessions(c: ChainLab, n: number, p: KexecProtocol)
   for (let i = 0; i < n; i += batch) {
     await Promise.all(Array.from({ length: Math.min(batch, n - i) }, open));
   }
-  return { close: () => sockets.forEach((s) => s.destroy()) };
+  return {
+    close: () => {
+      closing = true;
+      sockets.forEach((s) => s.destroy());
+    },
+    failures: () => failures,
+  };
 }
 
 const kubectlBin = (): string => path.join(packageRoot(), '.tools', 'kubectl-v1.35', 'kubectl');

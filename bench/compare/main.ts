@@ -238,7 +238,7 @@ const LABS: LabSpec[] = [
 ];
 
 /** The kexec paths a lab offers: SPDY spliced always; WebSocket translated or spliced by the lab. */
-function kexecPaths(l: ChainLab): { name: string; protocol: KexecProtocol }[] {
+function kexecPaths(l: Pick<ChainLab, 'translation'>): { name: string; protocol: KexecProtocol }[] {
   const ws = {
     name: `kexec WS v5 ${l.translation ? 'translated' : 'spliced'}`,
     protocol: 'websocket' as const,
@@ -362,11 +362,19 @@ async function chainLab(spec: LabSpec, pfSource: Peer | undefined): Promise<void
         }
       }
     }
-    if (tls && spec.translation && only.has('idle')) {
-      for (const p of kexecPaths(l)) await step(`idle ${p.name} ×${cfg.sessions}`, () => idle(l, p));
-    }
     if (tls && spec.translation && only.has('startup')) await step('start-up (hyperfine)', () => startup(l));
   });
+}
+
+/**
+ * Each idle path in a lab of its own: a service's heap and malloc arenas keep what an earlier
+ * section (or path) grew them to, so growth measured on a used lab says little about a session.
+ */
+async function idleLabs(spec: LabSpec): Promise<void> {
+  const paths = kexecPaths(spec);
+  for (const p of paths) {
+    await step(`idle ${p.name} ×${cfg.sessions} (own lab)`, () => withLab(spec, (l) => idle(l, p)));
+  }
 }
 
 async function idle(l: ChainLab, p: { name: string; protocol: KexecProtocol }): Promise<void> {
@@ -381,16 +389,20 @@ async function idle(l: ChainLab, p: { name: string; protocol: KexecProtocol }): 
     criShim: rssOf(pids.criShim),
   });
   const baseProcs = descendantCount(pids.criShim);
+  // Each session's own `cat`, however many processes the runtime puts around it (its exec helper).
+  const baseCats = descendantCount(pids.criShim, 'cat');
   const before = rss();
   const t0 = performance.now();
   const sessions = await openIdleSessions(l, cfg.sessions, p.protocol);
   try {
     const allRunning = await pollUntil(
-      () => descendantCount(pids.criShim) - baseProcs >= cfg.sessions,
+      () => descendantCount(pids.criShim, 'cat') - baseCats >= cfg.sessions,
       120_000,
     );
     await sleep(1000); // let the last sessions' buffers settle before sampling
     const after = rss();
+    if (sessions.failures() > 0)
+      throw new Error(`${sessions.failures()} of ${cfg.sessions} idle sessions ended early`);
     const per = (k: keyof typeof before): number => (after[k] - before[k]) / cfg.sessions;
     results.idle.push({
       path: p.name,
@@ -421,11 +433,20 @@ async function startup(l: ChainLab): Promise<void> {
       ...['-n', 'kubectl exec demo -- true', `${kubectl} --kubeconfig ${k} exec demo -- true`],
       ...['-n', 'kexec --help', `${kexec} --help`],
       ...['-n', 'kubectl --help', `${kubectl} --help`],
+      // The floor for any Node CLI: the runtime starting and exiting with nothing to load.
+      ...['-n', 'node -e 0 (bare Node start)', `${process.execPath} -e 0`],
     ],
     { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOME: home } },
   );
   const r = JSON.parse(fs.readFileSync(json, 'utf8')) as {
-    results: { command: string; mean: number; stddev: number; median: number }[];
+    results: {
+      command: string;
+      mean: number;
+      stddev: number;
+      median: number;
+      user: number;
+      system: number;
+    }[];
   };
   for (const x of r.results) {
     results.startup.push({
@@ -433,6 +454,7 @@ async function startup(l: ChainLab): Promise<void> {
       meanMs: x.mean * 1000,
       stddevMs: x.stddev * 1000,
       medianMs: x.median * 1000,
+      cpuMs: (x.user + x.system) * 1000,
     });
   }
 }
@@ -469,10 +491,13 @@ async function main(): Promise<void> {
       for (const spec of LABS) {
         if (!(spec.secure && spec.translation) && !only.has('chain') && !only.has('latency')) continue;
         if (values.labs && !values.labs.split(',').includes(labName(spec))) continue;
-        await step(
-          `lab ${spec.secure ? 'TLS' : 'plain'}, translation ${spec.translation ? 'on' : 'off'}`,
-          () => chainLab(spec, pfSource),
-        );
+        if (SECTIONS.some((s) => !['peers', 'throttle', 'idle'].includes(s) && only.has(s))) {
+          await step(
+            `lab ${spec.secure ? 'TLS' : 'plain'}, translation ${spec.translation ? 'on' : 'off'}`,
+            () => chainLab(spec, pfSource),
+          );
+        }
+        if (spec.secure && spec.translation && only.has('idle')) await idleLabs(spec);
       }
     } finally {
       await pfSource?.stop();

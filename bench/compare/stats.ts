@@ -72,9 +72,17 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-/** How many processes descend from `pid`. */
-export function descendantCount(pid: number): number {
-  return descendants(pid).length;
+/** How many processes descend from `pid`; only those running `comm` (proc(5)'s comm) when given. */
+export function descendantCount(pid: number, comm?: string): number {
+  const all = descendants(pid);
+  if (comm === undefined) return all.length;
+  return all.filter((p) => {
+    try {
+      return fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === comm;
+    } catch {
+      return false; // gone
+    }
+  }).length;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -220,6 +220,26 @@ static void exec_command(char **argv) {
 
 /* ---- namespaces and cgroups ---- */
 
+/* Opens each cgroup's cgroup.procs (before setns: the container's mount namespace has no
+ * cgroupfs), for join_cgroups_at() to move the calling process later. */
+static void open_cgroups(char **dirs, int n, int *fds) {
+  char path[4096];
+  for (int i = 0; i < n; i++) {
+    snprintf(path, sizeof path, "%s/cgroup.procs", dirs[i]);
+    fds[i] = open(path, O_WRONLY | O_CLOEXEC);
+    if (fds[i] < 0) die("join cgroup %s: %m", dirs[i]);
+  }
+}
+
+/* Moves the calling process into the cgroups opened by open_cgroups ("0" is the writer itself, in
+ * cgroup v1 and v2 alike, whatever pid namespace it is in). */
+static void join_cgroups_at(const int *fds, int n) {
+  for (int i = 0; i < n; i++) {
+    if (write(fds[i], "0\n", 2) < 0) die("join cgroup: %m");
+    close(fds[i]);
+  }
+}
+
 static void join_cgroups(char **dirs, int n) {
   char path[4096], pid[32];
   snprintf(pid, sizeof pid, "%d\n", getpid());
@@ -417,7 +437,12 @@ static int mode_exec(struct args *a) {
   need_argv(a);
   if (a->target <= 0) die("--target is required");
   enter_common();
-  join_cgroups(a->cgroups, a->ncgroups);
+  /* Only the command joins the container's cgroups (as runc's exec: its parent stays outside):
+   * this helper, which waits in our pid namespace, must not count against the pod's pids.max
+   * (an exec would cost two of the pod's pids, and 1,000 execs of a pod with pids.max 1024 would
+   * fail at about 510). */
+  int cgroup_fds[8];
+  open_cgroups(a->cgroups, a->ncgroups, cgroup_fds);
   join_namespaces(a->target, "all");
   if (a->final.cwd && chdir(a->final.cwd)) die("chdir %s: %m", a->final.cwd);
   int master = a->tty ? console_open() : -1;
@@ -432,10 +457,12 @@ static int mode_exec(struct args *a) {
     /* Our parent is outside this pid namespace: its pid reads 0 here, until it dies and the
      * container's init adopts us. */
     if (getppid() != 0) _exit(EXIT_CANNOT);
+    join_cgroups_at(cgroup_fds, a->ncgroups);
     if (master >= 0) console_take(master);
     drop_privileges(&a->final);
     exec_command(a->argv);
   }
+  for (int i = 0; i < a->ncgroups; i++) close(cgroup_fds[i]);
   wait_and_exit(child, master);
   return EXIT_CANNOT;
 }

@@ -33,11 +33,19 @@ export const sharesHostLoopback = (runtime: LabRuntime): boolean => runtime === 
  */
 export const LOCAL_IMAGE_POLICY = 'IfNotPresent';
 
-/** A busybox pod on node-1 running `command`, as YAML for `kubectl apply -f -` (`extra` appended). */
-export const podYaml = (name: string, command: string[], extra = '') => `apiVersion: v1
+/**
+ * A busybox pod on node-1 running `command`, as YAML for `kubectl apply -f -` (`extra` appended,
+ * `labels` in its metadata when given).
+ */
+export const podYaml = (
+  name: string,
+  command: string[],
+  extra = '',
+  labels?: Record<string, string>,
+) => `apiVersion: v1
 kind: Pod
 metadata:
-  name: ${name}
+  name: ${name}${labels ? `\n  labels: ${JSON.stringify(labels)}` : ''}
 spec:
   nodeName: node-1
   containers:

@@ -4,47 +4,20 @@
  * Events) and the apiserver's `/debug/flags/...` through the admin's kubeconfig. Each check
  * answers what it found, in a sentence, and whether that is what the step should have produced.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { apiRequest, apiUrl, loadClientConfig } from '../../kexec/client.js';
 import { KUBECONFIG_FILE } from '../credentials.js';
+import { isExec, readAudit, seconds } from './audit.js';
+import { websocketVsSpdy } from './check-02-websocket-vs-spdy.js';
+import { faultDrills } from './check-03-fault-drills.js';
+import { getCannotExec } from './check-04-get-cannot-exec.js';
+import { kubeletForbidden } from './check-06-kubelet-forbidden.js';
+import { packetCapture } from './check-07-packet-capture.js';
 
 export interface CheckResult {
   ok: boolean;
   lines: string[];
 }
-
-interface AuditEvent {
-  auditID: string;
-  stage: string;
-  verb?: string;
-  requestURI?: string;
-  user?: { username?: string };
-  objectRef?: { resource?: string; subresource?: string; name?: string };
-  responseStatus?: { code?: number; message?: string };
-  requestReceivedTimestamp?: string;
-  stageTimestamp?: string;
-}
-
-/** The audit log's Events, oldest first (lines that are not Events are skipped). */
-export function readAudit(dir: string): AuditEvent[] {
-  const file = path.join(dir, 'audit.log');
-  if (!fs.existsSync(file)) return [];
-  const out: AuditEvent[] = [];
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    try {
-      const e = JSON.parse(line) as AuditEvent;
-      if (e.auditID && e.stage) out.push(e);
-    } catch {
-      // a partial last line
-    }
-  }
-  return out;
-}
-
-const isExec = (e: AuditEvent) => e.objectRef?.resource === 'pods' && e.objectRef.subresource === 'exec';
-const seconds = (e: AuditEvent) =>
-  (Date.parse(e.stageTimestamp ?? '') - Date.parse(e.requestReceivedTimestamp ?? '')) / 1000;
 
 /** Lab 1: an exec that went all the way: ResponseStarted 101 and ResponseComplete in the audit log. */
 function followOneExec(dir: string): CheckResult {
@@ -105,5 +78,10 @@ export const CHECKS: Record<
   { title: string; run: (dir: string) => CheckResult | Promise<CheckResult> }
 > = {
   1: { title: 'follow one exec through the hops', run: followOneExec },
+  2: { title: 'WebSocket vs SPDY and the StreamTranslator', run: websocketVsSpdy },
+  3: { title: 'CVE-2018-1002105 and CVE-2020-8559 with the fault drills', run: faultDrills },
+  4: { title: 'why get on pods/exec cannot exec', run: getCannotExec },
   5: { title: '--max-connection-bytes-per-sec', run: maxConnectionBytes },
+  6: { title: 'the kubelet says Forbidden', run: kubeletForbidden },
+  7: { title: 'a packet capture on lo over https', run: packetCapture },
 };

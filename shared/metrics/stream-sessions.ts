@@ -14,6 +14,14 @@ import type { Duplex } from 'node:stream';
 import type { SpliceStats } from '../proxy/splice.js';
 import { Counter, Gauge, type Registry } from './registry.js';
 
+/**
+ * The audit annotations the apiserver puts on an upgraded stream's Events: how it carries the
+ * stream (StreamInfo's `path`) and the `Upgrade` protocol the client asked for. The lab's own keys:
+ * upstream tells the ways apart only in apiserver_websocket_streaming_requests_total.
+ */
+export const STREAM_PATH_ANNOTATION = 'kexec-lab/stream-path';
+export const STREAM_PROTOCOL_ANNOTATION = 'kexec-lab/stream-protocol';
+
 export interface StreamInfo {
   /** The request's Audit-Id, which every hop of it logs. */
   auditID?: string;

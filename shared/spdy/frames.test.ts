@@ -105,6 +105,42 @@ describe('SPDY/3 dictionary', () => {
   });
 });
 
+describe('header compressor', () => {
+  it('writes one zlib stream of stored blocks that any inflater with the dictionary reads', async () => {
+    const c = new HeaderCompressor();
+    const blocks = [
+      encodeHeaderBlock({ streamtype: 'error' }),
+      encodeHeaderBlock({}),
+      encodeHeaderBlock({ big: 'v'.repeat(70_000) }), // past one stored block's 65,535 bytes
+      encodeHeaderBlock({ streamtype: 'stdout' }),
+    ];
+    const out: Buffer[] = [];
+    for (const b of blocks) out.push(await c.compress(b));
+    // No deflate context: each block's bytes follow its 5-byte stored-block head verbatim, then
+    // the empty stored block a sync flush ends with (Go's flate returns the bytes only there).
+    const n = blocks[1]!.length;
+    expect(out[1]).toEqual(
+      Buffer.concat([
+        Buffer.from([0, n, 0, ~n & 0xff, 0xff]),
+        blocks[1]!,
+        Buffer.from([0, 0, 0, 0xff, 0xff]),
+      ]),
+    );
+    // One stream across the blocks, each complete at its own end (what a sync flush guarantees).
+    const inflater = zlib.createInflate({ dictionary: SPDY3_DICTIONARY });
+    const got: Buffer[] = [];
+    inflater.on('data', (d: Buffer) => got.push(d));
+    for (const [i, o] of out.entries()) {
+      inflater.write(o);
+      await new Promise<void>((resolve) => inflater.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve()));
+      expect(Buffer.concat(got.splice(0))).toEqual(blocks[i]);
+    }
+    inflater.destroy();
+    c.close();
+    await expect(c.compress(blocks[0]!)).rejects.toThrow('closed');
+  });
+});
+
 describe('frame encoder and parser', () => {
   it('round-trips any frame sequence fed in any chunking', async () => {
     await fc.assert(
@@ -256,7 +292,12 @@ describe('malformed input becomes a SpdyError with a stable code', () => {
 
   it('caps the decompressed size of a zlib bomb', async () => {
     const bomb = encodeHeaderBlock({ a: 'x'.repeat(8000), b: 'y'.repeat(8000), c: 'z'.repeat(8000) });
-    const compressed = await new HeaderCompressor().compress(bomb);
+    // Deflated as a peer (spdystream) would: ours are stored, never small.
+    const compressed = zlib.deflateSync(bomb, {
+      dictionary: SPDY3_DICTIONARY,
+      level: 9,
+      finishFlush: zlib.constants.Z_SYNC_FLUSH,
+    });
     expect(compressed.length).toBeLessThan(1000);
     const frame = withBlock(ControlType.SynReply, sid(1), compressed);
     expect(await codeOf(frame, { maxHeaderBlockSize: 10_000 })).toBe('HEADER_BLOCK_TOO_LARGE');

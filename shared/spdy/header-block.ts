@@ -12,10 +12,12 @@
  *   the decompressed size of a block is capped (CVE-2026-35469: spdystream allocated whatever the
  *   count fields announced);
  * - names are read case-insensitively (lower-cased) and repeated names are merged, where
- *   spdystream fails the frame; an empty name is an error.
+ *   spdystream fails the frame; an empty name is an error;
+ * - the blocks we send are stored deflate blocks, not compressed (HeaderCompressor: no zlib
+ *   deflate context per connection).
  */
 import zlib from 'node:zlib';
-import { Deflate, Inflate, type ZlibOptions } from 'minizlib';
+import { Inflate, type ZlibOptions } from 'minizlib';
 import { SPDY3_DICTIONARY } from './dictionary.js';
 import { SpdyError } from './errors.js';
 
@@ -116,14 +118,14 @@ function u32(n: number): Buffer {
 }
 
 /**
- * One zlib stream of the connection (its compression context), run synchronously: each block is
- * one write ending with a sync flush, and its output is there when the call returns. minizlib
- * drives Node's zlib binding on this thread, as zlib.deflateSync does, but keeps the context
- * between blocks. Node's own zlib streams queue every write and flush on the thread pool: a
- * SYN_STREAM then waited for a pool thread and another turn of the event loop, on both ends, once
- * per stream and in turn, which on a busy machine was most of the time an exec took to start
- * (kexec-lab issue 16). A header block is at most a few KiB, compressed or not: too little
- * work to leave the thread for. Once the context fails, every later operation fails too.
+ * The receiving side's zlib stream (the connection's decompression context), run synchronously:
+ * each block is one write ending with a sync flush, and its output is there when the call
+ * returns. minizlib drives Node's zlib binding on this thread, as zlib.inflateSync does, but keeps
+ * the context between blocks. Node's own zlib streams queue every write and flush on the thread
+ * pool: each SYN_STREAM and SYN_REPLY then waited for a pool thread and another turn of the event
+ * loop, in turn for every stream of an exec, which on a busy machine was much of the time an exec
+ * took to start (kexec-lab issue 16). A header block is at most a few KiB: too little work to
+ * leave the thread for. Once the context fails, every later operation fails too.
  */
 abstract class ZlibContext {
   private chunks: Buffer[] = [];
@@ -131,7 +133,7 @@ abstract class ZlibContext {
   private limit = 0;
   private broken: SpdyError | undefined;
 
-  constructor(protected readonly z: Deflate | Inflate) {
+  constructor(protected readonly z: Inflate) {
     z.on('data', (c: Buffer) => this.onData(c));
     z.on('error', (err: unknown) =>
       this.fail(
@@ -179,15 +181,56 @@ abstract class ZlibContext {
   }
 }
 
-/** The sending context: compresses each block, flushed so it stands alone in its frame. */
-export class HeaderCompressor extends ZlibContext {
-  constructor() {
-    // spdystream compresses with zlib.BestCompression.
-    super(new Deflate(zlibOptions({ dictionary: SPDY3_DICTIONARY, level: 9 })));
-  }
+/**
+ * The zlib stream header (RFC 1950) of every connection's sending direction: CMF 0x78 (deflate,
+ * 32 KiB window), FLG 0x20 (a preset dictionary, FCHECK 0 makes 0x7820 a multiple of 31), then
+ * the dictionary's Adler-32 (0xe3c6a7c2, checked in frames.test.ts), as any zlib writes it.
+ */
+const ZLIB_HEADER = Buffer.from([0x78, 0x20, 0xe3, 0xc6, 0xa7, 0xc2]);
+/** The most bytes one stored deflate block carries (LEN is 16 bits). */
+const MAX_STORED = 0xffff;
+
+/** A stored block's head (RFC 1951 3.2.4): BFINAL 0, BTYPE 00, padding to the byte, LEN, NLEN. */
+function storedHead(len: number): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt16LE(len, 1);
+  head.writeUInt16LE(~len & 0xffff, 3);
+  return head;
+}
+
+/**
+ * The sending context: writes each block as stored (uncompressed) deflate blocks of the
+ * connection's one zlib stream, which every inflater reads like any other block, so a peer sees a
+ * valid stream with the SPDY dictionary (spdystream's Go compress/zlib reader, Node's zlib).
+ *
+ * Differences: spdystream deflates its blocks (zlib.BestCompression). A zlib deflate context holds
+ * about 80 KiB per connection even for a small window (Node's zlib keeps a 64 KiB hash table
+ * whatever memLevel says), for a few hundred bytes of headers per session; a stored block needs
+ * none, and each block ends as a sync flush ends (an empty stored block). Not compressing also keeps header
+ * values out of the CRIME side channel (why HTTP/2 replaced this scheme with HPACK).
+ */
+export class HeaderCompressor {
+  private started = false;
+  private closed = false;
 
   compress(block: Buffer): Buffer {
-    return this.run(block, Number.MAX_SAFE_INTEGER);
+    if (this.closed) throw new SpdyError('CONNECTION_CLOSED', 'header compression context closed');
+    const parts: Buffer[] = [];
+    if (!this.started) parts.push(ZLIB_HEADER);
+    this.started = true;
+    for (let at = 0; at < block.length; at += MAX_STORED) {
+      const data = block.subarray(at, at + MAX_STORED);
+      parts.push(storedHead(data.length), data);
+    }
+    // Then the empty stored block a sync flush ends with: Go's flate hands out what it holds only
+    // when it reaches the next block's head, so without this marker spdystream would wait for the
+    // next frame's bytes (and fail on the end of this frame's block).
+    parts.push(storedHead(0));
+    return Buffer.concat(parts);
+  }
+
+  close(): void {
+    this.closed = true;
   }
 }
 
@@ -197,15 +240,19 @@ export class HeaderCompressor extends ZlibContext {
  */
 export class HeaderDecompressor extends ZlibContext {
   constructor(private readonly maxSize: number) {
-    super(new Inflate(zlibOptions({ dictionary: SPDY3_DICTIONARY, maxOutputLength: maxSize })));
+    // The peer's blocks come from a 32 KiB window (spdystream), so ours must be 32 KiB too. Output
+    // chunks are small: a header block is a few hundred bytes, and the default (16 KiB) is
+    // allocated per context. Every write ends with a sync flush.
+    const opts: zlib.ZlibOptions = {
+      dictionary: SPDY3_DICTIONARY,
+      chunkSize: 1024,
+      maxOutputLength: maxSize,
+      flush: zlib.constants.Z_SYNC_FLUSH,
+    };
+    super(new Inflate(opts as ZlibOptions));
   }
 
   decompress(compressed: Buffer): Buffer {
     return this.run(compressed, this.maxSize);
   }
-}
-
-/** Node zlib options for a minizlib stream (whose types know only a few of them); every write ends with a sync flush. */
-function zlibOptions(opts: zlib.ZlibOptions): ZlibOptions {
-  return { ...opts, flush: zlib.constants.Z_SYNC_FLUSH } as ZlibOptions;
 }

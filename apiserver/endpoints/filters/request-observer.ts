@@ -7,8 +7,10 @@
  * 101s and refusals, kubernetes#49377), `filters/audit.go` (WithAudit: RequestReceived, then
  * ResponseStarted at the 101 of a stream and ResponseComplete), `pkg/endpoints/metrics`
  * (MonitorRequest, RecordLongRunning) and `pkg/server/httplog` (one line a request with verb, URI,
- * latency, user agent, audit ID and response code). The id is also set on the request itself, so
- * the proxies carry it to the kubelet, which carries it to the runtime; every hop logs it.
+ * latency, user agent, audit ID and response code). A refusal's Status goes into ResponseComplete
+ * (`pkg/audit/request.go` LogResponseObject) and handlers may annotate the Events
+ * (AddAuditAnnotation). The id is also set on the request itself, so the proxies carry it to the
+ * kubelet, which carries it to the runtime; every hop logs it.
  * Differences: a stream also gets ResponseComplete (kubernetes#47097), and its duration is the
  * whole session.
  */
@@ -17,11 +19,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { UserInfo } from '../../../shared/auth/tokens.js';
 import type { StructuredLogger } from '../../../shared/logging.js';
-import { auditEvent, nowMicros, objectRef, type AuditRequest } from '../../audit/event.js';
+import {
+  auditEvent,
+  nowMicros,
+  objectRef,
+  type AuditRequest,
+  type ResponseStatusFields,
+} from '../../audit/event.js';
 import type { AuditBackend } from '../../audit/log-backend.js';
 import { isLongRunning, requestLabels, type ApiServerMetrics } from '../metrics/metrics.js';
 import type { RequestInfo } from '../request-info.js';
 import { onResponseHead } from '../../../shared/httpstream/response-head.js';
+import type { Status } from '../../../shared/status.js';
 
 /** The response and request header naming the audit ID (Go spells `Audit-ID` as `Audit-Id`). */
 export const AUDIT_ID_HEADER = 'Audit-Id';
@@ -33,6 +42,13 @@ export interface RequestObserverDeps {
   metrics: ApiServerMetrics;
   log: StructuredLogger;
   audit?: AuditBackend;
+}
+
+/** Each request's observer, for code that has only the request (the proxies' error responder). */
+const observed = new WeakMap<IncomingMessage, ObservedRequest>();
+
+export function observedRequest(req: IncomingMessage): ObservedRequest | undefined {
+  return observed.get(req);
 }
 
 export class RequestObserver {
@@ -57,6 +73,9 @@ export class ObservedRequest {
   quiet = false;
   /** Written to the audit log (all but health checks and /version). */
   audited = true;
+  private annotations?: Record<string, string>;
+  /** The Status this request was answered with, when one was (a refusal, an error). */
+  private status?: ResponseStatusFields;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -66,6 +85,7 @@ export class ObservedRequest {
     this.auditID = typeof given === 'string' && SANE_AUDIT_ID.test(given) ? given : randomUUID();
     setRequestHeader(req, AUDIT_ID_HEADER, this.auditID);
     this.log = deps.log.with({ auditID: this.auditID });
+    observed.set(req, this);
     this.audit = {
       auditID: this.auditID,
       requestURI: req.url ?? '/',
@@ -110,6 +130,24 @@ export class ObservedRequest {
     socket.once('close', () => this.complete(code || 500));
   }
 
+  /**
+   * An annotation on the audit Events written from now on (upstream audit.AddAuditAnnotation,
+   * which handlers call to record what they decided; the first value of a key stays).
+   */
+  annotate(key: string, value: string): void {
+    this.annotations ??= {};
+    this.annotations[key] ??= value;
+  }
+
+  /**
+   * The Status the request is answered with: its status, message and reason go into the
+   * ResponseComplete Event (upstream LogResponseObject, which keeps them at level Metadata).
+   */
+  logStatus(status: Status): void {
+    const { status: s, message, reason } = status;
+    this.status = { status: s, ...(message ? { message } : {}), ...(reason ? { reason } : {}) };
+  }
+
   private receive(): void {
     if (this.received) return;
     this.received = true;
@@ -120,7 +158,7 @@ export class ObservedRequest {
     if (this.done) return;
     this.done = true;
     this.receive();
-    this.emit('ResponseComplete', code);
+    this.emit('ResponseComplete', code, this.status);
     this.endLongRunning?.();
     const seconds = (performance.now() - this.started) / 1000;
     this.deps.metrics.observe(requestLabels(this.req, this.info), code, seconds);
@@ -136,8 +174,14 @@ export class ObservedRequest {
     });
   }
 
-  private emit(stage: 'RequestReceived' | 'ResponseStarted' | 'ResponseComplete', code?: number): void {
-    if (this.audited) this.deps.audit?.processEvent(auditEvent(this.audit, stage, code));
+  private emit(
+    stage: 'RequestReceived' | 'ResponseStarted' | 'ResponseComplete',
+    code?: number,
+    status?: ResponseStatusFields,
+  ): void {
+    if (!this.audited) return;
+    const annotations = this.annotations && { ...this.annotations };
+    this.deps.audit?.processEvent(auditEvent(this.audit, stage, code, annotations, status));
   }
 }
 

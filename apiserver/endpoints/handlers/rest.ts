@@ -4,7 +4,9 @@
  *
  * Mirrors k8s.io/apiserver `pkg/endpoints/handlers/` (get.go GetResource / ListResource,
  * create.go, update.go, patch.go, delete.go): 201 for a create, 200 otherwise; admission
- * (here only NodeRestriction) sees every object a node writes before it is stored.
+ * (here only NodeRestriction) sees every object a node writes before it is stored; every write
+ * of a stored kind records its manager in `metadata.managedFields` (fieldmanager/), and a
+ * server-side apply is apply.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { badRequest } from '../../api/errors.js';
@@ -12,14 +14,23 @@ import { isRecord } from '../../api/json-values.js';
 import type { Attributes } from '../../authz.js';
 import { admitNodeWrite } from '../../node-restriction.js';
 import type { KubeList, KubeObject, WatchEvent } from '../../../shared/api/core-v1.js';
-import { isLister, type Context, type DeleteOptions, type WriteOptions } from '../../registry/rest.js';
+import {
+  isLister,
+  isUpdater,
+  type Context,
+  type DeleteOptions,
+  type WriteOptions,
+} from '../../registry/rest.js';
 import { includeObjectPolicy, isList, transform } from '../../printers/table-convertor.js';
 import { checkFields, fieldValidationDirective, warningHeaders } from '../../registry/field-validation.js';
 import { contentType, negotiate } from '../negotiation.js';
-import { applyPatch, decode, decodeObject, readBody } from '../body.js';
+import { APPLY_PATCH_TYPE, applyPatch, decode, decodeObject, mediaType, readBody } from '../body.js';
 import type { Route } from '../installer.js';
 import type { RequestInfo } from '../request-info.js';
 import { serveWatch, type WatchLimits } from './watch.js';
+import { serveApply } from './apply.js';
+import { recordUpdate, type FieldManagerScope } from './fieldmanager/field-manager.js';
+import { writeManager } from './write-options.js';
 
 export interface HandlerScope {
   ctx: Context;
@@ -107,9 +118,12 @@ export async function serveResource(
     }
     case 'create': {
       const obj = decodeObject(req, await readBody(req));
+      const { manager } = writeManager(req, q, 'CreateOptions');
       if (a.storage.namespaced) await scope.admitNamespace?.(ctx.namespace);
       warn(res, checkFields(obj, a.storage.kind, fieldValidationDirective(q)));
       admitNodeWrite(attrs, obj);
+      const managed = fieldManagerScope(route, info);
+      if (managed) recordUpdate(undefined, obj, manager, managed);
       return writeJSON(res, 201, await a.storage.create(ctx, obj, createOptions(q)));
     }
     case 'createNamed': {
@@ -120,13 +134,16 @@ export async function serveResource(
     }
     case 'update': {
       const obj = decodeObject(req, await readBody(req));
+      const { manager } = writeManager(req, q, 'UpdateOptions');
       warn(res, checkFields(obj, a.storage.kind, fieldValidationDirective(q)));
+      const managed = fieldManagerScope(route, info);
       const updated = await a.storage.update(
         ctx,
         a.name,
         (old) => {
           const next = structuredClone(obj);
           admitNodeWrite(attrs, next, old);
+          if (managed) recordUpdate(old, next, manager, managed);
           return next;
         },
         createOptions(q),
@@ -136,6 +153,30 @@ export async function serveResource(
     case 'patch': {
       const body = await readBody(req);
       const directive = fieldValidationDirective(q);
+      const apply = mediaType(req) === APPLY_PATCH_TYPE;
+      const { manager, force } = writeManager(req, q, 'PatchOptions', apply);
+      const managed = fieldManagerScope(route, info);
+      if (apply && managed) {
+        const applied = await serveApply({
+          storage: a.storage,
+          resource: route.resource,
+          ctx,
+          name: a.name,
+          body,
+          manager,
+          force,
+          scope: managed,
+          write: createOptions(q),
+          admit: (next, old) => {
+            const fields = checkFields(next, a.storage.kind, directive);
+            admitNodeWrite(attrs, next, old);
+            return fields;
+          },
+          admitNamespace: scope.admitNamespace,
+        });
+        warn(res, applied.unknown);
+        return writeJSON(res, applied.code, applied.object);
+      }
       let unknown: string[] = [];
       const updated = await a.storage.update(
         ctx,
@@ -146,6 +187,7 @@ export async function serveResource(
             throw badRequest('the patch removed the object metadata');
           unknown = checkFields(next, a.storage.kind, directive);
           admitNodeWrite(attrs, next, old);
+          if (managed) recordUpdate(old, next, manager, managed);
           return next;
         },
         createOptions(q),
@@ -163,6 +205,20 @@ export async function serveResource(
     case 'connect':
       throw new Error('connect is served by the connect handler');
   }
+}
+
+/**
+ * The field manager's view of a write's resource, for kinds that are stored (an Updater);
+ * undefined for what nothing stores (a SelfSubjectAccessReview), which has no managedFields.
+ */
+function fieldManagerScope(route: Route, info: RequestInfo): FieldManagerScope | undefined {
+  const storage = route.action.storage;
+  if (!isUpdater(storage)) return undefined;
+  return {
+    kind: storage.kind,
+    apiVersion: info.apiPrefix === 'api' ? info.apiVersion : `${info.apiGroup}/${info.apiVersion}`,
+    subresource: route.path.split('/')[1] ?? '',
+  };
 }
 
 /** Unknown fields that were dropped become `Warning` headers (kubectl prints them). */

@@ -25,7 +25,11 @@ import type { ConnectHandler, Connecter, Context } from '../rest.js';
 import { isWebSocketV5Request, StreamTranslatorHandler } from '../../util/proxy/stream-translator.js';
 import { isTunnelRequest, TunnelingHandler } from '../../util/proxy/stream-tunnel.js';
 import { UpgradeRouter } from '../../util/proxy/upgrade-router.js';
-import type { StreamInfo, StreamSessions } from '../../../shared/metrics/stream-sessions.js';
+import {
+  STREAM_PATH_ANNOTATION,
+  type StreamInfo,
+  type StreamSessions,
+} from '../../../shared/metrics/stream-sessions.js';
 import type { ApiServerMetrics } from '../../endpoints/metrics/metrics.js';
 
 export interface KubeletProxyConfig {
@@ -103,7 +107,7 @@ abstract class RemoteCommandREST extends PodStreamREST {
     const splice = kubeletProxyHandler(loc, this.cfg, true, { ...info, path: 'spliced' });
     const metrics = this.cfg.metrics;
     if (this.cfg.translateStreamCloseWebsocketRequests === false) {
-      return new UpgradeRouter(splice, () => false, splice, countWebSocket(metrics, this.path));
+      return new UpgradeRouter(splice, () => false, splice, routed(ctx, metrics, this.path, 'translated'));
     }
     const translator = new StreamTranslatorHandler(loc, opts, {
       authorization: this.cfg.authorization,
@@ -113,7 +117,12 @@ abstract class RemoteCommandREST extends PodStreamREST {
       stream: { ...info, path: 'translated' },
       onEnd: (status) => metrics?.streamTranslatorRequests.inc({ code: String(status.code ?? 200) }),
     });
-    return new UpgradeRouter(splice, isWebSocketV5Request, translator, countWebSocket(metrics, this.path));
+    return new UpgradeRouter(
+      splice,
+      isWebSocketV5Request,
+      translator,
+      routed(ctx, metrics, this.path, 'translated'),
+    );
   }
 }
 
@@ -151,7 +160,7 @@ export class PortForwardREST extends PodStreamREST {
       splice,
       isTunnelRequest,
       tunnel,
-      countWebSocket(this.cfg.metrics, 'portforward'),
+      routed(ctx, this.cfg.metrics, 'portforward', 'tunnelled'),
     );
   }
 }
@@ -160,11 +169,21 @@ function streamInfo(ctx: Context, kind: string, name: string): Omit<StreamInfo, 
   return { auditID: ctx.auditID, kind, user: ctx.user.name, target: `${ctx.namespace}/${name}` };
 }
 
-/** apiserver_websocket_streaming_requests_total: which way each WebSocket stream went. */
-function countWebSocket(metrics: ApiServerMetrics | undefined, subresource: string) {
-  return (req: IncomingMessage, special: boolean): void => {
-    if (!metrics || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return;
-    const proxyType = special ? 'translated_at_apiserver' : 'proxied_to_kubelet';
+/**
+ * Told which way each upgrade went: the audit Events say so (spliced, or the special way), and
+ * apiserver_websocket_streaming_requests_total counts the WebSocket ones.
+ */
+function routed(
+  ctx: Context,
+  metrics: ApiServerMetrics | undefined,
+  subresource: string,
+  special: 'translated' | 'tunnelled',
+) {
+  return (req: IncomingMessage, isSpecial: boolean): void => {
+    const upgrade = req.headers.upgrade ?? '';
+    ctx.annotate?.(STREAM_PATH_ANNOTATION, isSpecial ? special : 'spliced');
+    if (!metrics || upgrade.toLowerCase() !== 'websocket') return;
+    const proxyType = isSpecial ? 'translated_at_apiserver' : 'proxied_to_kubelet';
     metrics.websocketStreamingRequests.inc({ subresource, proxy_type: proxyType });
   };
 }
