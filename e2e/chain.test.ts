@@ -20,7 +20,7 @@ import { closeServer, listen } from '../shared/test-support/loopback.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { kubeletTlsArgs } from '../lab/pki.js';
 import { request, type Reply } from './support/https.js';
-import { holdsWithin } from '../shared/test-support/poll.js';
+import { holdsWithin, waitFor } from '../shared/test-support/poll.js';
 import { pidsWhere } from '../shared/test-support/procfs.js';
 import { runKexec, startKexec } from './support/processes.js';
 import { E2E_RUNTIMES, labOn } from './support/runtimes.js';
@@ -131,7 +131,8 @@ describe.each(E2E_RUNTIMES)('on the %s runtime', (runtime) => {
         seen += chunk.toString();
       }
       const sleeping = () => pidsWhere((argv) => argv.join(' ') === `sleep ${marker}`);
-      expect(sleeping()).toHaveLength(1);
+      // `started` is printed before the shell execs sleep: the exec may not have happened yet.
+      await waitFor('the remote sleep to start', () => sleeping().length === 1, 10_000);
       child.kill('SIGKILL');
       await once(child, 'close');
       if (runtime === 'cri-shim') {
