@@ -10,7 +10,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import WebSocket from 'ws';
+import { loadClientConfig } from '../../kexec/client.js';
 import { startLab, type Lab } from '../../lab/lab.js';
+import { demoPod, ensurePod, waitForPodRunning } from '../../lab/pods.js';
 import { RuntimeServiceClient } from '../../shared/cri/client.js';
 import { packageRoot } from '../../shared/package-root.js';
 import { runChannelClient, type ChannelClientOptions } from '../../shared/remotecommand/websocket-client.js';
@@ -45,8 +47,18 @@ export async function startChainLab(
     },
   });
   const ca = lab.caFile ? fs.readFileSync(lab.caFile) : undefined;
+  // The port-forward target listens on the host's loopback: forward to a hostNetwork pod, since
+  // `demo` has a network namespace of its own (as e2e/kexec-lab.test.ts does).
+  const cfg = await loadClientConfig({ kubeconfig: lab.kubeconfigPath });
+  const pod = demoPod({ name: PORT_FORWARD_POD });
+  const spec = { ...pod.spec, hostNetwork: true };
+  await ensurePod(cfg, { ...pod, spec });
+  await waitForPodRunning(cfg, 'default', PORT_FORWARD_POD);
   return { lab, ...opts, ca, logTail };
 }
+
+/** The pod the port-forward CLIs forward to: `hostNetwork: true`, so the host's ports are its own. */
+const PORT_FORWARD_POD = 'hostnet';
 
 /** kexec's two stream clients, in this process. */
 export type KexecProtocol = 'websocket' | 'spdy';
@@ -351,7 +363,7 @@ export async function portForward(
     });
   });
   const spdy = cli.endsWith('spdy');
-  const args = ['port-forward', '--address', '127.0.0.1', 'pod/demo', `${local}:${remote}`];
+  const args = ['port-forward', '--address', '127.0.0.1', `pod/${PORT_FORWARD_POD}`, `${local}:${remote}`];
   const child = cli.startsWith('kubectl')
     ? spawn(kubectlBin(), args, { env: kubectlEnv(c, home, spdy), stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(
@@ -365,7 +377,7 @@ export async function portForward(
             '--protocol',
             spdy ? 'spdy' : 'websocket',
           ],
-          ...['--address', '127.0.0.1', 'demo', `${local}:${remote}`],
+          ...['--address', '127.0.0.1', PORT_FORWARD_POD, `${local}:${remote}`],
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
