@@ -42,12 +42,30 @@ export function mediaType(req: Pick<IncomingMessage, 'headers'>): string {
   return (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
 }
 
+/**
+ * YAML (JSON is YAML) as a plain JSON value. `yaml` resolves an alias to the very node it names,
+ * so `&a {p: *a}` is an object that contains itself, and every walk after it (field sets, merges,
+ * validation) would follow it for ever: refused, as go-yaml refuses it ("anchor 'a' value contains
+ * itself", which sigs.k8s.io/yaml answers with a 400). The round trip through JSON also gives each
+ * alias its own copy (their number is capped by `yaml`'s maxAliasCount).
+ */
+export function parseYaml(text: string): unknown {
+  const value: unknown = YAML.parse(text);
+  let json: string;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    throw new Error('an anchor’s value contains itself (a recursive alias)');
+  }
+  return json === undefined ? undefined : JSON.parse(json);
+}
+
 /** Decodes a body into a JSON value: JSON by default, YAML when the content type says so. */
 export function decode(req: IncomingMessage, body: Buffer): unknown {
   const type = mediaType(req);
   const text = body.toString('utf8');
   try {
-    if (type === 'application/yaml' || type === 'application/apply-patch+yaml') return YAML.parse(text);
+    if (type === 'application/yaml' || type === 'application/apply-patch+yaml') return parseYaml(text);
     return JSON.parse(text);
   } catch (err) {
     throw badRequest(`couldn't get version/kind; json parse error: ${(err as Error).message}`);

@@ -14,6 +14,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket, type ConnectionOptions } from 'node:tls';
 import { writeStatus, writeStatusToSocket, type Status } from '../status.js';
@@ -295,8 +296,12 @@ export class UpgradeAwareHandler {
       maxHeaderSize: this.opts.maxResponseHeaderBytes,
     };
     if (loc.protocol === 'https:') {
-      const t = resumingTlsOptions(this.opts.tls, common.host, common.port);
-      const req = https.request({ ...t.options, ...common });
+      // The name checked against the backend's certificate is the location's, never the client's
+      // Host header (Node's https would take that when `servername` is unset, as Go's transport
+      // never does); a resumed session skips the check, so the session cache is keyed by it too.
+      const servername = this.opts.tls?.servername ?? (isIP(common.host) ? '' : common.host);
+      const t = resumingTlsOptions(this.opts.tls, common.host, common.port, servername);
+      const req = https.request({ ...t.options, ...common, servername });
       req.once('socket', (s) => t.remember(s as TLSSocket));
       return watchDial(req);
     }

@@ -9,6 +9,7 @@
  */
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { resumingTlsOptions } from '../tls/client-sessions.js';
@@ -40,11 +41,16 @@ export function dialSpdy(opts: SpdyDialOptions, protocols: readonly string[]): P
   const url = new URL(opts.url.replace(/^ws(s?):/, 'http$1:'));
   const request = url.protocol === 'https:' ? https.request : http.request;
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  // As the UpgradeAwareHandler: the certificate is checked against the URL's host, whatever Host
+  // header the caller sends, and a resumed session (not checked again) is kept per that name.
+  const servername = opts.tls?.servername ?? (isIP(host) ? '' : host);
   const secure =
-    url.protocol === 'https:' ? resumingTlsOptions(opts.tls, url.hostname, url.port || 443) : undefined;
+    url.protocol === 'https:' ? resumingTlsOptions(opts.tls, host, url.port || 443, servername) : undefined;
   return new Promise((resolve, reject) => {
     const req = request(url, {
       ...secure?.options,
+      ...(secure ? { servername } : {}),
       method: 'POST',
       agent: false,
       headers: {

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -8,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { UpgradeAwareHandler } from '../proxy/upgrade-aware-handler.js';
 import { dialSpdy } from '../spdy/dial.js';
+import { resumingTlsOptions } from './client-sessions.js';
 import { ensureCa } from './certificate-authority.js';
 import { issueClientCert, issueServingCert } from './cert-issuer.js';
 
@@ -121,5 +123,20 @@ describe('per-dial TLS sessions are resumed', () => {
       [true, 'kube-apiserver-kubelet-client'],
       [false, undefined],
     ]);
+  });
+});
+
+describe('the session cache key', () => {
+  it('holds the name the certificate was checked against: a session is never resumed for another name', () => {
+    const options: ConnectionOptions = {};
+    const first = resumingTlsOptions(options, '127.0.0.1', 443, 'kubelet-a');
+    const socket = new EventEmitter() as unknown as TLSSocket;
+    first.remember(socket);
+    socket.emit('session', Buffer.from('ticket'));
+    expect(resumingTlsOptions(options, '127.0.0.1', 443, 'kubelet-a').options.session).toEqual(
+      Buffer.from('ticket'),
+    );
+    expect(resumingTlsOptions(options, '127.0.0.1', 443, 'kubelet-b').options.session).toBeUndefined();
+    expect(resumingTlsOptions(options, '127.0.0.1', 443).options.session).toBeUndefined();
   });
 });

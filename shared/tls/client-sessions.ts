@@ -36,13 +36,16 @@ export function resumingTlsOptions(
   options: ConnectionOptions | undefined,
   host: string,
   port: number | string,
+  servername = '',
 ): { options: ConnectionOptions; remember: (socket: TLSSocket) => void } {
   const shared = withSharedContext(options);
   const context = shared.secureContext!;
   let sessions = sessionsByContext.get(context);
   if (!sessions) sessionsByContext.set(context, (sessions = new Map()));
   const known = sessions;
-  const origin = `${host}:${port}`;
+  // The name the server's certificate was checked against belongs in the key: a resumed session
+  // is not checked again.
+  const origin = `${host}:${port}/${servername}`;
   const session = known.get(origin);
   return {
     options: session ? { ...shared, session } : shared,

@@ -168,6 +168,36 @@ describe('server-side apply', () => {
     expect(noKey.body.message).toContain('omits key field "name"');
   });
 
+  it('a recursive YAML alias is a 400, on apply and on a YAML create, and the server goes on serving', async () => {
+    // `&a {p: *a, q: *a}` parses into an object that holds itself twice: every walk over it
+    // (field sets, merge, compare) would run for ever (2^depth calls).
+    const cyclic = `apiVersion: v1\nkind: Pod\nmetadata: {name: ssa-cyc}\nspec: &a {p: *a, q: *a}\n`;
+    const applied = await apply('ssa-cyc', cyclic, 'fieldManager=m');
+    expect(applied.body).toMatchObject({ code: 400, message: expect.stringMatching(/contains itself/) });
+    const created = await api(server, 'POST', PODS, {
+      raw: `apiVersion: v1\nkind: Pod\nmetadata: {name: cyc, labels: &a {p: *a, q: *a}}\n`,
+      contentType: 'application/yaml',
+    });
+    expect(created.body).toMatchObject({ code: 400, message: expect.stringMatching(/contains itself/) });
+    expect((await api(server, 'GET', '/api/v1/namespaces/default/pods')).code).toBe(200);
+  });
+
+  it('metadata that is not an object is a 400, not a 500', async () => {
+    for (const metadata of [null, 'x', 3]) {
+      const r = await apply('ssa-meta', { ...pod('ssa-meta'), metadata }, 'fieldManager=m');
+      expect(r.body).toMatchObject({ code: 400, message: 'metadata must be an object' });
+    }
+  });
+
+  it('a fieldManager of many control characters gets a bounded 422, not one error per character', async () => {
+    const r = await apply('ssa-ctl', pod('ssa-ctl'), `fieldManager=${'%01'.repeat(4000)}`);
+    expect(r.code).toBe(422);
+    expect(r.body.message).toContain('invalid character U+0001 (at position 0)');
+    // Five errors at most: the too-long one and the first bad characters (upstream lists all 4,000).
+    expect(r.body.details.causes).toHaveLength(5);
+    expect(JSON.stringify(r.body).length).toBeLessThan(1_000_000); // 4,000 errors, each with the value, before
+  });
+
   it('application/apply-patch+cbor is a 415 listing the served patch types', async () => {
     const res = await api(server, 'PATCH', `${PODS}/ssa-a?fieldManager=m`, {
       raw: '\xa0',

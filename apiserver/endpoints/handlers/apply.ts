@@ -11,7 +11,6 @@
  * not built: it gets the 415 of any unsupported patch type (body.ts), as upstream does with its
  * CBOR feature gate off.
  */
-import YAML from 'yaml';
 import type { KubeObject } from '../../../shared/api/core-v1.js';
 import { StatusError } from '../../../shared/status.js';
 import { badRequest, conflict } from '../../api/errors.js';
@@ -22,6 +21,7 @@ import {
   type Updater,
   type WriteOptions,
 } from '../../registry/rest.js';
+import { parseYaml } from '../body.js';
 import { applyObject, type FieldManagerScope } from './fieldmanager/field-manager.js';
 
 export interface ApplyRequest {
@@ -50,7 +50,7 @@ export interface ApplyResult {
 /** The applied configuration: YAML (JSON is YAML), duplicate keys refused. */
 function decodeConfig(body: Buffer): unknown {
   try {
-    return YAML.parse(body.toString('utf8'));
+    return parseYaml(body.toString('utf8'));
   } catch (err) {
     throw badRequest(`error decoding YAML: ${(err as Error).message}`);
   }

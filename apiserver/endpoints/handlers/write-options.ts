@@ -24,6 +24,9 @@ export interface WriteManager {
 
 const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u;
 
+/** How many errors a fieldManager gets at most (each holds the whole value). */
+const MAX_CHARACTER_ERRORS = 5;
+
 function validateFieldManager(value: string): FieldError[] {
   const errs: FieldError[] = [];
   if (Buffer.byteLength(value) > FIELD_MANAGER_MAX_LENGTH) {
@@ -36,6 +39,9 @@ function validateFieldManager(value: string): FieldError[] {
   }
   let offset = 0;
   for (const ch of value) {
+    // Upstream lists every bad character, each error carrying the whole value: with a 16 KiB URL
+    // that is a Status of tens of MiB (and an audit line as big). The first few say enough.
+    if (errs.length >= MAX_CHARACTER_ERRORS) break;
     if (!PRINTABLE.test(ch)) {
       const code = ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
       errs.push({

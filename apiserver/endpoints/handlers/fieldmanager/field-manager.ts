@@ -168,6 +168,7 @@ export function applyObject(
       : ['', String(config.apiVersion ?? '')];
     throw badRequest(`invalid object type: ${group}/${version}, Kind=${String(config.kind ?? '')}`);
   }
+  if ('metadata' in config && !isRecord(config.metadata)) throw badRequest('metadata must be an object');
   if (isRecord(config.metadata) && config.metadata.managedFields != null)
     throw badRequest('metadata.managedFields must be nil');
   let managed: Managed;
@@ -199,6 +200,7 @@ export function applyObject(
     throw err;
   }
   const object = result.object as KubeObject;
+  if (!isRecord(object.metadata)) throw badRequest('the applied configuration removed the object metadata');
   // A no-op apply leaves its time alone, so that the store need not write (SMD returns no object).
   const typeless = (o: object) => ({ ...o, kind: undefined, apiVersion: undefined });
   if (!live || !jsonEqual(typeless(before as object), typeless(object))) managed.times.set(id, timestamp());
